@@ -1,0 +1,22 @@
+"""sagkit: Self Attention Grid (SAG) for person re-identification.
+
+A small library (``sagkit.models``, ``sagkit.data``, ``sagkit.engine``, ``sagkit.evaluation``,
+``sagkit.viz``) and a workbook of notebooks that reproduce the paper's tables and figures.
+Sub-packages are imported lazily so that ``import sagkit`` stays cheap.
+"""
+
+from importlib import import_module
+
+__version__ = "0.1.0"
+
+_SUBMODULES = ("config", "data", "engine", "evaluation", "models", "viz", "tables", "workbook")
+
+
+def __getattr__(name):
+    if name in _SUBMODULES:
+        return import_module(f"sagkit.{name}")
+    raise AttributeError(f"module 'sagkit' has no attribute {name!r}")
+
+
+def __dir__():
+    return sorted(list(globals()) + list(_SUBMODULES))
