@@ -1,0 +1,273 @@
+"""SAGNet: a backbone with Self Attention Grid modules after chosen residual stages, plus the re-id head."""
+from __future__ import annotations
+
+import copy
+from collections.abc import Iterable, Mapping
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from .backbones import build_backbone
+from .sag import ATTENTIONS, GRID_SCALES, L2NORM_DIMS, SelfAttentionGrid
+
+VALID_DEPTHS = (1, 2, 3, 4)
+# Section 4.6: Eq. 7 helps at D1-D3 and hurts at D4.
+DEFAULT_L2NORM_DEPTHS = (1, 2, 3)
+UPSAMPLE_MODES = ("bilinear", "nearest")
+EMBEDDINGS = ("bottleneck", "pool")
+STRIDE = 32
+
+
+def parse_depths(depths: object) -> tuple[int, ...]:
+    """Sorted tuple of SAG depths from a list/tuple/set of distinct ints in {1, 2, 3, 4}; () = baseline."""
+    allowed = "depths must be () for the baseline or distinct integers from {1, 2, 3, 4}, e.g. (4,) or [1, 2, 3, 4]"
+    if isinstance(depths, (str, bytes)) or not isinstance(depths, (list, tuple, set, frozenset)):
+        raise ValueError(f"{allowed}; got {depths!r}")
+    items = list(depths)
+    if any(isinstance(d, bool) or not isinstance(d, int) or d not in VALID_DEPTHS for d in items):
+        raise ValueError(f"{allowed}; got {depths!r}")
+    if len(set(items)) != len(items):
+        raise ValueError(f"{allowed}; got duplicates in {depths!r}")
+    return tuple(sorted(items))
+
+
+def parse_l2norm(l2norm: object, depths: tuple[int, ...]) -> tuple[int, ...]:
+    """Depths (among `depths`) whose SAG output is L2-normalised.
+
+    None: D1-D3 on, D4 off (Section 4.6). True/False: all/none. A mapping {depth: bool} overrides the
+    default per depth; any other iterable lists exactly the normalised depths.
+    """
+    if l2norm is None:
+        chosen = set(DEFAULT_L2NORM_DEPTHS)
+    elif isinstance(l2norm, bool):
+        chosen = set(VALID_DEPTHS) if l2norm else set()
+    elif isinstance(l2norm, Mapping):
+        bad = [k for k in l2norm if k not in VALID_DEPTHS or not isinstance(l2norm[k], bool)]
+        if bad:
+            raise ValueError(f"l2norm mapping must be {{depth in 1..4: bool}}; bad entries for {bad}")
+        chosen = {d for d in VALID_DEPTHS if l2norm.get(d, d in DEFAULT_L2NORM_DEPTHS)}
+    elif isinstance(l2norm, Iterable) and not isinstance(l2norm, (str, bytes)):
+        chosen = set(l2norm)
+        if not chosen <= set(VALID_DEPTHS):
+            raise ValueError(f"l2norm depths must be from {{1, 2, 3, 4}}; got {sorted(chosen, key=str)}")
+    else:
+        raise ValueError(f"l2norm must be None, a bool, a {{depth: bool}} mapping or an iterable of depths; "
+                         f"got {l2norm!r}")
+    return tuple(d for d in depths if d in chosen)
+
+
+def check_input_size(height: int, width: int) -> None:
+    """ValueError naming the size and the nearest valid sizes unless both sides are multiples of 32."""
+    if height % STRIDE == 0 and width % STRIDE == 0 and height > 0 and width > 0:
+        return
+
+    def near(n: int) -> list[int]:
+        return sorted({max(STRIDE, n // STRIDE * STRIDE), max(STRIDE, -(-n // STRIDE) * STRIDE)})
+
+    options = ", ".join(f"{h}×{w}" for h in near(height) for w in near(width))
+    raise ValueError(f"input size {height}×{width} (height×width) is not supported: both sides must be "
+                     f"multiples of {STRIDE}, the backbone's output stride; nearest valid sizes: {options}")
+
+
+class EmbeddingHead(nn.Module):
+    """Baseline re-id head: pooled N×C → Linear → BN1d (N×dim embedding) → LeakyReLU(0.1) → Dropout → logits."""
+
+    def __init__(self, in_features: int, num_classes: int, dim: int = 512, dropout: float = 0.5):
+        super().__init__()
+        self.fc = nn.Linear(in_features, dim)
+        self.bn = nn.BatchNorm1d(dim)
+        self.act = nn.LeakyReLU(0.1)
+        self.dropout = nn.Dropout(dropout)
+        self.classifier = nn.Linear(dim, num_classes)
+        nn.init.kaiming_normal_(self.fc.weight, a=0.0, mode="fan_out")
+        nn.init.zeros_(self.fc.bias)
+        nn.init.normal_(self.bn.weight, 1.0, 0.02)
+        nn.init.zeros_(self.bn.bias)
+        nn.init.normal_(self.classifier.weight, std=0.001)
+        nn.init.zeros_(self.classifier.bias)
+
+    def embed(self, pooled: torch.Tensor) -> torch.Tensor:
+        """N×C → N×dim (after Linear and BN, before the activation and dropout)."""
+        return self.bn(self.fc(pooled))
+
+    def forward(self, pooled: torch.Tensor) -> torch.Tensor:
+        return self.classifier(self.dropout(self.act(self.embed(pooled))))
+
+
+class SAGNet(nn.Module):
+    """Two-branch backbone with Self Attention Grids after residual stages `depths`, and a re-id head.
+
+    Input x: N×3×H×W, H and W multiples of 32, normalised with `input_mean`/`input_std`.
+    Lower branch: I2 = x. Upper branch: I1 = upsample(x) to (⌊H·s⌋, ⌊W·s⌋), s = `scale_factor` (Eq. 1,
+    bilinear, or nearest as in the authors' code), through the same backbone (`share_weights=True`) or
+    its own copy. At each depth Di in `depths`, with f2 = stage-i output of the lower branch and f1 that
+    of the upper branch:
+        G = softmax_{h·w}(ReLU(BN(conv1×1(f2))))          (Eqs. 4-5, N×1×h×w, sums to 1 per image)
+        v = maxpool_{s×s, stride s}(f1) ⊙ G               (Eq. 6, G broadcast over channels)
+        v ← v / max(‖v‖₂, 1e-12)   at depths in l2norm     (Eq. 7; default D1-D3 only, Section 4.6)
+    What flows on (the paper does not say; decided here): v replaces the lower branch's map and goes
+    through the later stages; the upper branch continues unattended and is computed only up to the
+    deepest SAG depth. The final lower-branch map is average-pooled into the head: Linear(C, 512) →
+    BatchNorm1d → LeakyReLU(0.1) → Dropout(0.5) → Linear(512, num_classes).
+    train() → forward gives logits N×num_classes; eval() → the N×`embedding_dim` embedding:
+    "bottleneck" = the 512-d BatchNorm1d output (before LeakyReLU/dropout), "pool" = the pooled C-d map.
+    `depths=()` is the plain baseline: one branch on the original image, no upsampling.
+
+    Choices the paper leaves open: ‖v‖₂ in Eq. 7 is taken over the whole map of each image
+    (`l2norm_dim="map"`); per-position normalisation over channels (`"channel"`, what F.normalize's
+    default dim=1 would do) divides out G exactly, so the grid would have no effect at D1-D3.
+    `grid_scale="none"` keeps the paper's softmax weights (~1/(h·w)); "area" multiplies G by h·w
+    (mean weight 1). `attention="sigmoid"` gates each cell with sigmoid(BN(conv(f2))) instead.
+    `share_weights=False` gives the upper branch its own copy of the stem and stages 1..max(depths).
+    """
+
+    def __init__(self, num_classes: int, depths: Iterable[int] = (4,), backbone: str = "resnet50",
+                 pretrained: str | None = None, l2norm: object = None, share_weights: bool = True,
+                 attention: str = "softmax", scale_factor: int = 2, upsample: str = "bilinear",
+                 embedding: str = "bottleneck", l2norm_dim: str = "map", grid_scale: str = "none",
+                 bottleneck_dim: int = 512, dropout: float = 0.5):
+        super().__init__()
+        if isinstance(num_classes, bool) or not isinstance(num_classes, int) or num_classes < 1:
+            raise ValueError(f"num_classes must be a positive int; got {num_classes!r}")
+        self.depths = parse_depths(depths)
+        self.l2norm_depths = parse_l2norm(l2norm, self.depths)
+        if attention not in ATTENTIONS:
+            raise ValueError(f"attention={attention!r} is not known; choose one of {ATTENTIONS}")
+        if upsample not in UPSAMPLE_MODES:
+            raise ValueError(f"upsample={upsample!r} is not known; choose one of {UPSAMPLE_MODES}")
+        if embedding not in EMBEDDINGS:
+            raise ValueError(f"embedding={embedding!r} is not known; choose one of {EMBEDDINGS}")
+        if l2norm_dim not in L2NORM_DIMS:
+            raise ValueError(f"l2norm_dim={l2norm_dim!r} is not known; choose one of {L2NORM_DIMS}")
+        if grid_scale not in GRID_SCALES:
+            raise ValueError(f"grid_scale={grid_scale!r} is not known; choose one of {GRID_SCALES}")
+        if (isinstance(scale_factor, bool) or not isinstance(scale_factor, (int, float))
+                or not float(scale_factor).is_integer() or scale_factor < 2):
+            raise ValueError(f"scale_factor must be an integer >= 2 (it is also the max-pool size); "
+                             f"got {scale_factor!r}")
+        self.num_classes = num_classes
+        self.backbone_name = backbone
+        self.share_weights = bool(share_weights)
+        self.attention = attention
+        self.scale_factor = int(scale_factor)
+        self.upsample = upsample
+        self.embedding = embedding
+        self.backbone = build_backbone(backbone, pretrained=pretrained)
+        self.input_mean = tuple(self.backbone.input_mean)
+        self.input_std = tuple(self.backbone.input_std)
+        self.feature_dim = self.backbone.stage_channels[-1]
+        deepest = self.depths[-1] if self.depths else 0
+        # Upper-branch copy: only the stem and stages up to the deepest SAG depth are ever used.
+        self.upper = None
+        if deepest and not self.share_weights:
+            self.upper = copy.deepcopy(nn.ModuleList(self.backbone.stages()[:deepest + 1]))
+        self.sags = nn.ModuleDict({
+            f"D{d}": SelfAttentionGrid(self.backbone.stage_channels[d - 1], attention=attention,
+                                       l2norm=d in self.l2norm_depths, l2norm_dim=l2norm_dim,
+                                       scale_factor=self.scale_factor, grid_scale=grid_scale)
+            for d in self.depths})
+        self.head = EmbeddingHead(self.feature_dim, num_classes, dim=bottleneck_dim, dropout=dropout)
+        self.embedding_dim = bottleneck_dim if embedding == "bottleneck" else self.feature_dim
+        self.frozen_stages = -1
+
+    # ----------------------------------------------------------------- forward
+    def _upper_stages(self) -> list[nn.Module]:
+        return self.backbone.stages() if self.upper is None else list(self.upper)
+
+    def _run(self, x: torch.Tensor, grids: dict[int, torch.Tensor] | None = None,
+             stop_after: int = 4) -> torch.Tensor:
+        """Both branches through stages 0..stop_after; returns the lower branch's map after SAG."""
+        check_input_size(x.shape[-2], x.shape[-1])
+        deepest = self.depths[-1] if self.depths else 0
+        lower_stages, upper_stages = self.backbone.stages(), self._upper_stages()
+        lower = lower_stages[0](x)
+        upper = upper_stages[0](self._upsampled(x)) if deepest else None
+        for i in range(1, stop_after + 1):
+            lower = lower_stages[i](lower)
+            if i <= deepest:
+                upper = upper_stages[i](upper)
+            if i in self.depths:
+                lower, grid = self.sags[f"D{i}"](lower, upper)
+                if grids is not None:
+                    grids[i] = grid
+        return lower
+
+    def _upsampled(self, x: torch.Tensor) -> torch.Tensor:
+        size = (int(x.shape[-2] * self.scale_factor), int(x.shape[-1] * self.scale_factor))
+        if self.upsample == "nearest":
+            return F.interpolate(x, size=size, mode="nearest")
+        return F.interpolate(x, size=size, mode="bilinear", align_corners=False)
+
+    def forward_features(self, x: torch.Tensor) -> torch.Tensor:
+        """N×3×H×W → final lower-branch map N×C×H/32×W/32 (after the D4 grid when 4 is in depths)."""
+        return self._run(x)
+
+    def forward_head(self, features: torch.Tensor) -> torch.Tensor:
+        """N×C×h×w → logits N×num_classes in train mode, N×embedding_dim embedding in eval mode."""
+        pooled = features.mean(dim=(2, 3))
+        if self.training:
+            return self.head(pooled)
+        return pooled if self.embedding == "pool" else self.head.embed(pooled)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.forward_head(self.forward_features(x))
+
+    @torch.no_grad()
+    def attention_grids(self, x: torch.Tensor) -> dict[int, torch.Tensor]:
+        """{depth: grid N×1×h×w} for every SAG depth; no gradients, BN running statistics left untouched."""
+        if not self.depths:
+            check_input_size(x.shape[-2], x.shape[-1])
+            return {}
+        saved = [(b, b.clone()) for b in self.buffers()] if self.training else []
+        grids: dict[int, torch.Tensor] = {}
+        try:
+            self._run(x, grids, stop_after=self.depths[-1])
+        finally:
+            for buf, value in saved:
+                buf.copy_(value)
+        return grids
+
+    # ------------------------------------------------------- training helpers
+    def _backbone_modules(self) -> list[nn.Module]:
+        return [self.backbone] + ([self.upper] if self.upper is not None else [])
+
+    def param_groups(self, lr_pretrained: float, lr_new: float, lr_sag: float | None = None) -> list[dict]:
+        """Optimizer groups "backbone" (lr_pretrained), "sag" and "head" (lr_new; `lr_sag` overrides the SAG one).
+
+        Frozen parameters (requires_grad False) are left out; a group may be empty (e.g. "sag" for the baseline).
+        """
+        def trainable(modules: list[nn.Module]) -> list[nn.Parameter]:
+            return [p for m in modules for p in m.parameters() if p.requires_grad]
+
+        return [{"params": trainable(self._backbone_modules()), "lr": lr_pretrained, "name": "backbone"},
+                {"params": trainable([self.sags]), "lr": lr_new if lr_sag is None else lr_sag, "name": "sag"},
+                {"params": trainable([self.head]), "lr": lr_new, "name": "head"}]
+
+    def _stage_views(self, index: int) -> list[nn.Module]:
+        views = [self.backbone.stages()[index]]
+        if self.upper is not None and index < len(self.upper):
+            views.append(self.upper[index])
+        return views
+
+    def freeze_stages(self, n: int) -> None:
+        """Freeze the stem and stages 1..n (n=0: stem only; n=-1: nothing) in both branches.
+
+        Frozen parts get requires_grad False and keep their BatchNorm in eval mode even under train().
+        Calling again with a smaller n unfreezes the rest.
+        """
+        if isinstance(n, bool) or not isinstance(n, int) or not -1 <= n <= 4:
+            raise ValueError(f"freeze_stages(n) needs an int n in -1..4 (-1 none, 0 stem, k stem+stages 1..k); got {n!r}")
+        self.frozen_stages = n
+        for index in range(5):
+            for view in self._stage_views(index):
+                view.requires_grad_(index > n)
+        self.train(self.training)
+
+    def train(self, mode: bool = True) -> "SAGNet":
+        super().train(mode)
+        if mode:
+            for index in range(self.frozen_stages + 1):
+                for view in self._stage_views(index):
+                    view.eval()
+        return self
