@@ -1,0 +1,90 @@
+"""DataLoaders for training (random or P x K identity batches, optionally distributed) and testing."""
+from __future__ import annotations
+
+import os
+from typing import Callable, Sequence
+
+import torch
+from torch.utils.data import DataLoader, DistributedSampler, RandomSampler
+
+from .images import ImageDataset
+from .records import ImageRecord
+from .samplers import IdentitySampler
+
+
+def default_num_workers() -> int:
+    """Worker processes for decoding: one per spare core, at most 4 (0 on a single core)."""
+    return max(0, min(4, (os.cpu_count() or 1) - 1))
+
+
+def _worker_init(_worker_id: int) -> None:
+    torch.set_num_threads(1)  # workers decode images; leave the cores' threads to the model
+
+
+def _dataset(records, transform, on_bad_image) -> ImageDataset:
+    if isinstance(records, ImageDataset):
+        return records
+    return ImageDataset(records, transform, on_bad_image=on_bad_image)
+
+
+def _loader_kwargs(num_workers: int | None, pin_memory: bool | None) -> dict:
+    num_workers = default_num_workers() if num_workers is None else int(num_workers)
+    if num_workers < 0:
+        raise ValueError(f"num_workers must be >= 0, got {num_workers}")
+    kw = dict(num_workers=num_workers,
+              pin_memory=torch.cuda.is_available() if pin_memory is None else pin_memory,
+              persistent_workers=num_workers > 0)
+    if num_workers > 0:
+        kw["worker_init_fn"] = _worker_init
+    return kw
+
+
+def _dist_world(num_replicas: int | None, rank: int | None) -> tuple[int, int]:
+    if num_replicas is not None and rank is not None:
+        return num_replicas, rank
+    import torch.distributed as dist
+    if not (dist.is_available() and dist.is_initialized()):
+        raise ValueError("distributed=True needs torch.distributed initialised, or num_replicas= and rank=")
+    return dist.get_world_size() if num_replicas is None else num_replicas, dist.get_rank() if rank is None else rank
+
+
+def build_train_loader(records: Sequence[ImageRecord] | ImageDataset, transform: Callable | None, batch_size: int,
+                       sampler: str = "random", num_instances: int = 4, num_workers: int | None = None,
+                       seed: int = 0, distributed: bool = False, drop_last: bool = True,
+                       on_bad_image: str = "raise", pin_memory: bool | None = None,
+                       num_replicas: int | None = None, rank: int | None = None) -> DataLoader:
+    """Shuffled training batches ``(images B x 3 x H x W, pids, camids, indices)``.
+
+    ``sampler="random"``: a seeded shuffle every epoch (``DistributedSampler`` when
+    ``distributed``; call ``loader.sampler.set_epoch(epoch)`` each epoch then).
+    ``sampler="identity"``: :class:`IdentitySampler` P x K batches (``batch_size`` per process,
+    a multiple of ``num_instances``), distributed-aware.  ``batch_size`` is per process.
+    """
+    if batch_size < 1:
+        raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+    ds = _dataset(records, transform, on_bad_image)
+    replicas, rk = _dist_world(num_replicas, rank) if distributed else (1, 0)
+    if sampler == "identity":
+        smp = IdentitySampler(ds.records, batch_size, num_instances, seed=seed, num_replicas=replicas, rank=rk)
+        drop_last = True
+    elif sampler == "random":
+        if distributed:
+            smp = DistributedSampler(ds, num_replicas=replicas, rank=rk, shuffle=True, seed=seed, drop_last=drop_last)
+        else:
+            smp = RandomSampler(ds, generator=torch.Generator().manual_seed(seed))
+    else:
+        raise ValueError(f"sampler must be 'random' or 'identity', got {sampler!r}")
+    gen = torch.Generator().manual_seed(seed + 1)  # seeds workers' augmentation RNG
+    return DataLoader(ds, batch_size=batch_size, sampler=smp, drop_last=drop_last, generator=gen,
+                      **_loader_kwargs(num_workers, pin_memory))
+
+
+def build_test_loader(records: Sequence[ImageRecord] | ImageDataset, transform: Callable | None, batch_size: int,
+                      num_workers: int | None = None, on_bad_image: str = "raise",
+                      pin_memory: bool | None = None) -> DataLoader:
+    """Batches in record order, nothing dropped, for feature extraction."""
+    if batch_size < 1:
+        raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+    ds = _dataset(records, transform, on_bad_image)
+    return DataLoader(ds, batch_size=batch_size, shuffle=False, drop_last=False,
+                      **_loader_kwargs(num_workers, pin_memory))

@@ -1,0 +1,139 @@
+"""Image records and the split container shared by every dataset reader.
+
+A reader turns an on-disk dataset into three lists of :class:`ImageRecord`
+(train, query, gallery).  Conventions common to all readers:
+
+* ``camid`` is 0-based (Market camera ``c1`` is ``camid == 0``).
+* Train person ids are relabelled ``0..K-1`` (ascending order of the original
+  id) so they can index a classifier; query/gallery keep the original ids,
+  including ``-1`` (junk) and ``0`` (distractor) where the format has them.
+"""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Iterable, NamedTuple, Sequence
+
+IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp")
+JUNK_PID = -1
+DISTRACTOR_PID = 0
+
+
+class ImageRecord(NamedTuple):
+    """One image: its path, person id and 0-based camera id."""
+
+    path: str
+    pid: int
+    camid: int
+
+
+class DatasetFormatError(ValueError):
+    """A dataset folder exists but its content does not follow the expected format."""
+
+
+def relabel(records: Iterable[ImageRecord]) -> list[ImageRecord]:
+    """Map person ids to ``0..K-1`` in ascending order of the original id."""
+    records = list(records)
+    mapping = {pid: label for label, pid in enumerate(sorted({r.pid for r in records}))}
+    return [ImageRecord(r.path, mapping[r.pid], r.camid) for r in records]
+
+
+def expected_layout_error(what: str, root: os.PathLike | str, layout: str) -> FileNotFoundError:
+    """Build a FileNotFoundError that shows the layout the reader expects."""
+    return FileNotFoundError(
+        f"{what} not found under {str(root)!r}. Expected layout:\n{layout.rstrip()}\n"
+        "Pass the folder that contains this layout as `root`."
+    )
+
+
+def list_image_files(folder: Path) -> list[Path]:
+    """Image files (by extension) directly in ``folder``, sorted by name; other files are ignored."""
+    return sorted(
+        p for p in folder.iterdir()
+        if p.suffix.lower() in IMAGE_EXTENSIONS and not p.name.startswith(".") and p.is_file()
+    )
+
+
+def format_error(folder: Path, bad_names: Sequence[str], expected: str) -> DatasetFormatError:
+    """Error listing a few file names that do not match the expected naming."""
+    examples = ", ".join(repr(n) for n in list(bad_names)[:5])
+    more = f" (and {len(bad_names) - 5} more)" if len(bad_names) > 5 else ""
+    return DatasetFormatError(
+        f"{len(bad_names)} file name(s) in {str(folder)!r} do not follow the format {expected}: "
+        f"{examples}{more}. Remove or rename them, or check that `root` points at the right dataset."
+    )
+
+
+def require_nonempty(split: str, records: Sequence[ImageRecord], where: str) -> None:
+    """Raise if a split has no images (an empty split is always a setup mistake)."""
+    if not records:
+        raise DatasetFormatError(f"The {split} split is empty ({where}); the dataset looks incomplete.")
+
+
+@dataclass
+class ReIDDataset:
+    """Train/query/gallery splits of a re-ID dataset.
+
+    ``train`` pids are ``0..num_train_pids-1``.  ``multi_query`` (Market-1501 only,
+    when ``gt_bbox/`` exists) holds the extra images of each query's identity in
+    the query's camera, for multi-query evaluation.  ``info`` records protocol
+    options (split index, image type, ...).
+    """
+
+    name: str
+    train: list[ImageRecord]
+    query: list[ImageRecord]
+    gallery: list[ImageRecord]
+    root: str | None = None
+    multi_query: list[ImageRecord] | None = None
+    info: dict = field(default_factory=dict)
+
+    @property
+    def num_train_pids(self) -> int:
+        return len({r.pid for r in self.train})
+
+    @property
+    def num_train_cams(self) -> int:
+        return len({r.camid for r in self.train})
+
+    @property
+    def num_train_imgs(self) -> int:
+        return len(self.train)
+
+    def summary(self, extended: bool = False) -> dict:
+        """Counts in the columns of the paper's Table 2.
+
+        ``ids`` = train ids + test ids, where test ids are the identities that
+        appear as queries (gallery-only distractor identities are not counted,
+        as in Table 2); ``images`` counts distinct image files over the three
+        splits (CUHK03 classic uses one list as both query and gallery);
+        ``cameras`` counts distinct camera ids.  ``extended=True`` adds junk,
+        distractor and gallery-identity counts.
+        """
+        train_ids = {r.pid for r in self.train}
+        test_ids = {r.pid for r in self.query if r.pid not in (JUNK_PID, DISTRACTOR_PID)}
+        all_records = self.train + self.query + self.gallery
+        out = {
+            "ids": len(train_ids) + len(test_ids),
+            "images": len({r.path for r in all_records}),
+            "cameras": len({r.camid for r in all_records}),
+            "train_ids": len(train_ids),
+            "train_images": len(self.train),
+            "test_ids": len(test_ids),
+            "query_images": len(self.query),
+            "gallery_images": len(self.gallery),
+        }
+        if extended:
+            out.update(
+                gallery_ids=len({r.pid for r in self.gallery if r.pid not in (JUNK_PID, DISTRACTOR_PID)}),
+                junk_images=sum(r.pid == JUNK_PID for r in self.gallery),
+                distractor_images=sum(r.pid == DISTRACTOR_PID for r in self.gallery),
+                multi_query_images=len(self.multi_query) if self.multi_query is not None else 0,
+            )
+        return out
+
+    def __repr__(self) -> str:
+        s = self.summary()
+        return (f"ReIDDataset({self.name!r}: train {s['train_ids']} ids/{s['train_images']} imgs, "
+                f"query {s['query_images']}, gallery {s['gallery_images']}, {s['cameras']} cameras)")

@@ -1,0 +1,53 @@
+"""``load_dataset(name, root, **protocol_options)``: one entry point for every reader."""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Callable
+
+from .cuhk01 import load_cuhk01
+from .cuhk03 import load_cuhk03
+from .dukemtmc import load_dukemtmc
+from .market1501 import load_market1501
+from .records import ReIDDataset
+from .synthetic import load_synthetic
+
+DATASETS: dict[str, Callable[..., ReIDDataset]] = {
+    "market1501": load_market1501,
+    "dukemtmc": load_dukemtmc,
+    "cuhk03": load_cuhk03,
+    "cuhk01": load_cuhk01,
+    "synthetic": load_synthetic,
+}
+ALIASES = {"market": "market1501", "market-1501": "market1501", "duke": "dukemtmc", "dukemtmc-reid": "dukemtmc",
+           "dukemtmcreid": "dukemtmc", "cuhk-03": "cuhk03", "cuhk-01": "cuhk01", "synth": "synthetic"}
+
+
+def canonical_name(name: str) -> str:
+    """Registry key for ``name`` (case-insensitive, common aliases accepted)."""
+    key = name.strip().lower()
+    key = ALIASES.get(key, key)
+    if key not in DATASETS:
+        raise ValueError(f"unknown dataset {name!r}; choose one of {sorted(DATASETS)}")
+    return key
+
+
+def load_dataset(name: str, root: str | Path | None = None, **protocol_options) -> ReIDDataset:
+    """Read dataset ``name`` from ``root`` with its protocol options.
+
+    * ``market1501``: ``multi_query`` (bool).
+    * ``dukemtmc``: none.
+    * ``cuhk03``: ``image_type`` ("detected"|"labeled"), ``protocol`` ("classic"|"new"), ``split``,
+      ``classic_query`` ("all"|"cross_view"), ``cache_dir``.
+    * ``cuhk01``: ``split``, ``seed``, ``num_train_ids``, ``num_splits``, ``query_camera``.
+    * ``synthetic``: ``seed``, ``cache_root`` and the size options of ``SyntheticConfig``;
+      ``root=None`` uses the cache (``$SAGKIT_CACHE`` or ``~/.cache/sagkit``).
+    """
+    key = canonical_name(name)
+    if root is None and key != "synthetic":
+        raise ValueError(f"load_dataset({name!r}) needs root= the folder that holds the dataset")
+    return DATASETS[key](root, **protocol_options)
+
+
+def register_dataset(name: str, reader: Callable[..., ReIDDataset]) -> None:
+    """Add a reader ``reader(root, **options) -> ReIDDataset`` under ``name``."""
+    DATASETS[name.lower()] = reader
