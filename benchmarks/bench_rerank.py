@@ -1,0 +1,192 @@
+"""Benchmark: sagkit k-reciprocal re-ranking against the straightforward dense numpy implementation.
+
+Each method runs in its own subprocess, which reports its own time and peak resident memory
+(``resource.getrusage(RUSAGE_SELF).ru_maxrss``, so peaks never mix); results are compared in the
+parent. Sizes:
+
+    small   1,000 queries + 5,000 gallery    dense numpy baseline vs sagkit re_rank (+ re_rank_features)
+    market  3,368 + 19,732 (Market-1501)     the same (the baseline needs about 12 GB)
+    msmt    11,659 + 82,161, 512-d features  sagkit re_rank_features only (MSMT17-sized)
+
+    python benchmarks/bench_rerank.py                    # small + market + msmt
+    python benchmarks/bench_rerank.py --quick            # small only
+    python benchmarks/bench_rerank.py --sizes small,msmt
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+SIZES = {
+    "small": dict(num_query=1000, num_gallery=5000, num_ids=250, dim=128),
+    "market": dict(num_query=3368, num_gallery=19732, num_ids=750, dim=128),
+    "msmt": dict(num_query=11659, num_gallery=82161, num_ids=3060, dim=512),
+}
+
+
+def features(num_query, num_gallery, num_ids, dim, seed=0):
+    """Clustered float32 features: identity centre + noise; -> (q_feats, g_feats, q_pids, g_pids, q_cams, g_cams)."""
+    rng = np.random.default_rng(seed)
+    centres = rng.normal(size=(num_ids, dim)).astype(np.float32)
+    q_pids = rng.integers(num_ids, size=num_query)
+    g_pids = np.concatenate([np.arange(num_ids), rng.integers(num_ids, size=num_gallery - num_ids)])
+    noise = np.float32(1.1)
+    q = centres[q_pids] + noise * rng.normal(size=(num_query, dim)).astype(np.float32)
+    g = centres[g_pids] + noise * rng.normal(size=(num_gallery, dim)).astype(np.float32)
+    q_cams = rng.integers(6, size=num_query)
+    g_cams = (rng.integers(1, 6, size=num_gallery) + np.resize(q_cams, num_gallery)) % 6
+    return q, g, q_pids, g_pids, q_cams, g_cams
+
+
+def rerank_dense_numpy(q_g_dist, q_q_dist, g_g_dist, k1=20, k2=6, lambda_value=0.3):
+    """The usual algorithm written straightforwardly with dense numpy arrays (float32, as the usual code)."""
+    dist = np.concatenate([np.concatenate([q_q_dist, q_g_dist], axis=1),
+                           np.concatenate([q_g_dist.T, g_g_dist], axis=1)], axis=0)
+    dist = np.power(dist, 2).astype(np.float32)
+    dist = np.transpose(dist / np.max(dist, axis=0))
+    num_query, num_all = q_g_dist.shape[0], dist.shape[0]
+    weights = np.zeros_like(dist, dtype=np.float32)
+    rank = np.argsort(dist).astype(np.int32)
+    half = int(np.around(k1 / 2.0))
+
+    def reciprocal(i, k):
+        forward = rank[i, :k + 1]
+        backward = rank[forward, :k + 1]
+        return forward[np.where(backward == i)[0]]
+
+    for i in range(num_all):
+        nearest = reciprocal(i, k1)
+        expanded = nearest
+        for candidate in nearest:
+            cand_set = reciprocal(candidate, half)
+            if len(np.intersect1d(cand_set, nearest)) > 2.0 / 3 * len(cand_set):
+                expanded = np.append(expanded, cand_set)
+        expanded = np.unique(expanded)
+        w = np.exp(-dist[i, expanded])
+        weights[i, expanded] = w / np.sum(w)
+    dist = dist[:num_query]
+    if k2 != 1:
+        expanded_w = np.zeros_like(weights, dtype=np.float32)
+        for i in range(num_all):
+            expanded_w[i] = np.mean(weights[rank[i, :k2]], axis=0)
+        weights = expanded_w
+        del expanded_w
+    del rank
+    inverted = [np.where(weights[:, j] != 0)[0] for j in range(num_all)]
+    jaccard = np.zeros_like(dist, dtype=np.float32)
+    for i in range(num_query):
+        overlap = np.zeros(num_all, dtype=np.float32)
+        nonzero = np.where(weights[i] != 0)[0]
+        for j in nonzero:
+            rows = inverted[j]
+            overlap[rows] = overlap[rows] + np.minimum(weights[i, j], weights[rows, j])
+        jaccard[i] = 1 - overlap / (2.0 - overlap)
+    final = jaccard * (1 - lambda_value) + dist * lambda_value
+    return final[:, num_query:]
+
+
+def _worker(method: str, size: str, out_path: str, threads: int) -> None:
+    """Run one method on one size in this process; print a JSON line with time and peak memory."""
+    import torch
+
+    from sagkit.evaluation import compute_distance_matrix, evaluate, re_rank, re_rank_features
+
+    torch.set_num_threads(threads)
+
+    qf, gf, qp, gp, qc, gc = features(**SIZES[size])
+    t0 = time.perf_counter()
+    if method == "features":
+        result = re_rank_features(qf, gf)
+        elapsed = time.perf_counter() - t0
+        qg = None
+    else:
+        qg = compute_distance_matrix(qf, gf).numpy()
+        qq = compute_distance_matrix(qf, qf).numpy()
+        gg = compute_distance_matrix(gf, gf).numpy()
+        t0 = time.perf_counter()
+        result = rerank_dense_numpy(qg, qq, gg) if method == "numpy" else re_rank(qg, qq, gg)
+        elapsed = time.perf_counter() - t0
+        del qq, gg
+    peak_gib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20
+    cmc, m_ap = evaluate(result, qp, gp, qc, gc)
+    report = dict(method=method, size=size, seconds=elapsed, peak_gib=peak_gib, mAP=m_ap, rank1=float(cmc[0]),
+                  threads=torch.get_num_threads())
+    if qg is not None:
+        cmc0, map0 = evaluate(qg, qp, gp, qc, gc)
+        report.update(mAP_plain=map0, rank1_plain=float(cmc0[0]))
+    if out_path:
+        np.save(out_path, result)
+    print(json.dumps(report), flush=True)
+
+
+def _run_child(method: str, size: str, out_path: str, threads: int) -> dict:
+    cmd = [sys.executable, str(Path(__file__).resolve()), "--worker", method, "--sizes", size, "--out", out_path,
+           "--threads", str(threads)]
+    proc = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT)
+    if proc.returncode != 0:
+        raise RuntimeError(f"{method} on {size} failed (exit {proc.returncode}):\n{proc.stderr[-3000:]}")
+    return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+def main(argv=None) -> list[dict]:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--quick", action="store_true", help="only the small size")
+    parser.add_argument("--sizes", default=None, help="comma-separated subset of small,market,msmt")
+    parser.add_argument("--threads", type=int, default=1,
+                        help="torch threads in each worker (default 1: the numpy baseline uses one core too)")
+    parser.add_argument("--worker", default=None, help=argparse.SUPPRESS)
+    parser.add_argument("--out", default="", help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    if args.worker:
+        _worker(args.worker, args.sizes, args.out, args.threads)
+        return []
+    sizes = args.sizes.split(",") if args.sizes else (["small"] if args.quick else ["small", "market", "msmt"])
+    for s in sizes:
+        if s not in SIZES:
+            raise ValueError(f"unknown size {s!r}; choose from {sorted(SIZES)}")
+    reports = []
+    print(f"each method in its own process, {args.threads} torch thread(s); time = the re-ranking call only; "
+          "peak RSS = whole process (inputs included)")
+    print(f"{'size':<8}{'method':<28}{'time (s)':>10}{'peak RSS (GiB)':>16}{'mAP':>8}{'rank-1':>8}  max |diff| vs numpy")
+    with tempfile.TemporaryDirectory() as tmp:
+        for size in sizes:
+            methods = ["features"] if size == "msmt" else ["numpy", "sagkit", "features"]
+            results = {}
+            for method in methods:
+                path = os.path.join(tmp, f"{size}_{method}.npy")
+                rep = _run_child(method, size, path, args.threads)
+                results[method] = np.load(path, mmap_mode="r")
+                if "numpy" in results and method != "numpy":
+                    rep["max_abs_diff_vs_numpy"] = float(np.abs(results["numpy"] - results[method]).max())
+                reports.append(rep)
+                name = {"numpy": "dense numpy (usual)", "sagkit": "sagkit re_rank",
+                        "features": "sagkit re_rank_features"}[method]
+                diff = rep.get("max_abs_diff_vs_numpy")
+                print(f"{size:<8}{name:<28}{rep['seconds']:>10.2f}{rep['peak_gib']:>16.2f}{rep['mAP']:>8.4f}"
+                      f"{rep['rank1']:>8.4f}  {'' if diff is None else f'{diff:.2e}'}", flush=True)
+                if "mAP_plain" in rep and method == methods[0]:
+                    print(f"{'':<8}{'(no re-ranking)':<28}{'':>10}{'':>16}{rep['mAP_plain']:>8.4f}{rep['rank1_plain']:>8.4f}")
+            if "numpy" in results:
+                base = next(r for r in reports if r["size"] == size and r["method"] == "numpy")
+                fast = next(r for r in reports if r["size"] == size and r["method"] == "sagkit")
+                print(f"{size:<8}speed-up {base['seconds'] / fast['seconds']:.1f}x, "
+                      f"memory {base['peak_gib'] / fast['peak_gib']:.1f}x less")
+            results.clear()
+    return reports
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,10 @@
+"""Re-identification evaluation: CMC/mAP/mINP, distance matrices, k-reciprocal re-ranking, feature extraction."""
+
+from .distance import compute_distance_matrix
+from .features import extract_features
+from .metrics import evaluate
+from .multi_query import pool_multi_query
+from .rerank import re_rank, re_rank_features
+
+__all__ = ["compute_distance_matrix", "evaluate", "extract_features", "pool_multi_query", "re_rank",
+           "re_rank_features"]
