@@ -1,0 +1,169 @@
+"""Training throughput on this machine: the baseline and SAG at each depth, next to their FLOP ratio.
+
+For each backbone setting (EfficientNet-Lite0 with the ``cpu`` profile's frozen stages, Lite0 fully trained,
+ResNet50 as in the paper) it times SGD steps (forward + backward + update) on a random batch and counts
+forward + backward FLOPs with ``torch.utils.flop_counter.FlopCounterMode``. The two-branch design should cost
+what its FLOPs say: ``time ratio / FLOP ratio`` (both versus the baseline of the same setting) near 1 means no
+hidden overhead; above 1 means the extra branch is slower per FLOP than the baseline (memory-bound layers at
+the doubled resolution count no FLOPs). It also times the ``cpu`` profile's input pipeline alone (decode,
+augment, collate) against a training step, to check that the loader is not the bottleneck.
+
+Usage: ``python benchmarks/bench_training.py [--quick]`` or ``python -m sagkit bench --only training``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import time
+from pathlib import Path
+from typing import Optional, Sequence
+
+import torch
+from torch import nn
+from torch.utils.flop_counter import FlopCounterMode
+
+DEPTHS = ((), (1,), (2,), (3,), (4,))
+
+
+def _model(backbone: str, depths: tuple, freeze: int, num_classes: int) -> nn.Module:
+    from sagkit.models import SAGNet
+
+    model = SAGNet(num_classes, depths=depths, backbone=backbone, pretrained=None)
+    if freeze >= 0:
+        model.freeze_stages(freeze)
+    return model.train()
+
+
+def _optimizer(model: nn.Module) -> torch.optim.Optimizer:
+    return torch.optim.SGD([p for p in model.parameters() if p.requires_grad], lr=1e-3, momentum=0.9)
+
+
+def train_flops_per_image(model: nn.Module, height: int, width: int, num_classes: int, batch: int = 2) -> float:
+    """Forward + backward FLOPs of one training image (counted on a small batch, then divided)."""
+    x = torch.randn(batch, 3, height, width)
+    y = torch.randint(0, num_classes, (batch,))
+    with FlopCounterMode(display=False) as counter:
+        nn.functional.cross_entropy(model(x), y).backward()
+    model.zero_grad(set_to_none=True)
+    return counter.get_total_flops() / batch
+
+
+def seconds_per_step(model: nn.Module, batch: int, height: int, width: int, num_classes: int,
+                     steps: int, warmup: int = 1) -> float:
+    """Median wall time of one SGD step (forward, backward, update) on a random batch."""
+    opt = _optimizer(model)
+    x = torch.randn(batch, 3, height, width)
+    y = torch.randint(0, num_classes, (batch,))
+    times = []
+    for i in range(warmup + steps):
+        start = time.perf_counter()
+        loss = nn.functional.cross_entropy(model(x), y)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        if i >= warmup:
+            times.append(time.perf_counter() - start)
+    return statistics.median(times)
+
+
+def loader_images_per_second(config, batches: int) -> tuple[float, int]:
+    """Images/s of the ``config``'s training loader alone (decode + augment + collate), and its workers."""
+    from sagkit.engine.builders import attach_transforms, build_data, make_train_loader
+    from sagkit.models import SAGNet
+
+    data = build_data(config)
+    stats = SAGNet(2, depths=(), backbone=config.backbone, pretrained=None)
+    attach_transforms(config, data, stats.input_mean, stats.input_std)
+    loader = make_train_loader(config, data, epoch=1, world_size=1)
+    it = iter(loader)
+    next(it)  # worker start-up is not throughput
+    seen, start = 0, time.perf_counter()
+    for _, batch in zip(range(batches), it):
+        seen += batch[0].shape[0]
+    return seen / (time.perf_counter() - start), config.num_workers
+
+
+def run(quick: bool, batch: int, steps: int, height: int, width: int, num_classes: int = 80) -> dict:
+    from sagkit.config import get_profile
+
+    cpu = get_profile("cpu")
+    settings = [("efficientnet_lite0", cpu.freeze_stages)]
+    if not quick:
+        settings += [("efficientnet_lite0", -1), ("resnet50", -1)]
+    depth_list = ((), (4,)) if quick else DEPTHS
+    rows = []
+    for backbone, freeze in settings:
+        base = None
+        for depths in depth_list:
+            model = _model(backbone, depths, freeze, num_classes)
+            flops = train_flops_per_image(model, height, width, num_classes)
+            n_steps = max(1, steps // 2) if backbone == "resnet50" else steps
+            sec = seconds_per_step(model, batch, height, width, num_classes, n_steps)
+            row = {"backbone": backbone, "frozen": freeze, "depths": "baseline" if not depths else f"D{depths[0]}",
+                   "img_per_s": batch / sec, "gflop_per_img": flops / 1e9, "step_s": sec}
+            if base is None:
+                base = row
+            row["time_ratio"] = sec / base["step_s"]
+            row["flop_ratio"] = flops / (base["gflop_per_img"] * 1e9)
+            row["time_per_flop"] = row["time_ratio"] / row["flop_ratio"]
+            rows.append(row)
+            print(_format_row(row), flush=True)
+            del model
+    cpu_sag = next(r for r in rows if r["backbone"] == "efficientnet_lite0" and r["frozen"] == cpu.freeze_stages
+                   and r["depths"] == "D4")
+    loader_rate, workers = loader_images_per_second(cpu.replace(height=height, width=width, batch_size=batch),
+                                                    batches=4 if quick else 10)
+    return {
+        "threads": torch.get_num_threads(), "batch": batch, "input": [height, width], "rows": rows,
+        "loader": {"img_per_s": loader_rate, "num_workers": workers, "cpu_profile_D4_step_img_per_s":
+                   cpu_sag["img_per_s"], "loader_to_step_ratio": loader_rate / cpu_sag["img_per_s"]},
+    }
+
+
+HEADER = (f"{'backbone':<19}{'frozen':>7}{'model':>9}{'img/s':>8}{'GFLOP/img':>11}"
+          f"{'time x':>8}{'FLOP x':>8}{'time/FLOP':>10}")
+
+
+def _format_row(r: dict) -> str:
+    frozen = "-" if r["frozen"] < 0 else f"0..{r['frozen']}"
+    return (f"{r['backbone']:<19}{frozen:>7}{r['depths']:>9}{r['img_per_s']:>8.1f}{r['gflop_per_img']:>11.2f}"
+            f"{r['time_ratio']:>8.2f}{r['flop_ratio']:>8.2f}{r['time_per_flop']:>10.2f}")
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    parser = argparse.ArgumentParser(prog="bench_training", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--quick", action="store_true", help="Lite0 (cpu-profile freezing) baseline and D4 only")
+    parser.add_argument("--batch-size", type=int, default=32)
+    parser.add_argument("--steps", type=int, default=None, help="timed steps per model (default 3, quick 2)")
+    parser.add_argument("--height", type=int, default=None, help="input height (default: the cpu profile's)")
+    parser.add_argument("--width", type=int, default=None, help="input width (default: the cpu profile's)")
+    parser.add_argument("--threads", type=int, default=None, help="torch intra-op threads (default: torch's)")
+    parser.add_argument("--out", type=Path, default=None, help="also write the results as JSON here")
+    args = parser.parse_args(argv)
+
+    from sagkit.config import get_profile
+
+    cpu = get_profile("cpu")
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    height, width = args.height or cpu.height, args.width or cpu.width
+    steps = args.steps or (2 if args.quick else 3)
+    print(f"training throughput, batch {args.batch_size}, input {height}x{width}, "
+          f"{torch.get_num_threads()} threads; ratios versus the baseline of the same backbone setting")
+    print(HEADER, flush=True)
+    result = run(args.quick, args.batch_size, steps, height, width)
+    ld = result["loader"]
+    verdict = "not the bottleneck" if ld["loader_to_step_ratio"] > 1.5 else "a possible bottleneck"
+    print(f"input pipeline alone (cpu profile, {ld['num_workers']} workers): {ld['img_per_s']:.0f} img/s vs "
+          f"{ld['cpu_profile_D4_step_img_per_s']:.1f} img/s for a D4 training step -> {verdict}")
+    if args.out:
+        from sagkit.engine.checkpoint import atomic_write_json
+
+        atomic_write_json(args.out, result)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,413 @@
+"""Command line: ``python -m sagkit {train,eval,synth,bench,workbook}`` (``--help`` on each).
+
+Errors from bad input are printed as one line ``sagkit <command>: error: ...`` with exit status 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib.util
+import json
+import sys
+from pathlib import Path
+from typing import Any, Optional, Sequence
+
+__all__ = ["main", "build_parser", "parse_overrides", "CLIError"]
+
+
+class CLIError(Exception):
+    """A failure the command line reports as one line (exit status 2)."""
+
+
+# ---------------------------------------------------------------------- helpers
+def _literal(text: str) -> Any:
+    """A JSON literal when ``text`` parses as one (numbers, true/false/null, lists, dicts), else the string."""
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError:
+        return text
+
+
+def parse_overrides(items: Sequence[str]) -> dict:
+    """``["epochs=3", "dataset_options.num_train_ids=20"]`` → ``{"epochs": 3, "dataset_options":
+    {"num_train_ids": 20}}``. Values are JSON literals when possible; dotted keys fill dict fields."""
+    out: dict[str, Any] = {}
+    for item in items:
+        if "=" not in item:
+            raise ValueError(f"--set {item!r} is not of the form key=value (e.g. --set epochs=3)")
+        key, value = item.split("=", 1)
+        key = key.strip()
+        if not key:
+            raise ValueError(f"--set {item!r} has an empty key")
+        parts = key.split(".")
+        target = out
+        for part in parts[:-1]:
+            target = target.setdefault(part, {})
+            if not isinstance(target, dict):
+                raise ValueError(f"--set {item!r}: {part!r} is not a dict field")
+        target[parts[-1]] = _literal(value)
+    return out
+
+
+def _parse_depths(values: list[str]) -> tuple:
+    """``--depths 4`` / ``--depths 1 2`` / ``--depths 1,2`` / ``--depths baseline`` (or no value)."""
+    depths: list[int] = []
+    for value in values:
+        for part in str(value).replace(",", " ").split():
+            if part.lower() in ("baseline", "none", "()"):
+                continue
+            try:
+                depths.append(int(part.lstrip("Dd")))
+            except ValueError:
+                raise ValueError(f"--depths {value!r}: give depths 1..4 (e.g. --depths 4) or 'baseline'") from None
+    return tuple(depths)
+
+
+def _optional_path(text: Optional[str]) -> Optional[str]:
+    return text if text else None
+
+
+# ---------------------------------------------------------------------- train
+_TRAIN_FLAGS = {
+    # flag dest -> config field
+    "dataset": "dataset",
+    "data_root": "data_root",
+    "backbone": "backbone",
+    "epochs": "epochs",
+    "batch_size": "batch_size",
+    "lr_new": "lr_new",
+    "lr_pretrained": "lr_pretrained",
+    "device": "device",
+    "amp": "amp",
+    "runs_dir": "runs_dir",
+    "name": "name",
+    "seed": "seed",
+    "num_workers": "num_workers",
+    "freeze_stages": "freeze_stages",
+}
+
+
+def _add_train(sub) -> None:
+    p = sub.add_parser(
+        "train",
+        help="train a config (JSON file) or a profile",
+        description="Train one experiment into <runs-dir>/<name>/. A finished run with the same config is "
+        "reused unless --retrain; an interrupted one is resumed. Under torchrun it trains with DDP: "
+        "torchrun --nproc_per_node=N -m sagkit train ...",
+    )
+    src = p.add_mutually_exclusive_group()
+    src.add_argument("--config", metavar="FILE", help="JSON config file (e.g. a run's config.json)")
+    src.add_argument("--profile", default=None, help="named profile: paper, cpu or tiny (default: paper)")
+    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                   help="override a config field; VALUE is a JSON literal when possible "
+                   "(--set epochs=3 --set depths=[1,2] --set dataset_options.num_train_ids=20)")
+    p.add_argument("--depths", nargs="*", metavar="D", help="SAG depths, e.g. --depths 4 or --depths 1 2; "
+                   "'--depths baseline' (or no value) for the baseline")
+    p.add_argument("--dataset", help="market1501, dukemtmc, cuhk03, cuhk01 or synthetic")
+    p.add_argument("--data-root", help="dataset folder")
+    p.add_argument("--backbone", help="resnet18, resnet34, resnet50 or efficientnet_lite0")
+    p.add_argument("--epochs", type=int)
+    p.add_argument("--batch-size", type=int)
+    p.add_argument("--lr-new", type=float, help="learning rate of new layers (SAG, head)")
+    p.add_argument("--lr-pretrained", type=float, help="learning rate of pre-trained layers")
+    p.add_argument("--freeze-stages", type=int, help="-1 none, 0 stem, k stem and stages 1..k")
+    p.add_argument("--device", help="auto, cpu, cuda or cuda:N")
+    p.add_argument("--amp", help="auto, bf16, fp16 or off")
+    p.add_argument("--runs-dir", help="folder holding run folders (default runs)")
+    p.add_argument("--name", help="run folder name (default: derived from the config)")
+    p.add_argument("--seed", type=int)
+    p.add_argument("--num-workers", type=int)
+    p.add_argument("--retrain", action="store_true", help="train again even if a finished run exists")
+    p.add_argument("--no-resume", action="store_true", help="start from scratch instead of resuming")
+    p.add_argument("--no-progress", action="store_true", help="no progress bars")
+    p.add_argument("--print-config", action="store_true", help="print the resolved config as JSON and exit")
+    p.set_defaults(func=_cmd_train)
+
+
+def config_from_args(args: argparse.Namespace):
+    """The ExperimentConfig that ``train`` arguments describe."""
+    from sagkit.config import ExperimentConfig, get_profile
+
+    overrides: dict[str, Any] = {}
+    for dest, field_name in _TRAIN_FLAGS.items():
+        value = getattr(args, dest, None)
+        if value is not None:
+            overrides[field_name] = _optional_path(value) if dest == "data_root" else value
+    if args.depths is not None:
+        overrides["depths"] = _parse_depths(args.depths)
+    set_values = parse_overrides(args.overrides)
+    if args.config:
+        base = ExperimentConfig.from_json(Path(args.config))
+    else:
+        base = get_profile(args.profile or "paper")
+    merged = base.to_dict()
+    for key, value in set_values.items():
+        if isinstance(value, dict) and isinstance(merged.get(key), dict):
+            merged[key] = {**merged[key], **value}
+        else:
+            merged[key] = value
+    merged.update(overrides)
+    return ExperimentConfig.from_dict(merged)
+
+
+def _cmd_train(args: argparse.Namespace) -> int:
+    from sagkit.engine import train
+    from sagkit.engine.distributed import env_dist_info
+
+    config = config_from_args(args)
+    if args.print_config:
+        print(config.to_json())
+        return 0
+    _configure_logging()
+    results = train(config, resume=not args.no_resume, retrain=args.retrain, progress=not args.no_progress)
+    if env_dist_info().is_main:
+        print(f"run: {results['run_dir']}")
+        print(_format_metrics(results))
+    return 0
+
+
+def _format_metrics(m: dict) -> str:
+    line = f"R1 {m['rank1']:.2f}  R5 {m['rank5']:.2f}  R10 {m['rank10']:.2f}  mAP {m['mAP']:.2f}"
+    if "rerank_rank1" in m:
+        line += (f"\nwith re-ranking: R1 {m['rerank_rank1']:.2f}  R5 {m['rerank_rank5']:.2f}  "
+                 f"R10 {m['rerank_rank10']:.2f}  mAP {m['rerank_mAP']:.2f}")
+    return line
+
+
+# ---------------------------------------------------------------------- eval
+def _add_eval(sub) -> None:
+    p = sub.add_parser(
+        "eval",
+        help="evaluate a checkpoint or run folder on a dataset",
+        description="Evaluate a trained model (run folder or checkpoint .pt) on a dataset's query/gallery "
+        "split and print rank-1/5/10 and mAP (percent), with and without re-ranking.",
+    )
+    p.add_argument("path", help="run folder (runs/<name>) or checkpoint file")
+    p.add_argument("--which", choices=("best", "last"), default="best", help="checkpoint of a run folder")
+    p.add_argument("--dataset", help="dataset name (default: the one the model was trained on)")
+    p.add_argument("--data-root", help="dataset folder (default: the training config's)")
+    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                   help="dataset option, e.g. --set split=1 (replaces the training config's options)")
+    p.add_argument("--no-rerank", action="store_true", help="skip k-reciprocal re-ranking")
+    p.add_argument("--flip", action=argparse.BooleanOptionalAction, default=None,
+                   help="average features of the image and its mirror (default: the config's flip_eval)")
+    p.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
+    p.add_argument("--batch-size", type=int, default=None)
+    p.add_argument("--num-workers", type=int, default=None)
+    p.add_argument("--json", action="store_true", help="print the metrics as JSON")
+    p.set_defaults(func=_cmd_eval)
+
+
+def _cmd_eval(args: argparse.Namespace) -> int:
+    from sagkit.config import ExperimentConfig
+    from sagkit.data import build_transforms, load_dataset
+    from sagkit.engine.builders import build_model
+    from sagkit.engine.checkpoint import load_checkpoint
+    from sagkit.engine.device import resolve_device
+    from sagkit.engine.evaluator import evaluate_model
+    from sagkit.engine.run_dir import CHECKPOINT_BEST, CHECKPOINT_LAST
+    from sagkit.engine.trainer import _protocol
+
+    _configure_logging()
+    path = Path(args.path)
+    if path.is_dir():
+        path = path / (CHECKPOINT_BEST if args.which == "best" else CHECKPOINT_LAST)
+    if not path.is_file():
+        raise FileNotFoundError(f"{path} does not exist: give a run folder or a checkpoint file")
+    ckpt = load_checkpoint(path)
+    if "config" not in ckpt or "num_classes" not in ckpt:
+        raise ValueError(f"{path} is not a sagkit checkpoint (no 'config'/'num_classes' entries)")
+    config = ExperimentConfig.from_dict(ckpt["config"])
+    device = resolve_device(args.device)
+    model = build_model(config, ckpt["num_classes"], pretrained=False)
+    model.load_state_dict(ckpt["model"])
+    model.to(device).eval()
+    name = args.dataset or config.dataset
+    same = name == config.dataset
+    root = _optional_path(args.data_root) if args.data_root is not None else (config.data_root if same else None)
+    options = parse_overrides(args.overrides) if args.overrides else (config.dataset_options if same else {})
+    dataset = load_dataset(name, root, **options)
+    transform = build_transforms(config.height, config.width, train=False,
+                                 mean=model.input_mean, std=model.input_std)
+    metrics = evaluate_model(
+        model, dataset.query, dataset.gallery, transform, device=device,
+        batch_size=args.batch_size or config.eval_batch_size,
+        num_workers=config.num_workers if args.num_workers is None else args.num_workers,
+        flip=config.flip_eval if args.flip is None else args.flip, rerank=not args.no_rerank,
+        rerank_k1=config.rerank_k1, rerank_k2=config.rerank_k2, rerank_lambda=config.rerank_lambda,
+        protocol=_protocol(dataset),
+    )
+    if args.json:
+        print(json.dumps(metrics, indent=2, sort_keys=True))
+    else:
+        print(f"{path} on {name}: {len(dataset.query)} queries, {len(dataset.gallery)} gallery images")
+        print(_format_metrics(metrics))
+    return 0
+
+
+# ---------------------------------------------------------------------- synth
+def _add_synth(sub) -> None:
+    p = sub.add_parser(
+        "synth",
+        help="generate the synthetic dataset (Market-1501 layout)",
+        description="Generate the synthetic re-id dataset into ROOT (Market-1501 layout); an identical "
+        "existing one is reused.",
+    )
+    p.add_argument("root", help="output folder")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                   help="size option, e.g. --set num_train_ids=50 --set images_per_id=4")
+    p.add_argument("--overwrite", action="store_true", help="replace a different dataset found in ROOT")
+    p.set_defaults(func=_cmd_synth)
+
+
+def _cmd_synth(args: argparse.Namespace) -> int:
+    from sagkit.data import make_synthetic_reid
+
+    kwargs = parse_overrides(args.overrides)
+    if args.overwrite:
+        kwargs["overwrite"] = True
+    root = make_synthetic_reid(args.root, seed=args.seed, **kwargs)
+    print(root)
+    return 0
+
+
+# ---------------------------------------------------------------------- bench
+def benchmarks_dir() -> Path:
+    """``benchmarks/`` of the source checkout (next to the ``sagkit`` package)."""
+    import sagkit
+
+    return Path(sagkit.__file__).resolve().parents[1] / "benchmarks"
+
+
+def find_benchmarks(folder: Optional[Path] = None) -> dict[str, Path]:
+    """``{name: file}`` for ``benchmarks/bench_<name>.py``."""
+    folder = folder or benchmarks_dir()
+    if not folder.is_dir():
+        return {}
+    return {p.stem[len("bench_"):]: p for p in sorted(folder.glob("bench_*.py"))}
+
+
+def _add_bench(sub) -> None:
+    p = sub.add_parser(
+        "bench",
+        help="run the benchmarks in benchmarks/",
+        description="Run benchmarks/bench_<name>.py (each file's main(argv)); all of them unless --only.",
+    )
+    p.add_argument("--only", action="append", default=[], metavar="NAME",
+                   help="run only this benchmark (repeatable), e.g. --only training")
+    p.add_argument("--quick", action="store_true", help="pass --quick to each benchmark (smaller, faster)")
+    p.add_argument("--list", action="store_true", help="list the benchmarks and exit")
+    p.set_defaults(func=_cmd_bench)
+
+
+def _cmd_bench(args: argparse.Namespace) -> int:
+    found = find_benchmarks()
+    if not found:
+        raise FileNotFoundError(
+            f"no benchmarks found in {benchmarks_dir()} (they live in the source checkout, not the installed "
+            "package)"
+        )
+    if args.list:
+        print("\n".join(found))
+        return 0
+    unknown = [n for n in args.only if n not in found]
+    if unknown:
+        raise ValueError(f"unknown benchmark(s) {unknown}: choose from {sorted(found)}")
+    status = 0
+    for name in args.only or list(found):
+        spec = importlib.util.spec_from_file_location(f"sagkit_bench_{name}", found[name])
+        module = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(module)
+        if not hasattr(module, "main"):
+            raise ValueError(f"{found[name]} has no main(argv) function")
+        print(f"== benchmark {name} ({found[name]})", flush=True)
+        rc = module.main(["--quick"] if args.quick else [])
+        status = status or int(rc or 0)
+    return status
+
+
+# ---------------------------------------------------------------------- workbook
+def _add_workbook(sub) -> None:
+    p = sub.add_parser(
+        "workbook",
+        help="run the notebooks: train the ablation and write the figures",
+        description="Run the workbook (sagkit.workbook.run_workbook): trains what the notebooks need, "
+        "reusing finished runs, and writes the figures.",
+    )
+    p.add_argument("--dataset", default="synthetic")
+    p.add_argument("--data-root", default=None, help="dataset folder (empty: the default location)")
+    p.add_argument("--profile", default="cpu", help="paper, cpu or tiny")
+    p.add_argument("--device", default="auto")
+    p.add_argument("--runs-dir", default="runs")
+    p.add_argument("--figures-dir", default="figures")
+    p.set_defaults(func=_cmd_workbook)
+
+
+def _cmd_workbook(args: argparse.Namespace) -> int:
+    try:
+        from sagkit.workbook import run_workbook
+    except ModuleNotFoundError as err:
+        if err.name not in ("sagkit.workbook",):
+            raise
+        raise CLIError("the workbook runner sagkit.workbook (sagkit/workbook.py) is not available in this "
+                       "checkout yet; run the notebooks in notebooks/ directly") from None
+    _configure_logging()
+    result = run_workbook(
+        dataset=args.dataset, data_root=_optional_path(args.data_root), profile=args.profile,
+        device=args.device, runs_dir=args.runs_dir, figures_dir=args.figures_dir,
+    )
+    return int(result) if isinstance(result, int) else 0
+
+
+# ---------------------------------------------------------------------- main
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="sagkit",
+        description="Self Attention Grid (SAG) for person re-identification: train, evaluate, generate "
+        "synthetic data, benchmark, run the workbook.",
+    )
+    sub = parser.add_subparsers(dest="command", metavar="{train,eval,synth,bench,workbook}")
+    sub.required = True
+    _add_train(sub)
+    _add_eval(sub)
+    _add_synth(sub)
+    _add_bench(sub)
+    _add_workbook(sub)
+    return parser
+
+
+def _configure_logging() -> None:
+    import logging
+
+    logger = logging.getLogger("sagkit")
+    if not logger.handlers:
+        handler = logging.StreamHandler(sys.stderr)
+        handler.setFormatter(logging.Formatter("%(message)s"))
+        logger.addHandler(handler)
+        logger.setLevel(logging.INFO)
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    """Entry point of ``python -m sagkit`` and of the ``sagkit`` script. Returns the exit status."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return int(args.func(args) or 0)
+    except KeyboardInterrupt:
+        print("sagkit: interrupted", file=sys.stderr)
+        return 130
+    except Exception as err:  # noqa: BLE001 - every failure becomes one readable line, exit status 2
+        if not _is_user_error(err):
+            raise
+        text = " ".join(str(err).split()) if "\n" not in str(err).strip() else str(err).strip()
+        print(f"sagkit {args.command}: error: {text}", file=sys.stderr)
+        return 2
+
+
+def _is_user_error(err: BaseException) -> bool:
+    from sagkit.engine.device import DeviceUnavailableError
+    from sagkit.engine.trainer import TrainingDiverged
+
+    return isinstance(err, (CLIError, ValueError, FileNotFoundError, FileExistsError, DeviceUnavailableError,
+                            TrainingDiverged))

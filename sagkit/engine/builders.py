@@ -1,0 +1,116 @@
+"""Build the model and the data of a run from its config (the glue to ``sagkit.models`` and ``sagkit.data``)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+
+from sagkit.config import ExperimentConfig
+
+__all__ = ["RunData", "build_model", "build_data", "attach_transforms", "make_train_loader", "per_rank_batch_size"]
+
+
+def build_model(config: ExperimentConfig, num_classes: int, pretrained: bool = True) -> torch.nn.Module:
+    """``SAGNet`` as the config describes it, with ``freeze_stages`` applied.
+
+    ``pretrained=False`` skips the ImageNet weights (for loading a trained checkpoint over the model).
+    """
+    from sagkit.models import SAGNet
+
+    model = SAGNet(
+        num_classes,
+        depths=config.depths,
+        backbone=config.backbone,
+        pretrained=config.pretrained if pretrained else None,
+        l2norm=config.l2norm,
+        share_weights=config.share_weights,
+        attention=config.attention,
+        scale_factor=config.scale_factor,
+        upsample=config.upsample,
+        embedding=config.embedding,
+        **config.model_options,
+    )
+    if config.freeze_stages >= 0:
+        model.freeze_stages(config.freeze_stages)
+    return model
+
+
+@dataclass
+class RunData:
+    """The records and transforms of one run. ``train`` pids are 0..num_classes-1; ``val_query`` and
+    ``val_gallery`` are the held-out training identities (empty when ``val_ids == 0``)."""
+
+    dataset: Any
+    train: list
+    val_query: list
+    val_gallery: list
+    num_classes: int
+    train_transform: Any = None
+    test_transform: Any = None
+    extra: dict = field(default_factory=dict)
+
+    @property
+    def query(self) -> list:
+        return self.dataset.query
+
+    @property
+    def gallery(self) -> list:
+        return self.dataset.gallery
+
+
+def build_data(config: ExperimentConfig) -> RunData:
+    """Load the dataset and hold out ``val_ids`` training identities for model selection."""
+    from sagkit.data import holdout_validation, load_dataset
+
+    dataset = load_dataset(config.dataset, config.data_root, **config.dataset_options)
+    if config.val_ids > 0:
+        train, val_query, val_gallery = holdout_validation(dataset.train, config.val_ids, seed=config.seed)
+    else:
+        train, val_query, val_gallery = list(dataset.train), [], []
+    num_classes = len({r.pid for r in train})
+    return RunData(dataset, list(train), list(val_query), list(val_gallery), num_classes)
+
+
+def attach_transforms(config: ExperimentConfig, data: RunData, mean: tuple, std: tuple) -> RunData:
+    """Set the train/test transforms of ``data``, normalising pixels with the backbone's ``mean``/``std``."""
+    from sagkit.data import build_transforms
+
+    data.train_transform = build_transforms(
+        config.height, config.width, train=True, mean=mean, std=std,
+        flip_prob=config.flip_prob, erase_prob=config.erase_prob,
+    )
+    data.test_transform = build_transforms(config.height, config.width, train=False, mean=mean, std=std)
+    return data
+
+
+def per_rank_batch_size(config: ExperimentConfig, world_size: int) -> int:
+    """``batch_size`` is global; each of ``world_size`` processes takes an equal share."""
+    if config.batch_size % world_size:
+        raise ValueError(
+            f"batch_size={config.batch_size} cannot be split over {world_size} processes: "
+            "use a multiple of the number of processes"
+        )
+    return config.batch_size // world_size
+
+
+def make_train_loader(config: ExperimentConfig, data: RunData, epoch: int, world_size: int):
+    """A fresh training loader for ``epoch`` whose shuffling is seeded by ``seed + epoch``.
+
+    Built anew every epoch so that the order and the worker RNG streams depend only on (seed, epoch):
+    a resumed run sees exactly the batches an uninterrupted one would.
+    """
+    from sagkit.data import build_train_loader
+
+    return build_train_loader(
+        data.train,
+        data.train_transform,
+        per_rank_batch_size(config, world_size),
+        sampler=config.sampler,
+        num_instances=config.num_instances,
+        num_workers=config.num_workers,
+        seed=config.seed + epoch,
+        distributed=world_size > 1,
+        drop_last=True,
+    )

@@ -1,0 +1,132 @@
+"""Device choice, mixed precision, seeding and deterministic mode."""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import random
+from dataclasses import dataclass
+from typing import Optional
+
+import numpy as np
+import torch
+
+__all__ = [
+    "DeviceUnavailableError",
+    "Precision",
+    "resolve_device",
+    "resolve_precision",
+    "autocast",
+    "make_grad_scaler",
+    "seed_everything",
+    "epoch_seed",
+    "configure_determinism",
+]
+
+log = logging.getLogger("sagkit.engine")
+
+
+class DeviceUnavailableError(RuntimeError):
+    """A CUDA device was asked for but none is usable."""
+
+
+def resolve_device(spec: str = "auto", local_rank: int = 0, quiet: bool = False) -> torch.device:
+    """``"auto"`` → ``cuda:<local_rank>`` when CUDA is available, else CPU with a one-line notice (logging).
+
+    ``"cuda"``/``"cuda:N"`` without a usable GPU raise :class:`DeviceUnavailableError`.
+    """
+    if spec == "cpu":
+        return torch.device("cpu")
+    has_cuda = torch.cuda.is_available()
+    if spec == "auto":
+        if has_cuda:
+            return torch.device("cuda", local_rank % torch.cuda.device_count())
+        if not quiet:
+            log.warning("sagkit: no CUDA device found; running on the CPU (use the 'cpu' profile for speed)")
+        return torch.device("cpu")
+    if spec.startswith("cuda"):
+        if not has_cuda:
+            raise DeviceUnavailableError(
+                f"device={spec!r} was requested but no CUDA device is available "
+                "(torch.cuda.is_available() is False); use device='cpu' or device='auto'"
+            )
+        index = int(spec.split(":", 1)[1]) if ":" in spec else local_rank % torch.cuda.device_count()
+        if index >= torch.cuda.device_count():
+            raise DeviceUnavailableError(
+                f"device={spec!r} was requested but only {torch.cuda.device_count()} CUDA device(s) exist; "
+                "use device='cuda' or device='auto'"
+            )
+        return torch.device("cuda", index)
+    raise ValueError(f"device={spec!r} is invalid: use 'auto', 'cpu', 'cuda' or 'cuda:N'")
+
+
+@dataclass(frozen=True)
+class Precision:
+    """Autocast settings: ``dtype`` None means full fp32; ``use_scaler`` for fp16 loss scaling."""
+
+    device_type: str
+    dtype: Optional[torch.dtype]
+    use_scaler: bool
+
+    @property
+    def name(self) -> str:
+        return {None: "fp32", torch.bfloat16: "bf16", torch.float16: "fp16"}[self.dtype]
+
+
+def resolve_precision(amp: str, device: torch.device) -> Precision:
+    """``auto``: bf16 on a CUDA GPU that supports it, else fp16 + GradScaler; fp32 on CPU.
+    ``bf16`` works on CPU and CUDA; ``fp16`` needs CUDA; ``off`` is fp32."""
+    kind = device.type
+    if amp == "off":
+        return Precision(kind, None, False)
+    if amp == "auto":
+        if kind != "cuda":
+            return Precision(kind, None, False)
+        if torch.cuda.is_bf16_supported():
+            return Precision(kind, torch.bfloat16, False)
+        return Precision(kind, torch.float16, True)
+    if amp == "bf16":
+        return Precision(kind, torch.bfloat16, False)
+    if amp == "fp16":
+        if kind != "cuda":
+            raise ValueError("amp='fp16' needs a CUDA device; on the CPU use amp='bf16' or amp='off'")
+        return Precision(kind, torch.float16, True)
+    raise ValueError(f"amp={amp!r} is invalid: use 'auto', 'bf16', 'fp16' or 'off'")
+
+
+def autocast(precision: Precision):
+    """Autocast context for the forward pass (a no-op context for fp32)."""
+    if precision.dtype is None:
+        return contextlib.nullcontext()
+    return torch.autocast(device_type=precision.device_type, dtype=precision.dtype)
+
+
+def make_grad_scaler(precision: Precision) -> torch.amp.GradScaler:
+    """GradScaler, enabled only for fp16."""
+    return torch.amp.GradScaler(precision.device_type, enabled=precision.use_scaler)
+
+
+def seed_everything(seed: int) -> None:
+    """Seed Python, NumPy and torch (all devices)."""
+    seed = int(seed) % (2**32)
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+
+
+def epoch_seed(seed: int, epoch: int) -> int:
+    """Seed used for the global RNGs at the start of ``epoch``: a pure function of (seed, epoch), so a
+    resumed run draws the same random numbers as an uninterrupted one."""
+    return (int(seed) * 1_000_003 + int(epoch) * 7919) % (2**32)
+
+
+def configure_determinism(deterministic: bool) -> None:
+    """Deterministic mode: ``torch.use_deterministic_algorithms`` (warn-only, since a few CUDA backward
+    kernels such as adaptive average pooling have no deterministic version) and cuDNN without autotuning.
+    Otherwise cuDNN benchmark mode is on (fastest kernels for fixed input sizes)."""
+    if deterministic:
+        os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
+    torch.use_deterministic_algorithms(deterministic, warn_only=True)
+    torch.backends.cudnn.deterministic = deterministic
+    torch.backends.cudnn.benchmark = not deterministic

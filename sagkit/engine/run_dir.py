@@ -1,0 +1,212 @@
+"""Run folders: ``<runs_dir>/<run name>/`` holding what a training run produced, and readers for notebooks.
+
+Layout: ``config.json`` (the config it ran with), ``metrics.csv`` (one row per epoch), ``checkpoint_last.pt``
+(resume point), ``checkpoint_best.pt`` (selected on validation), ``results.json`` (written last: its presence
+with ``"complete": true`` marks a finished run).
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import logging
+import subprocess
+from pathlib import Path
+from typing import Any, Optional
+
+from sagkit.config import ExperimentConfig
+
+from .checkpoint import atomic_write_json, atomic_write_text, load_checkpoint
+
+__all__ = [
+    "CONFIG_FILE",
+    "METRICS_FILE",
+    "RESULTS_FILE",
+    "CHECKPOINT_BEST",
+    "CHECKPOINT_LAST",
+    "code_version",
+    "prepare_run_dir",
+    "read_config",
+    "read_metrics",
+    "write_metrics",
+    "read_results",
+    "is_complete",
+    "load_run",
+    "find_runs",
+    "load_model_from_run",
+]
+
+CONFIG_FILE = "config.json"
+METRICS_FILE = "metrics.csv"
+RESULTS_FILE = "results.json"
+CHECKPOINT_BEST = "checkpoint_best.pt"
+CHECKPOINT_LAST = "checkpoint_last.pt"
+RUN_FILES = (CONFIG_FILE, METRICS_FILE, RESULTS_FILE, CHECKPOINT_BEST, CHECKPOINT_LAST)
+
+log = logging.getLogger("sagkit.engine")
+
+
+def code_version() -> dict:
+    """``{"sagkit": __version__, "git_commit": sha or None, "git_dirty": bool or None}``."""
+    import sagkit
+
+    info: dict[str, Any] = {"sagkit": getattr(sagkit, "__version__", None), "git_commit": None, "git_dirty": None}
+    repo = Path(sagkit.__file__).resolve().parents[1]
+    try:
+        commit = subprocess.run(
+            ["git", "rev-parse", "HEAD"], cwd=repo, capture_output=True, text=True, timeout=5
+        )
+        if commit.returncode == 0:
+            info["git_commit"] = commit.stdout.strip()
+            status = subprocess.run(
+                ["git", "status", "--porcelain", "--untracked-files=no"],
+                cwd=repo, capture_output=True, text=True, timeout=5,
+            )
+            info["git_dirty"] = bool(status.stdout.strip()) if status.returncode == 0 else None
+    except (OSError, subprocess.SubprocessError):
+        pass
+    return info
+
+
+def read_config(run_dir: str | Path) -> ExperimentConfig:
+    """The config a run was started with."""
+    path = Path(run_dir) / CONFIG_FILE
+    if not path.is_file():
+        raise FileNotFoundError(f"{path} does not exist: {run_dir} is not a sagkit run folder")
+    return ExperimentConfig.from_json(path)
+
+
+def prepare_run_dir(config: ExperimentConfig, retrain: bool = False) -> Path:
+    """Create the run folder and write ``config.json``.
+
+    ``retrain`` deletes what an earlier run left there. Otherwise a folder whose ``config.json`` describes a
+    different experiment (same explicit ``name``, other settings) is refused rather than mixed up.
+    """
+    run_dir = config.run_dir()
+    run_dir.mkdir(parents=True, exist_ok=True)
+    if retrain:
+        for name in RUN_FILES:
+            (run_dir / name).unlink(missing_ok=True)
+    cfg_path = run_dir / CONFIG_FILE
+    if cfg_path.is_file():
+        stored = read_config(run_dir)
+        if stored.result_fields() != config.result_fields():
+            changed = sorted(
+                k for k in config.result_fields()
+                if stored.result_fields().get(k) != config.result_fields().get(k)
+            )
+            raise ValueError(
+                f"run folder {run_dir} holds a run with a different config (fields {changed} differ); "
+                "choose another name, or pass retrain=True to replace it"
+            )
+    config.to_json(cfg_path)
+    return run_dir
+
+
+def read_metrics(run_dir: str | Path) -> list[dict]:
+    """Rows of ``metrics.csv`` as dicts, numbers converted (empty cells become None)."""
+    path = Path(run_dir) / METRICS_FILE
+    if not path.is_file():
+        return []
+    with open(path, newline="", encoding="utf-8") as fh:
+        return [{k: _number(v) for k, v in row.items()} for row in csv.DictReader(fh)]
+
+
+def _number(text: Optional[str]) -> Any:
+    if text is None or text == "":
+        return None
+    try:
+        value = float(text)
+    except ValueError:
+        return text
+    return int(value) if value.is_integer() and "." not in text and "e" not in text.lower() else value
+
+
+def write_metrics(run_dir: str | Path, rows: list[dict]) -> Path:
+    """Rewrite ``metrics.csv`` atomically with ``rows`` (columns in first-seen order)."""
+    columns: list[str] = []
+    for row in rows:
+        columns.extend(k for k in row if k not in columns)
+    buf = io.StringIO()
+    writer = csv.DictWriter(buf, fieldnames=columns, lineterminator="\n")
+    writer.writeheader()
+    for row in rows:
+        writer.writerow({k: ("" if row.get(k) is None else row.get(k)) for k in columns})
+    return atomic_write_text(Path(run_dir) / METRICS_FILE, buf.getvalue())
+
+
+def read_results(run_dir: str | Path) -> Optional[dict]:
+    """``results.json`` as a dict, or None when the run has not finished."""
+    path = Path(run_dir) / RESULTS_FILE
+    if not path.is_file():
+        return None
+    return json.loads(path.read_text(encoding="utf-8"))
+
+
+def is_complete(run_dir: str | Path) -> bool:
+    """True when ``results.json`` exists and says the run finished."""
+    results = read_results(run_dir)
+    return bool(results and results.get("complete"))
+
+
+def write_results(run_dir: str | Path, results: dict) -> Path:
+    """Write ``results.json`` atomically."""
+    return atomic_write_json(Path(run_dir) / RESULTS_FILE, results)
+
+
+def load_run(run_dir: str | Path) -> dict:
+    """Everything about one run for a notebook: ``{"name", "run_dir", "config": ExperimentConfig,
+    "results": dict or None, "metrics": list of row dicts, "complete": bool}``."""
+    run_dir = Path(run_dir)
+    config = read_config(run_dir)
+    results = read_results(run_dir)
+    return {
+        "name": run_dir.name,
+        "run_dir": str(run_dir),
+        "config": config,
+        "results": results,
+        "metrics": read_metrics(run_dir),
+        "complete": bool(results and results.get("complete")),
+    }
+
+
+def find_runs(runs_dir: str | Path = "runs", complete_only: bool = True) -> list[dict]:
+    """``results.json`` dicts of the runs under ``runs_dir`` (finished ones only unless told), by name."""
+    runs_dir = Path(runs_dir)
+    if not runs_dir.is_dir():
+        return []
+    found = []
+    for sub in sorted(p for p in runs_dir.iterdir() if p.is_dir()):
+        results = read_results(sub)
+        if results is None:
+            if complete_only or not (sub / CONFIG_FILE).is_file():
+                continue
+            results = {"name": sub.name, "run_dir": str(sub), "complete": False,
+                       "config": json.loads((sub / CONFIG_FILE).read_text())}
+        elif complete_only and not results.get("complete"):
+            continue
+        found.append(results)
+    return found
+
+
+def load_model_from_run(run_dir: str | Path, which: str = "best", device: Any = "cpu"):
+    """The trained ``SAGNet`` of a run, weights from ``checkpoint_<which>.pt``, in eval mode on ``device``.
+
+    No ImageNet weights are read (the checkpoint holds every weight). ``which``: "best" or "last".
+    """
+    from .builders import build_model
+
+    if which not in ("best", "last"):
+        raise ValueError(f"which={which!r} is invalid: use 'best' or 'last'")
+    run_dir = Path(run_dir)
+    ckpt_path = run_dir / (CHECKPOINT_BEST if which == "best" else CHECKPOINT_LAST)
+    if not ckpt_path.is_file():
+        raise FileNotFoundError(
+            f"{ckpt_path} does not exist: the run in {run_dir} has not saved a {which} checkpoint yet"
+        )
+    ckpt = load_checkpoint(ckpt_path)
+    config = ExperimentConfig.from_dict(ckpt["config"])
+    model = build_model(config, ckpt["num_classes"], pretrained=False)
+    model.load_state_dict(ckpt["model"])
+    return model.to(device).eval()

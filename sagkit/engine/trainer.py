@@ -1,0 +1,388 @@
+"""The training loop: ``train_one_epoch`` and ``train(config)``, which runs (or resumes, or reuses) a whole
+experiment and writes its run folder (see ``sagkit.engine.run_dir``).
+
+Testing hook: when the environment variable ``SAGKIT_TEST_EXIT_AFTER_BATCHES=N`` is set, the process
+exits abruptly (``os._exit(3)``, no clean-up, like a kill) after its N-th optimisation step.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import json
+import logging
+import os
+import time
+from typing import Callable, Optional
+
+import torch
+from torch import nn
+
+from sagkit.config import ExperimentConfig
+
+from . import run_dir as rd
+from .builders import attach_transforms, build_data, build_model, make_train_loader
+from .checkpoint import atomic_torch_save, load_checkpoint, make_checkpoint, set_rng_state
+from .device import (
+    Precision,
+    autocast,
+    configure_determinism,
+    epoch_seed,
+    make_grad_scaler,
+    resolve_device,
+    resolve_precision,
+    seed_everything,
+)
+from .distributed import DistInfo, all_reduce_min, barrier, cleanup_distributed, env_dist_info, init_distributed
+from .evaluator import evaluate_model
+from .optim import build_criterion, build_optimizer, build_scheduler, current_lrs
+
+__all__ = ["TrainingDiverged", "train_one_epoch", "train"]
+
+log = logging.getLogger("sagkit.engine")
+FAULT_ENV = "SAGKIT_TEST_EXIT_AFTER_BATCHES"
+
+
+class TrainingDiverged(RuntimeError):
+    """The loss became NaN or infinite: the run stops, its last good checkpoint stays on disk."""
+
+    def __init__(self, epoch: int, batch: int, lr: float, loss: float, checkpoint: Optional[str] = None):
+        self.epoch, self.batch, self.lr, self.loss, self.checkpoint = epoch, batch, lr, loss, checkpoint
+        kept = (
+            f"The last good checkpoint is kept at {checkpoint}."
+            if checkpoint
+            else "No checkpoint had been saved yet."
+        )
+        super().__init__(
+            f"training diverged: the loss is {loss} at epoch {epoch}, batch {batch} (learning rate {lr:g}). "
+            f"Lower the learning rate (lr_new / lr_pretrained) and train again (retrain=True). {kept}"
+        )
+
+
+def _progress_bar(iterable, enabled: bool, **kwargs):
+    from tqdm.auto import tqdm
+
+    return tqdm(iterable, disable=not enabled, dynamic_ncols=True, **kwargs)
+
+
+def _fault_hook() -> Callable[[], None]:
+    """Counts optimisation steps and kills the process after ``$SAGKIT_TEST_EXIT_AFTER_BATCHES`` of them."""
+    limit = os.environ.get(FAULT_ENV)
+    if not limit:
+        return lambda: None
+    remaining = [int(limit)]
+
+    def step() -> None:
+        remaining[0] -= 1
+        if remaining[0] <= 0:
+            os._exit(3)
+
+    return step
+
+
+def train_one_epoch(
+    model: nn.Module,
+    criterion: nn.Module,
+    optimizer: torch.optim.Optimizer,
+    loader,
+    device: torch.device,
+    epoch: int,
+    *,
+    precision: Optional[Precision] = None,
+    scaler: Optional[torch.amp.GradScaler] = None,
+    channels_last: bool = False,
+    max_batches: Optional[int] = None,
+    progress: bool = True,
+    dist_info: Optional[DistInfo] = None,
+    on_step: Optional[Callable[[], None]] = None,
+) -> dict:
+    """One pass over ``loader`` (items ``(images N×3×H×W, pids N, camids N, index N)``).
+
+    Returns ``{"loss", "acc" (percent), "img_per_s", "images", "time_s"}`` summed over all ranks.
+    Raises :class:`TrainingDiverged` (on every rank) as soon as a loss is NaN or infinite.
+    """
+    info = dist_info or DistInfo()
+    precision = precision or Precision(device.type, None, False)
+    model.train()
+    total = len(loader) if max_batches is None else min(len(loader), max_batches)
+    if total == 0:
+        raise ValueError(
+            "the training loader yields no batch: batch_size is larger than the training set "
+            f"({len(getattr(loader, 'dataset', []))} images); lower batch_size"
+        )
+    loss_sum = torch.zeros((), dtype=torch.float64, device=device)
+    correct = torch.zeros((), dtype=torch.long, device=device)
+    seen = 0
+    start = time.perf_counter()
+    bar = _progress_bar(loader, progress and info.is_main, total=total, desc=f"epoch {epoch}", leave=False)
+    for index, batch in enumerate(bar):
+        if index >= total:
+            break
+        images, targets = batch[0].to(device, non_blocking=True), batch[1].to(device, non_blocking=True)
+        if channels_last:
+            images = images.contiguous(memory_format=torch.channels_last)
+        with autocast(precision):
+            logits = model(images)
+            loss = criterion(logits.float(), targets)
+        finite = bool(torch.isfinite(loss).item())
+        if not all_reduce_min(finite, info):
+            bar.close()
+            raise TrainingDiverged(epoch, index + 1, max(current_lrs(optimizer)), float(loss.item()))
+        optimizer.zero_grad(set_to_none=True)
+        if scaler is not None and scaler.is_enabled():
+            scaler.scale(loss).backward()
+            scaler.step(optimizer)
+            scaler.update()
+        else:
+            loss.backward()
+            optimizer.step()
+        n = images.shape[0]
+        seen += n
+        loss_sum += loss.detach().double() * n
+        correct += (logits.detach().argmax(dim=1) == targets).sum()
+        if info.is_main and progress and (index % 5 == 0 or index == total - 1):
+            elapsed = max(time.perf_counter() - start, 1e-9)
+            bar.set_postfix(
+                loss=f"{loss_sum.item() / seen:.3f}",
+                acc=f"{100.0 * correct.item() / seen:.1f}",
+                img_s=f"{seen * info.world_size / elapsed:.0f}",
+            )
+        if on_step is not None:
+            on_step()
+    bar.close()
+    elapsed = time.perf_counter() - start
+    totals = torch.stack([loss_sum, correct.double(), torch.tensor(float(seen), device=device, dtype=torch.float64)])
+    if info.is_distributed:
+        totals = _all_reduce_sum(totals)
+    loss_total, correct_total, seen_total = (float(v) for v in totals.tolist())
+    return {
+        "loss": loss_total / seen_total,
+        "acc": 100.0 * correct_total / seen_total,
+        "img_per_s": seen_total / max(elapsed, 1e-9),
+        "images": int(seen_total),
+        "time_s": elapsed,
+    }
+
+
+def _all_reduce_sum(tensor: torch.Tensor) -> torch.Tensor:
+    import torch.distributed as dist
+
+    comm = tensor if dist.get_backend() == "nccl" else tensor.cpu()
+    dist.all_reduce(comm)
+    return comm
+
+
+def _all_finite(model: nn.Module) -> bool:
+    return all(bool(torch.isfinite(t).all()) for t in model.state_dict().values() if t.is_floating_point())
+
+
+def train(
+    config: ExperimentConfig | dict,
+    *,
+    resume: bool = True,
+    retrain: bool = False,
+    progress: bool = True,
+) -> dict:
+    """Train ``config`` and return its results (the content of ``results.json``).
+
+    - A finished run with the same key is reused (its ``results.json`` returned) unless ``retrain=True``.
+    - ``resume=True`` continues an interrupted run from ``checkpoint_last.pt`` (epoch granularity); the
+      result equals that of an uninterrupted run with the same seed (bit-exact on CPU).
+    - Under ``torchrun`` the same call trains with DDP (see ``sagkit.engine.distributed``).
+    """
+    if isinstance(config, dict):
+        config = ExperimentConfig.from_dict(config)
+    pre = env_dist_info()
+    if not retrain and rd.is_complete(config.run_dir()):
+        stored = rd.read_config(config.run_dir())
+        if stored.result_fields() == config.result_fields():
+            if pre.is_main:
+                log.info("sagkit: reusing the finished run %s (retrain=True trains it again)", config.run_dir())
+            return rd.read_results(config.run_dir())
+    device = resolve_device(config.device, pre.local_rank, quiet=not pre.is_main)
+    threads = torch.get_num_threads()
+    if config.num_threads:
+        torch.set_num_threads(config.num_threads)
+    info = init_distributed(device)
+    try:
+        return _train(config, device, info, resume=resume and not retrain, retrain=retrain, progress=progress)
+    finally:
+        cleanup_distributed(info)
+        torch.set_num_threads(threads)
+
+
+def _train(config: ExperimentConfig, device: torch.device, info: DistInfo, *, resume: bool, retrain: bool,
+           progress: bool) -> dict:
+    wall_start = time.perf_counter()
+    precision = resolve_precision(config.amp, device)
+    configure_determinism(config.deterministic)
+    seed_everything(config.seed + info.rank)
+    run_dir = config.run_dir()
+    if info.is_main:
+        rd.prepare_run_dir(config, retrain=retrain)
+    barrier(info)
+
+    data = build_data(config)
+    seed_everything(config.seed)
+    model = build_model(config, data.num_classes).to(device)
+    attach_transforms(config, data, model.input_mean, model.input_std)
+    if config.channels_last:
+        model = model.to(memory_format=torch.channels_last)
+    model_without_ddp = model
+    optimizer = build_optimizer(model, config)
+    lr_scheduler = build_scheduler(optimizer, config)
+    scaler = make_grad_scaler(precision)
+    criterion = build_criterion(config)
+
+    start_epoch, best_metric, best_epoch, best_val = 0, None, None, None
+    timings = {"train_s": 0.0, "val_s": 0.0, "test_s": 0.0, "total_s": 0.0}
+    rows: list[dict] = []
+    last_path, best_path = run_dir / rd.CHECKPOINT_LAST, run_dir / rd.CHECKPOINT_BEST
+    if resume and last_path.is_file():
+        ckpt = load_checkpoint(last_path)
+        model_without_ddp.load_state_dict(ckpt["model"])
+        optimizer.load_state_dict(ckpt["optimizer"])
+        lr_scheduler.load_state_dict(ckpt["lr_scheduler"])
+        if ckpt.get("scaler") is not None and scaler.is_enabled():
+            scaler.load_state_dict(ckpt["scaler"])
+        start_epoch, best_metric, best_epoch = ckpt["epoch"], ckpt["best_metric"], ckpt["best_epoch"]
+        best_val = ckpt.get("best_val")
+        timings.update(ckpt.get("timings") or {})
+        set_rng_state(ckpt["rng"])
+        rows = [r for r in rd.read_metrics(run_dir) if int(r["epoch"]) <= start_epoch]
+        if info.is_main:
+            log.info("sagkit: resuming %s after epoch %d", run_dir, start_epoch)
+
+    train_model: nn.Module = model
+    if info.is_distributed:
+        train_model = nn.parallel.DistributedDataParallel(
+            model, device_ids=[device.index] if device.type == "cuda" else None
+        )
+    if config.compile:
+        train_model = torch.compile(train_model)
+
+    eval_kwargs = dict(
+        device=device, batch_size=config.eval_batch_size, num_workers=config.num_workers,
+        flip=config.flip_eval, protocol=_protocol(data.dataset), dist_info=info, channels_last=config.channels_last,
+    )
+    has_val = bool(data.val_query) and bool(data.val_gallery)
+    on_step = _fault_hook()
+    epochs = _progress_bar(
+        range(start_epoch + 1, config.epochs + 1), progress and info.is_main,
+        initial=start_epoch, total=config.epochs, desc=config.run_name(),
+    )
+    for epoch in epochs:
+        seed_everything(epoch_seed(config.seed, epoch) + info.rank)
+        loader = make_train_loader(config, data, epoch, info.world_size)
+        lrs = current_lrs(optimizer)
+        try:
+            stats = train_one_epoch(
+                train_model, criterion, optimizer, loader, device, epoch, precision=precision, scaler=scaler,
+                channels_last=config.channels_last, max_batches=config.max_train_batches,
+                progress=progress, dist_info=info, on_step=on_step,
+            )
+        except TrainingDiverged as err:
+            err.checkpoint = str(last_path) if last_path.is_file() else None
+            raise TrainingDiverged(err.epoch, err.batch, err.lr, err.loss, err.checkpoint) from None
+        del loader
+        if not _all_finite(model_without_ddp):
+            raise TrainingDiverged(epoch, stats["images"], max(lrs), float("nan"),
+                                   str(last_path) if last_path.is_file() else None)
+        lr_scheduler.step()
+        timings["train_s"] += stats["time_s"]
+
+        row = {"epoch": epoch, "lr": max(lrs), "lr_pretrained": min(lrs), "loss": stats["loss"],
+               "acc": stats["acc"], "img_per_s": stats["img_per_s"], "time_s": stats["time_s"]}
+        improved = False
+        if has_val and (epoch % config.eval_every == 0 or epoch == config.epochs):
+            t0 = time.perf_counter()
+            val = evaluate_model(model_without_ddp, data.val_query, data.val_gallery, data.test_transform,
+                                 **eval_kwargs)
+            timings["val_s"] += time.perf_counter() - t0
+            row.update({f"val_{k}": v for k, v in val.items()})
+            score = val[config.select_metric]
+            if best_metric is None or score > best_metric:
+                best_metric, best_epoch, best_val, improved = score, epoch, val, True
+        elif not has_val and epoch == config.epochs:
+            best_epoch, improved = epoch, True
+        rows.append(row)
+        common = dict(model=model_without_ddp, config=config.to_dict(), num_classes=data.num_classes,
+                      best_metric=best_metric, best_epoch=best_epoch)
+        timings["total_s"] += time.perf_counter() - wall_start
+        wall_start = time.perf_counter()
+        if info.is_main:
+            if improved:
+                atomic_torch_save(
+                    make_checkpoint(optimizer=None, lr_scheduler=None, scaler=None, epoch=epoch,
+                                    extra={"best_val": best_val}, **common),
+                    best_path,
+                )
+            rd.write_metrics(run_dir, rows)
+            atomic_torch_save(
+                make_checkpoint(optimizer=optimizer, lr_scheduler=lr_scheduler, scaler=scaler, epoch=epoch,
+                                extra={"best_val": best_val, "timings": dict(timings)}, **common),
+                last_path,
+            )
+        barrier(info)
+        log.info("sagkit: epoch %d/%d %s", epoch, config.epochs,
+                 " ".join(f"{k}={v:.4g}" for k, v in row.items() if isinstance(v, float)))
+        epochs.set_postfix(loss=f"{row['loss']:.3f}", acc=f"{row['acc']:.1f}",
+                           **({"val": f"{best_metric:.1f}"} if best_metric is not None else {}))
+    epochs.close()
+
+    # test set, with the selected checkpoint
+    t0 = time.perf_counter()
+    best = load_checkpoint(best_path, map_location=device)
+    model_without_ddp.load_state_dict(best["model"])
+    test = evaluate_model(
+        model_without_ddp, data.query, data.gallery, data.test_transform, rerank=config.rerank,
+        rerank_k1=config.rerank_k1, rerank_k2=config.rerank_k2, rerank_lambda=config.rerank_lambda,
+        **eval_kwargs,
+    )
+    timings["test_s"] += time.perf_counter() - t0
+    timings["total_s"] += time.perf_counter() - wall_start
+    trained = [r for r in rows if r.get("time_s")]
+    results = {
+        "complete": True,
+        "name": config.run_name(),
+        "run_dir": str(run_dir),
+        "run_key": config.run_key(),
+        "dataset": config.dataset,
+        "backbone": config.backbone,
+        "depths": list(config.depths),
+        **test,
+        "best_epoch": best.get("best_epoch", best["epoch"]),
+        "select_metric": config.select_metric,
+        "best_val": best.get("best_val"),
+        "epochs": config.epochs,
+        "final_train_loss": rows[-1]["loss"] if rows else None,
+        "final_train_acc": rows[-1]["acc"] if rows else None,
+        "num_classes": data.num_classes,
+        "num_train_images": len(data.train),
+        "num_query": len(data.query),
+        "num_gallery": len(data.gallery),
+        "timings": {
+            **{k: round(v, 3) for k, v in timings.items()},
+            "epoch_s_mean": round(sum(r["time_s"] for r in trained) / len(trained), 3) if trained else None,
+            "img_per_s_mean": round(sum(r["img_per_s"] for r in trained) / len(trained), 2) if trained else None,
+        },
+        "device": str(device),
+        "precision": precision.name,
+        "world_size": info.world_size,
+        "torch": torch.__version__,
+        "code_version": rd.code_version(),
+        "config": json.loads(config.to_json()),
+        "finished_at": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+    }
+    if info.is_main:
+        rd.write_results(run_dir, results)
+    barrier(info)
+    return results
+
+
+def _protocol(dataset) -> str:
+    """Evaluation protocol for ``sagkit.evaluation.evaluate``: the classic single-shot CMC for CUHK03's
+    classic protocol, the Market-1501 rule (same id and camera left out) otherwise."""
+    info = getattr(dataset, "info", None) or {}
+    if getattr(dataset, "name", "") == "cuhk03" and info.get("protocol", "classic") == "classic":
+        return "cuhk03"
+    return "market"
