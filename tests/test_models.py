@@ -329,6 +329,24 @@ def test_freeze_stages_keeps_frozen_bn_in_eval_and_out_of_param_groups():
         model.freeze_stages(5)
 
 
+def test_frozen_stages_after_a_sag_module_keep_their_batchnorm_learning():
+    torch.manual_seed(0)
+    model = SAGNet(4, depths=(1,), backbone="resnet18")
+    model.freeze_stages(3)
+    model.train()
+    bb = model.backbone
+    # stem and stage 1 (before and at D1) stay fully frozen; stages 2-3 see the attended map
+    assert not bb.bn1.training and not bb.layer1[0].bn1.training
+    assert bb.layer2[0].bn1.training and bb.layer3[0].bn1.training
+    assert bb.layer2[0].bn1.weight.requires_grad and not bb.layer2[0].conv1.weight.requires_grad
+    trainable = {id(p) for g in model.param_groups(0.01, 0.1) for p in g["params"]}
+    assert id(bb.layer3[0].bn1.bias) in trainable and id(bb.layer3[0].conv1.weight) not in trainable
+    before = bb.layer2[0].bn1.running_var.clone()
+    F.cross_entropy(model(_images(4)), torch.tensor([0, 1, 2, 3])).backward()
+    assert not torch.equal(bb.layer2[0].bn1.running_var, before)
+    assert bb.layer2[0].bn1.weight.grad is not None and bb.layer2[0].conv1.weight.grad is None
+
+
 def test_freeze_stages_lite0():
     model = SAGNet(4, depths=(4,), backbone="efficientnet_lite0", share_weights=False)
     model.freeze_stages(4)

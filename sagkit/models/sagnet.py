@@ -253,8 +253,11 @@ class SAGNet(nn.Module):
     def freeze_stages(self, n: int) -> None:
         """Freeze the stem and stages 1..n (n=0: stem only; n=-1: nothing) in both branches.
 
-        Frozen parts get requires_grad False and keep their BatchNorm in eval mode even under train().
-        Calling again with a smaller n unfreezes the rest.
+        Frozen parts get requires_grad False and keep their BatchNorm in eval mode even under train(),
+        except the lower branch's stages after the first SAG module: their input is the attended (and
+        possibly L2-normalised) map, whose scale ImageNet statistics do not describe, so their BatchNorm
+        layers keep learning (running statistics and affine parameters). Without this a D1-D3 module in
+        front of frozen stages collapses the features. Calling again with a smaller n unfreezes the rest.
         """
         if isinstance(n, bool) or not isinstance(n, int) or not -1 <= n <= 4:
             raise ValueError(f"freeze_stages(n) needs an int n in -1..4 (-1 none, 0 stem, k stem+stages 1..k); got {n!r}")
@@ -262,12 +265,24 @@ class SAGNet(nn.Module):
         for index in range(5):
             for view in self._stage_views(index):
                 view.requires_grad_(index > n)
+        for index in self._adapting_stages():
+            for module in self.backbone.stages()[index].modules():
+                if isinstance(module, nn.modules.batchnorm._BatchNorm):
+                    module.requires_grad_(True)
         self.train(self.training)
+
+    def _adapting_stages(self) -> range:
+        """Frozen lower-branch stages that come after the first SAG module (their BN keeps learning)."""
+        if not self.depths:
+            return range(0)
+        return range(self.depths[0] + 1, self.frozen_stages + 1)
 
     def train(self, mode: bool = True) -> "SAGNet":
         super().train(mode)
         if mode:
+            adapting = set(self._adapting_stages())
             for index in range(self.frozen_stages + 1):
                 for view in self._stage_views(index):
-                    view.eval()
+                    if not (index in adapting and view is self.backbone.stages()[index]):
+                        view.eval()
         return self
