@@ -5,7 +5,8 @@ ResNet50 as in the paper) it times SGD steps (forward + backward + update) on a 
 forward + backward FLOPs with ``torch.utils.flop_counter.FlopCounterMode``. The two-branch design should cost
 what its FLOPs say: ``time ratio / FLOP ratio`` (both versus the baseline of the same setting) near 1 means no
 hidden overhead; above 1 means the extra branch is slower per FLOP than the baseline (memory-bound layers at
-the doubled resolution count no FLOPs). It also times the ``cpu`` profile's input pipeline alone (decode,
+the doubled resolution count no FLOPs). Grouped (depthwise) convolution backward FLOPs are counted with our
+own formula, torch's overcounts them. It also times the ``cpu`` profile's input pipeline alone (decode,
 augment, collate) against a training step, to check that the loader is not the bottleneck.
 
 Usage: ``python benchmarks/bench_training.py [--quick]`` or ``python -m sagkit bench --only training``.
@@ -14,7 +15,7 @@ Usage: ``python benchmarks/bench_training.py [--quick]`` or ``python -m sagkit b
 from __future__ import annotations
 
 import argparse
-import json
+import math
 import statistics
 import time
 from pathlib import Path
@@ -40,11 +41,21 @@ def _optimizer(model: nn.Module) -> torch.optim.Optimizer:
     return torch.optim.SGD([p for p in model.parameters() if p.requires_grad], lr=1e-3, momentum=0.9)
 
 
+def _conv_backward_flops(grad_out_shape, x_shape, w_shape, bias, stride, padding, dilation, transposed,
+                         output_padding, groups, output_mask, out_shape=None, **kwargs) -> int:
+    """FLOPs of a (non-transposed) convolution's backward: each requested gradient (input, weight) costs
+    as much as the forward, 2·N·prod(weight shape)·prod(output spatial size). torch's own formula (2.14)
+    ignores ``groups`` in the weight gradient and overcounts a depthwise conv's by its channel count."""
+    forward = 2 * grad_out_shape[0] * math.prod(w_shape) * math.prod(grad_out_shape[2:])
+    return forward * (int(bool(output_mask[0])) + int(bool(output_mask[1])))
+
+
 def train_flops_per_image(model: nn.Module, height: int, width: int, num_classes: int, batch: int = 2) -> float:
     """Forward + backward FLOPs of one training image (counted on a small batch, then divided)."""
     x = torch.randn(batch, 3, height, width)
     y = torch.randint(0, num_classes, (batch,))
-    with FlopCounterMode(display=False) as counter:
+    mapping = {torch.ops.aten.convolution_backward: _conv_backward_flops}
+    with FlopCounterMode(display=False, custom_mapping=mapping) as counter:
         nn.functional.cross_entropy(model(x), y).backward()
     model.zero_grad(set_to_none=True)
     return counter.get_total_flops() / batch

@@ -204,9 +204,8 @@ def _cmd_eval(args: argparse.Namespace) -> int:
     from sagkit.engine.builders import build_model
     from sagkit.engine.checkpoint import load_checkpoint
     from sagkit.engine.device import resolve_device
-    from sagkit.engine.evaluator import evaluate_model
+    from sagkit.engine.evaluator import evaluate_model, protocol_for
     from sagkit.engine.run_dir import CHECKPOINT_BEST, CHECKPOINT_LAST
-    from sagkit.engine.trainer import _protocol
 
     _configure_logging()
     path = Path(args.path)
@@ -235,7 +234,7 @@ def _cmd_eval(args: argparse.Namespace) -> int:
         num_workers=config.num_workers if args.num_workers is None else args.num_workers,
         flip=config.flip_eval if args.flip is None else args.flip, rerank=not args.no_rerank,
         rerank_k1=config.rerank_k1, rerank_k2=config.rerank_k2, rerank_lambda=config.rerank_lambda,
-        protocol=_protocol(dataset),
+        protocol=protocol_for(dataset),
     )
     if args.json:
         print(json.dumps(metrics, indent=2, sort_keys=True))

@@ -1,7 +1,6 @@
 """Engine building blocks: atomic files, RNG states, device/precision choice, optimiser, run folders."""
 
 import logging
-import os
 import random
 
 import numpy as np

@@ -10,7 +10,7 @@ import torch
 
 from .distributed import DistInfo, gather_in_order, shard_range
 
-__all__ = ["extract_split_features", "evaluate_model", "metrics_from_distmat"]
+__all__ = ["extract_split_features", "evaluate_model", "metrics_from_distmat", "protocol_for"]
 
 
 def extract_split_features(
@@ -109,3 +109,12 @@ def evaluate_model(
         rr = re_rank_features(q, g, k1=rerank_k1, k2=rerank_k2, lambda_value=rerank_lambda)
         out.update({f"rerank_{k}": v for k, v in metrics_from_distmat(rr, query, gallery, protocol).items()})
     return out
+
+
+def protocol_for(dataset) -> str:
+    """Evaluation protocol of a ``ReIDDataset`` for ``sagkit.evaluation.evaluate``: the classic single-shot
+    CMC for CUHK03's classic protocol, the Market-1501 rule (same id and camera left out) otherwise."""
+    info = getattr(dataset, "info", None) or {}
+    if getattr(dataset, "name", "") == "cuhk03" and info.get("protocol", "classic") == "classic":
+        return "cuhk03"
+    return "market"

@@ -12,6 +12,8 @@ import json
 import logging
 import os
 import time
+from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Callable, Optional
 
 import torch
@@ -33,7 +35,7 @@ from .device import (
     seed_everything,
 )
 from .distributed import DistInfo, all_reduce_min, barrier, cleanup_distributed, env_dist_info, init_distributed
-from .evaluator import evaluate_model
+from .evaluator import evaluate_model, protocol_for
 from .optim import build_criterion, build_optimizer, build_scheduler, current_lrs
 
 __all__ = ["TrainingDiverged", "train_one_epoch", "train"]
@@ -97,7 +99,7 @@ def train_one_epoch(
 ) -> dict:
     """One pass over ``loader`` (items ``(images N×3×H×W, pids N, camids N, index N)``).
 
-    Returns ``{"loss", "acc" (percent), "img_per_s", "images", "time_s"}`` summed over all ranks.
+    Returns ``{"loss", "acc" (percent), "img_per_s", "images", "batches", "time_s"}`` over all ranks.
     Raises :class:`TrainingDiverged` (on every rank) as soon as a loss is NaN or infinite.
     """
     info = dist_info or DistInfo()
@@ -159,6 +161,7 @@ def train_one_epoch(
         "acc": 100.0 * correct_total / seen_total,
         "img_per_s": seen_total / max(elapsed, 1e-9),
         "images": int(seen_total),
+        "batches": total,
         "time_s": elapsed,
     }
 
@@ -210,141 +213,196 @@ def train(
         torch.set_num_threads(threads)
 
 
-def _train(config: ExperimentConfig, device: torch.device, info: DistInfo, *, resume: bool, retrain: bool,
-           progress: bool) -> dict:
-    wall_start = time.perf_counter()
+@dataclass
+class _Progress:
+    """What a run has achieved so far; restored from ``checkpoint_last.pt`` on resume."""
+
+    epoch: int = 0
+    best_metric: Optional[float] = None
+    best_epoch: Optional[int] = None
+    best_val: Optional[dict] = None
+    timings: dict = field(default_factory=lambda: {"train_s": 0.0, "val_s": 0.0, "test_s": 0.0, "total_s": 0.0})
+    rows: list = field(default_factory=list)
+
+
+@dataclass
+class _Session:
+    """The objects of one training session."""
+
+    config: ExperimentConfig
+    device: torch.device
+    info: DistInfo
+    precision: Precision
+    data: object
+    model: nn.Module  # model_without_ddp
+    optimizer: torch.optim.Optimizer
+    lr_scheduler: object
+    scaler: torch.amp.GradScaler
+    run_dir: Path
+
+    @property
+    def last_path(self) -> Path:
+        return self.run_dir / rd.CHECKPOINT_LAST
+
+    @property
+    def best_path(self) -> Path:
+        return self.run_dir / rd.CHECKPOINT_BEST
+
+    def eval_kwargs(self) -> dict:
+        c = self.config
+        return dict(device=self.device, batch_size=c.eval_batch_size, num_workers=c.num_workers,
+                    flip=c.flip_eval, protocol=protocol_for(self.data.dataset), dist_info=self.info,
+                    channels_last=c.channels_last)
+
+
+def _setup(config: ExperimentConfig, device: torch.device, info: DistInfo, retrain: bool) -> _Session:
     precision = resolve_precision(config.amp, device)
     configure_determinism(config.deterministic)
-    seed_everything(config.seed + info.rank)
-    run_dir = config.run_dir()
     if info.is_main:
         rd.prepare_run_dir(config, retrain=retrain)
     barrier(info)
-
     data = build_data(config)
-    seed_everything(config.seed)
+    seed_everything(config.seed)  # the same initial weights on every rank and every resume
     model = build_model(config, data.num_classes).to(device)
     attach_transforms(config, data, model.input_mean, model.input_std)
     if config.channels_last:
         model = model.to(memory_format=torch.channels_last)
-    model_without_ddp = model
     optimizer = build_optimizer(model, config)
-    lr_scheduler = build_scheduler(optimizer, config)
-    scaler = make_grad_scaler(precision)
-    criterion = build_criterion(config)
+    return _Session(config, device, info, precision, data, model, optimizer, build_scheduler(optimizer, config),
+                    make_grad_scaler(precision), config.run_dir())
 
-    start_epoch, best_metric, best_epoch, best_val = 0, None, None, None
-    timings = {"train_s": 0.0, "val_s": 0.0, "test_s": 0.0, "total_s": 0.0}
-    rows: list[dict] = []
-    last_path, best_path = run_dir / rd.CHECKPOINT_LAST, run_dir / rd.CHECKPOINT_BEST
-    if resume and last_path.is_file():
-        ckpt = load_checkpoint(last_path)
-        model_without_ddp.load_state_dict(ckpt["model"])
-        optimizer.load_state_dict(ckpt["optimizer"])
-        lr_scheduler.load_state_dict(ckpt["lr_scheduler"])
-        if ckpt.get("scaler") is not None and scaler.is_enabled():
-            scaler.load_state_dict(ckpt["scaler"])
-        start_epoch, best_metric, best_epoch = ckpt["epoch"], ckpt["best_metric"], ckpt["best_epoch"]
-        best_val = ckpt.get("best_val")
-        timings.update(ckpt.get("timings") or {})
-        set_rng_state(ckpt["rng"])
-        rows = [r for r in rd.read_metrics(run_dir) if int(r["epoch"]) <= start_epoch]
-        if info.is_main:
-            log.info("sagkit: resuming %s after epoch %d", run_dir, start_epoch)
 
-    train_model: nn.Module = model
+def _resume(s: _Session) -> _Progress:
+    """Load ``checkpoint_last.pt`` into the session; metrics rows after that epoch are dropped."""
+    ckpt = load_checkpoint(s.last_path)
+    s.model.load_state_dict(ckpt["model"])
+    s.optimizer.load_state_dict(ckpt["optimizer"])
+    s.lr_scheduler.load_state_dict(ckpt["lr_scheduler"])
+    if ckpt.get("scaler") is not None and s.scaler.is_enabled():
+        s.scaler.load_state_dict(ckpt["scaler"])
+    set_rng_state(ckpt["rng"])
+    progress = _Progress(ckpt["epoch"], ckpt["best_metric"], ckpt["best_epoch"], ckpt.get("best_val"))
+    progress.timings.update(ckpt.get("timings") or {})
+    progress.rows = [r for r in rd.read_metrics(s.run_dir) if int(r["epoch"]) <= progress.epoch]
+    if s.info.is_main:
+        log.info("sagkit: resuming %s after epoch %d", s.run_dir, progress.epoch)
+    return progress
+
+
+def _group_lrs(optimizer: torch.optim.Optimizer) -> tuple[float, Optional[float]]:
+    """(lr of the new layers, lr of the pre-trained layers or None when they are all frozen)."""
+    named = {g.get("name"): float(g["lr"]) for g in optimizer.param_groups}
+    lrs = current_lrs(optimizer)
+    return named.get("new", max(lrs)), named.get("backbone", min(lrs) if len(lrs) > 1 else None)
+
+
+def _save_epoch(s: _Session, p: _Progress, improved: bool) -> None:
+    """Rank 0 writes checkpoint_best (if improved), metrics.csv, then checkpoint_last, each atomically."""
+    if not s.info.is_main:
+        return
+    common = dict(model=s.model, config=s.config.to_dict(), num_classes=s.data.num_classes,
+                  best_metric=p.best_metric, best_epoch=p.best_epoch, epoch=p.epoch)
+    if improved:
+        atomic_torch_save(make_checkpoint(optimizer=None, lr_scheduler=None, scaler=None,
+                                          extra={"best_val": p.best_val}, **common), s.best_path)
+    rd.write_metrics(s.run_dir, p.rows)
+    atomic_torch_save(make_checkpoint(optimizer=s.optimizer, lr_scheduler=s.lr_scheduler, scaler=s.scaler,
+                                      extra={"best_val": p.best_val, "timings": dict(p.timings)}, **common),
+                      s.last_path)
+
+
+def _run_epoch(s: _Session, p: _Progress, train_model: nn.Module, criterion, epoch: int, progress: bool,
+               on_step) -> tuple[bool, dict]:
+    """Train one epoch and validate when due; returns (validation score improved, metrics row)."""
+    config = s.config
+    seed_everything(epoch_seed(config.seed, epoch) + s.info.rank)
+    loader = make_train_loader(config, s.data, epoch, s.info.world_size)
+    lr_new, lr_pre = _group_lrs(s.optimizer)
+    kept = str(s.last_path) if s.last_path.is_file() else None
+    try:
+        stats = train_one_epoch(
+            train_model, criterion, s.optimizer, loader, s.device, epoch, precision=s.precision, scaler=s.scaler,
+            channels_last=config.channels_last, max_batches=config.max_train_batches, progress=progress,
+            dist_info=s.info, on_step=on_step,
+        )
+    except TrainingDiverged as err:
+        raise TrainingDiverged(err.epoch, err.batch, err.lr, err.loss, kept) from None
+    del loader
+    if not _all_finite(s.model):
+        raise TrainingDiverged(epoch, stats["batches"], lr_new, float("nan"), kept)
+    s.lr_scheduler.step()
+    p.epoch = epoch
+    p.timings["train_s"] += stats["time_s"]
+    row = {"epoch": epoch, "lr": lr_new, "lr_pretrained": lr_pre, "loss": stats["loss"], "acc": stats["acc"],
+           "img_per_s": stats["img_per_s"], "time_s": stats["time_s"]}
+    improved = False
+    has_val = bool(s.data.val_query) and bool(s.data.val_gallery)
+    if has_val and (epoch % config.eval_every == 0 or epoch == config.epochs):
+        t0 = time.perf_counter()
+        val = evaluate_model(s.model, s.data.val_query, s.data.val_gallery, s.data.test_transform,
+                             **s.eval_kwargs())
+        p.timings["val_s"] += time.perf_counter() - t0
+        row.update({f"val_{k}": v for k, v in val.items()})
+        score = val[config.select_metric]
+        if p.best_metric is None or score > p.best_metric:
+            p.best_metric, p.best_epoch, p.best_val, improved = score, epoch, val, True
+    elif not has_val and epoch == config.epochs:
+        p.best_epoch, improved = epoch, True
+    p.rows.append(row)
+    return improved, row
+
+
+def _train(config: ExperimentConfig, device: torch.device, info: DistInfo, *, resume: bool, retrain: bool,
+           progress: bool) -> dict:
+    wall_start = time.perf_counter()
+    s = _setup(config, device, info, retrain)
+    p = _resume(s) if resume and s.last_path.is_file() else _Progress()
+
+    train_model: nn.Module = s.model
     if info.is_distributed:
         train_model = nn.parallel.DistributedDataParallel(
-            model, device_ids=[device.index] if device.type == "cuda" else None
+            s.model, device_ids=[device.index] if device.type == "cuda" else None
         )
     if config.compile:
         train_model = torch.compile(train_model)
-
-    eval_kwargs = dict(
-        device=device, batch_size=config.eval_batch_size, num_workers=config.num_workers,
-        flip=config.flip_eval, protocol=_protocol(data.dataset), dist_info=info, channels_last=config.channels_last,
-    )
-    has_val = bool(data.val_query) and bool(data.val_gallery)
+    criterion = build_criterion(config)
     on_step = _fault_hook()
-    epochs = _progress_bar(
-        range(start_epoch + 1, config.epochs + 1), progress and info.is_main,
-        initial=start_epoch, total=config.epochs, desc=config.run_name(),
-    )
+    epochs = _progress_bar(range(p.epoch + 1, config.epochs + 1), progress and info.is_main,
+                           initial=p.epoch, total=config.epochs, desc=config.run_name())
     for epoch in epochs:
-        seed_everything(epoch_seed(config.seed, epoch) + info.rank)
-        loader = make_train_loader(config, data, epoch, info.world_size)
-        lrs = current_lrs(optimizer)
-        try:
-            stats = train_one_epoch(
-                train_model, criterion, optimizer, loader, device, epoch, precision=precision, scaler=scaler,
-                channels_last=config.channels_last, max_batches=config.max_train_batches,
-                progress=progress, dist_info=info, on_step=on_step,
-            )
-        except TrainingDiverged as err:
-            err.checkpoint = str(last_path) if last_path.is_file() else None
-            raise TrainingDiverged(err.epoch, err.batch, err.lr, err.loss, err.checkpoint) from None
-        del loader
-        if not _all_finite(model_without_ddp):
-            raise TrainingDiverged(epoch, stats["images"], max(lrs), float("nan"),
-                                   str(last_path) if last_path.is_file() else None)
-        lr_scheduler.step()
-        timings["train_s"] += stats["time_s"]
-
-        row = {"epoch": epoch, "lr": max(lrs), "lr_pretrained": min(lrs), "loss": stats["loss"],
-               "acc": stats["acc"], "img_per_s": stats["img_per_s"], "time_s": stats["time_s"]}
-        improved = False
-        if has_val and (epoch % config.eval_every == 0 or epoch == config.epochs):
-            t0 = time.perf_counter()
-            val = evaluate_model(model_without_ddp, data.val_query, data.val_gallery, data.test_transform,
-                                 **eval_kwargs)
-            timings["val_s"] += time.perf_counter() - t0
-            row.update({f"val_{k}": v for k, v in val.items()})
-            score = val[config.select_metric]
-            if best_metric is None or score > best_metric:
-                best_metric, best_epoch, best_val, improved = score, epoch, val, True
-        elif not has_val and epoch == config.epochs:
-            best_epoch, improved = epoch, True
-        rows.append(row)
-        common = dict(model=model_without_ddp, config=config.to_dict(), num_classes=data.num_classes,
-                      best_metric=best_metric, best_epoch=best_epoch)
-        timings["total_s"] += time.perf_counter() - wall_start
+        improved, row = _run_epoch(s, p, train_model, criterion, epoch, progress, on_step)
+        p.timings["total_s"] += time.perf_counter() - wall_start
         wall_start = time.perf_counter()
+        _save_epoch(s, p, improved)
         if info.is_main:
-            if improved:
-                atomic_torch_save(
-                    make_checkpoint(optimizer=None, lr_scheduler=None, scaler=None, epoch=epoch,
-                                    extra={"best_val": best_val}, **common),
-                    best_path,
-                )
-            rd.write_metrics(run_dir, rows)
-            atomic_torch_save(
-                make_checkpoint(optimizer=optimizer, lr_scheduler=lr_scheduler, scaler=scaler, epoch=epoch,
-                                extra={"best_val": best_val, "timings": dict(timings)}, **common),
-                last_path,
-            )
+            log.info("sagkit: epoch %d/%d %s", epoch, config.epochs,
+                     " ".join(f"{k}={v:.4g}" for k, v in row.items() if isinstance(v, float)))
         barrier(info)
-        log.info("sagkit: epoch %d/%d %s", epoch, config.epochs,
-                 " ".join(f"{k}={v:.4g}" for k, v in row.items() if isinstance(v, float)))
         epochs.set_postfix(loss=f"{row['loss']:.3f}", acc=f"{row['acc']:.1f}",
-                           **({"val": f"{best_metric:.1f}"} if best_metric is not None else {}))
+                           **({"val": f"{p.best_metric:.1f}"} if p.best_metric is not None else {}))
     epochs.close()
+    return _test(s, p, wall_start)
 
-    # test set, with the selected checkpoint
+
+def _test(s: _Session, p: _Progress, wall_start: float) -> dict:
+    """Evaluate the selected checkpoint on the test split and write ``results.json`` (rank 0)."""
+    config = s.config
     t0 = time.perf_counter()
-    best = load_checkpoint(best_path, map_location=device)
-    model_without_ddp.load_state_dict(best["model"])
+    best = load_checkpoint(s.best_path, map_location=s.device)
+    s.model.load_state_dict(best["model"])
     test = evaluate_model(
-        model_without_ddp, data.query, data.gallery, data.test_transform, rerank=config.rerank,
+        s.model, s.data.query, s.data.gallery, s.data.test_transform, rerank=config.rerank,
         rerank_k1=config.rerank_k1, rerank_k2=config.rerank_k2, rerank_lambda=config.rerank_lambda,
-        **eval_kwargs,
+        **s.eval_kwargs(),
     )
-    timings["test_s"] += time.perf_counter() - t0
-    timings["total_s"] += time.perf_counter() - wall_start
+    p.timings["test_s"] += time.perf_counter() - t0
+    p.timings["total_s"] += time.perf_counter() - wall_start
+    rows = p.rows
     trained = [r for r in rows if r.get("time_s")]
     results = {
         "complete": True,
         "name": config.run_name(),
-        "run_dir": str(run_dir),
+        "run_dir": str(s.run_dir),
         "run_key": config.run_key(),
         "dataset": config.dataset,
         "backbone": config.backbone,
@@ -356,33 +414,24 @@ def _train(config: ExperimentConfig, device: torch.device, info: DistInfo, *, re
         "epochs": config.epochs,
         "final_train_loss": rows[-1]["loss"] if rows else None,
         "final_train_acc": rows[-1]["acc"] if rows else None,
-        "num_classes": data.num_classes,
-        "num_train_images": len(data.train),
-        "num_query": len(data.query),
-        "num_gallery": len(data.gallery),
+        "num_classes": s.data.num_classes,
+        "num_train_images": len(s.data.train),
+        "num_query": len(s.data.query),
+        "num_gallery": len(s.data.gallery),
         "timings": {
-            **{k: round(v, 3) for k, v in timings.items()},
+            **{k: round(v, 3) for k, v in p.timings.items()},
             "epoch_s_mean": round(sum(r["time_s"] for r in trained) / len(trained), 3) if trained else None,
             "img_per_s_mean": round(sum(r["img_per_s"] for r in trained) / len(trained), 2) if trained else None,
         },
-        "device": str(device),
-        "precision": precision.name,
-        "world_size": info.world_size,
+        "device": str(s.device),
+        "precision": s.precision.name,
+        "world_size": s.info.world_size,
         "torch": torch.__version__,
         "code_version": rd.code_version(),
         "config": json.loads(config.to_json()),
         "finished_at": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
     }
-    if info.is_main:
-        rd.write_results(run_dir, results)
-    barrier(info)
+    if s.info.is_main:
+        rd.write_results(s.run_dir, results)
+    barrier(s.info)
     return results
-
-
-def _protocol(dataset) -> str:
-    """Evaluation protocol for ``sagkit.evaluation.evaluate``: the classic single-shot CMC for CUHK03's
-    classic protocol, the Market-1501 rule (same id and camera left out) otherwise."""
-    info = getattr(dataset, "info", None) or {}
-    if getattr(dataset, "name", "") == "cuhk03" and info.get("protocol", "classic") == "classic":
-        return "cuhk03"
-    return "market"
