@@ -10,14 +10,13 @@ Measured rows are plain dicts in percent: ``{"depths": (4,), "R1": 61.2, "R5": .
 from __future__ import annotations
 
 import math
-import os
-import tempfile
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 
 import pandas as pd
 
 from sagkit import reference
+from sagkit.atomic import atomic_write_text
 
 METRICS = ("R1", "R5", "R10", "mAP")
 TABLE1_ORDER = reference.TABLE1_ORDER
@@ -156,25 +155,6 @@ def to_markdown(frame: pd.DataFrame, floatfmt: str = ".2f") -> str:
     return "\n".join(lines) + "\n"
 
 
-def _file_mode() -> int:
-    umask = os.umask(0)
-    os.umask(umask)
-    return 0o666 & ~umask
-
-
-def _atomic_write_text(path: Path, text: str) -> None:
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8", newline="") as handle:
-            handle.write(text)
-        os.chmod(tmp, _file_mode())
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-
-
 def write_table(frame: pd.DataFrame, directory, name: str, title: str | None = None) -> tuple[Path, Path]:
     """Write ``directory/name.csv`` and ``directory/name.md`` atomically; returns both paths.
 
@@ -185,9 +165,9 @@ def write_table(frame: pd.DataFrame, directory, name: str, title: str | None = N
         raise ValueError(f"table name must be a plain file stem like 'table1_ablation'; got {name!r}")
     directory.mkdir(parents=True, exist_ok=True)
     csv_path, md_path = directory / f"{name}.csv", directory / f"{name}.md"
-    _atomic_write_text(csv_path, frame.to_csv(index=False, float_format="%.2f"))
+    atomic_write_text(csv_path, frame.to_csv(index=False, float_format="%.2f"))
     markdown = (f"### {title}\n\n" if title else "") + to_markdown(frame)
-    _atomic_write_text(md_path, markdown)
+    atomic_write_text(md_path, markdown)
     return csv_path, md_path
 
 

@@ -1,5 +1,4 @@
 """Transforms, ImageDataset (bad images), loaders, the P x K sampler and hold-out validation."""
-import warnings
 from collections import Counter, defaultdict
 
 import numpy as np

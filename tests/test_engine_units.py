@@ -1,6 +1,7 @@
 """Engine building blocks: atomic files, RNG states, device/precision choice, optimiser, run folders."""
 
 import logging
+import os
 import random
 
 import numpy as np
@@ -21,6 +22,9 @@ def test_atomic_write_replaces_whole_file_or_nothing(tmp_path):
     path = tmp_path / "results.json"
     ck.atomic_write_json(path, {"a": 1})
     assert path.read_text().strip() == '{\n  "a": 1\n}'
+    umask = os.umask(0)
+    os.umask(umask)
+    assert path.stat().st_mode & 0o777 == 0o666 & ~umask  # not mkstemp's 0600
 
     def broken(tmp):
         with open(tmp, "w") as fh:

@@ -8,14 +8,14 @@ tensors and plain Python values and are read with ``torch.load(weights_only=True
 from __future__ import annotations
 
 import json
-import os
 import random
-import tempfile
 from pathlib import Path
-from typing import Any, Callable, Optional
+from typing import Any, Optional
 
 import numpy as np
 import torch
+
+from sagkit.atomic import atomic_write, atomic_write_text
 
 __all__ = [
     "atomic_write",
@@ -27,34 +27,6 @@ __all__ = [
     "make_checkpoint",
     "load_checkpoint",
 ]
-
-
-def atomic_write(path: str | Path, write: Callable[[str], None]) -> Path:
-    """Call ``write(tmp_path)`` on a temporary file next to ``path``, then ``os.replace`` it into place."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    try:
-        write(tmp)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-    return path
-
-
-def atomic_write_text(path: str | Path, text: str) -> Path:
-    """Write ``text`` (UTF-8) to ``path`` atomically."""
-
-    def write(tmp: str) -> None:
-        with open(tmp, "w", encoding="utf-8") as fh:
-            fh.write(text)
-            fh.flush()
-            os.fsync(fh.fileno())
-
-    return atomic_write(path, write)
 
 
 def atomic_write_json(path: str | Path, obj: Any) -> Path:

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-import os
-import tempfile
 from collections.abc import Sequence
 from pathlib import Path
+
+from sagkit.atomic import atomic_write
 
 
 def save_figure(fig, directory, name: str, formats: Sequence[str] = ("png", "pdf"), dpi: int = 150) -> list[Path]:
@@ -21,25 +21,14 @@ def save_figure(fig, directory, name: str, formats: Sequence[str] = ("png", "pdf
     written = []
     for fmt in formats:
         target = directory / f"{name}.{fmt}"
-        fd, tmp = tempfile.mkstemp(prefix=f".{name}.", suffix=f".{fmt}.tmp", dir=directory)
-        try:
-            with os.fdopen(fd, "wb") as handle:
+
+        def write(tmp: str, fmt: str = fmt) -> None:
+            with open(tmp, "wb") as handle:
                 fig.savefig(handle, format=fmt, dpi=dpi, bbox_inches="tight", metadata=_metadata(fmt))
-            os.chmod(tmp, _file_mode())
-            os.replace(tmp, target)
-        except BaseException:
-            if os.path.exists(tmp):
-                os.unlink(tmp)
-            raise
+
+        atomic_write(target, write)
         written.append(target)
     return written
-
-
-def _file_mode() -> int:
-    """Permissions of a normally created file (mkstemp makes 0600): 0666 less the umask."""
-    umask = os.umask(0)
-    os.umask(umask)
-    return 0o666 & ~umask
 
 
 def _metadata(fmt: str) -> dict:
