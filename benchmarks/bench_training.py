@@ -5,8 +5,9 @@ ResNet50 as in the paper) it times SGD steps (forward + backward + update) on a 
 forward + backward FLOPs with ``torch.utils.flop_counter.FlopCounterMode``. The two-branch design should cost
 what its FLOPs say: ``time ratio / FLOP ratio`` (both versus the baseline of the same setting) near 1 means no
 hidden overhead; above 1 means the extra branch is slower per FLOP than the baseline (memory-bound layers at
-the doubled resolution count no FLOPs). Grouped (depthwise) convolution backward FLOPs are counted with our
-own formula, torch's overcounts them. It also times the ``cpu`` profile's input pipeline alone (decode,
+the doubled resolution count no FLOPs). It runs as the ``cpu`` profile trains: channels_last and glibc malloc
+retaining freed memory (``--memory-format`` and ``--malloc`` switch either off to see what each buys).
+Grouped (depthwise) convolution backward FLOPs are counted with our own formula, torch's overcounts them. It also times the ``cpu`` profile's input pipeline alone (decode,
 augment, collate) against a training step, to check that the loader is not the bottleneck.
 
 Usage: ``python benchmarks/bench_training.py [--quick]`` or ``python -m sagkit bench --only training``.
@@ -28,12 +29,14 @@ from torch.utils.flop_counter import FlopCounterMode
 DEPTHS = ((), (1,), (2,), (3,), (4,))
 
 
-def _model(backbone: str, depths: tuple, freeze: int, num_classes: int) -> nn.Module:
+def _model(backbone: str, depths: tuple, freeze: int, num_classes: int, channels_last: bool) -> nn.Module:
     from sagkit.models import SAGNet
 
     model = SAGNet(num_classes, depths=depths, backbone=backbone, pretrained=None)
     if freeze >= 0:
         model.freeze_stages(freeze)
+    if channels_last:
+        model = model.to(memory_format=torch.channels_last)
     return model.train()
 
 
@@ -62,10 +65,12 @@ def train_flops_per_image(model: nn.Module, height: int, width: int, num_classes
 
 
 def seconds_per_step(model: nn.Module, batch: int, height: int, width: int, num_classes: int,
-                     steps: int, warmup: int = 1) -> float:
+                     steps: int, warmup: int = 1, channels_last: bool = False) -> float:
     """Median wall time of one SGD step (forward, backward, update) on a random batch."""
     opt = _optimizer(model)
     x = torch.randn(batch, 3, height, width)
+    if channels_last:
+        x = x.contiguous(memory_format=torch.channels_last)
     y = torch.randint(0, num_classes, (batch,))
     times = []
     for i in range(warmup + steps):
@@ -96,7 +101,8 @@ def loader_images_per_second(config, batches: int) -> tuple[float, int]:
     return seen / (time.perf_counter() - start), config.num_workers
 
 
-def run(quick: bool, batch: int, steps: int, height: int, width: int, num_classes: int = 80) -> dict:
+def run(quick: bool, batch: int, steps: int, height: int, width: int, num_classes: int = 80,
+        channels_last: bool = True) -> dict:
     from sagkit.config import get_profile
 
     cpu = get_profile("cpu")
@@ -108,10 +114,10 @@ def run(quick: bool, batch: int, steps: int, height: int, width: int, num_classe
     for backbone, freeze in settings:
         base = None
         for depths in depth_list:
-            model = _model(backbone, depths, freeze, num_classes)
+            model = _model(backbone, depths, freeze, num_classes, channels_last)
             flops = train_flops_per_image(model, height, width, num_classes)
             n_steps = max(1, steps // 2) if backbone == "resnet50" else steps
-            sec = seconds_per_step(model, batch, height, width, num_classes, n_steps)
+            sec = seconds_per_step(model, batch, height, width, num_classes, n_steps, channels_last=channels_last)
             row = {"backbone": backbone, "frozen": freeze, "depths": "baseline" if not depths else f"D{depths[0]}",
                    "img_per_s": batch / sec, "gflop_per_img": flops / 1e9, "step_s": sec}
             if base is None:
@@ -127,7 +133,7 @@ def run(quick: bool, batch: int, steps: int, height: int, width: int, num_classe
     loader_rate, workers = loader_images_per_second(cpu.replace(height=height, width=width, batch_size=batch),
                                                     batches=4 if quick else 10)
     return {
-        "threads": torch.get_num_threads(), "batch": batch, "input": [height, width], "rows": rows,
+        "threads": torch.get_num_threads(), "channels_last": channels_last, "batch": batch, "input": [height, width], "rows": rows,
         "loader": {"img_per_s": loader_rate, "num_workers": workers, "cpu_profile_D4_step_img_per_s":
                    cpu_sag["img_per_s"], "loader_to_step_ratio": loader_rate / cpu_sag["img_per_s"]},
     }
@@ -151,6 +157,11 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     parser.add_argument("--height", type=int, default=None, help="input height (default: the cpu profile's)")
     parser.add_argument("--width", type=int, default=None, help="input width (default: the cpu profile's)")
     parser.add_argument("--threads", type=int, default=None, help="torch intra-op threads (default: torch's)")
+    parser.add_argument("--memory-format", choices=("channels_last", "contiguous"), default=None,
+                        help="activation and weight layout (default: the cpu profile's)")
+    parser.add_argument("--malloc", choices=("retain", "default"), default=None,
+                        help="glibc malloc: 'retain' freed memory as the engine does on CPU (retain_memory=True), "
+                             "or glibc's 'default' (default: the cpu profile's setting)")
     parser.add_argument("--out", type=Path, default=None, help="also write the results as JSON here")
     args = parser.parse_args(argv)
 
@@ -161,10 +172,19 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         torch.set_num_threads(args.threads)
     height, width = args.height or cpu.height, args.width or cpu.width
     steps = args.steps or (2 if args.quick else 3)
+    channels_last = cpu.channels_last if args.memory_format is None else args.memory_format == "channels_last"
+    retain = cpu.retain_memory if args.malloc is None else args.malloc == "retain"
+    if retain:
+        from sagkit.engine.device import retain_freed_memory
+
+        retain = retain_freed_memory()
     print(f"training throughput, batch {args.batch_size}, input {height}x{width}, "
-          f"{torch.get_num_threads()} threads; ratios versus the baseline of the same backbone setting")
+          f"{torch.get_num_threads()} threads, {'channels_last' if channels_last else 'contiguous'}, "
+          f"malloc {'retain' if retain else 'default'}; "
+          f"ratios versus the baseline of the same backbone setting")
     print(HEADER, flush=True)
-    result = run(args.quick, args.batch_size, steps, height, width)
+    result = run(args.quick, args.batch_size, steps, height, width, channels_last=channels_last)
+    result["malloc"] = "retain" if retain else "default"
     ld = result["loader"]
     verdict = "not the bottleneck" if ld["loader_to_step_ratio"] > 1.5 else "a possible bottleneck"
     print(f"input pipeline alone (cpu profile, {ld['num_workers']} workers): {ld['img_per_s']:.0f} img/s vs "

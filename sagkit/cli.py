@@ -199,11 +199,13 @@ def _add_eval(sub) -> None:
 
 
 def _cmd_eval(args: argparse.Namespace) -> int:
+    import torch
+
     from sagkit.config import ExperimentConfig
     from sagkit.data import build_transforms, load_dataset
     from sagkit.engine.builders import build_model
     from sagkit.engine.checkpoint import load_checkpoint
-    from sagkit.engine.device import resolve_device
+    from sagkit.engine.device import resolve_device, retain_freed_memory
     from sagkit.engine.evaluator import evaluate_model, protocol_for
     from sagkit.engine.run_dir import CHECKPOINT_BEST, CHECKPOINT_LAST
 
@@ -218,9 +220,13 @@ def _cmd_eval(args: argparse.Namespace) -> int:
         raise ValueError(f"{path} is not a sagkit checkpoint (no 'config'/'num_classes' entries)")
     config = ExperimentConfig.from_dict(ckpt["config"])
     device = resolve_device(args.device)
+    if device.type == "cpu" and config.retain_memory:
+        retain_freed_memory()
     model = build_model(config, ckpt["num_classes"], pretrained=False)
     model.load_state_dict(ckpt["model"])
     model.to(device).eval()
+    if config.channels_last:
+        model.to(memory_format=torch.channels_last)
     name = args.dataset or config.dataset
     same = name == config.dataset
     root = _optional_path(args.data_root) if args.data_root is not None else (config.data_root if same else None)
@@ -234,7 +240,7 @@ def _cmd_eval(args: argparse.Namespace) -> int:
         num_workers=config.num_workers if args.num_workers is None else args.num_workers,
         flip=config.flip_eval if args.flip is None else args.flip, rerank=not args.no_rerank,
         rerank_k1=config.rerank_k1, rerank_k2=config.rerank_k2, rerank_lambda=config.rerank_lambda,
-        protocol=protocol_for(dataset),
+        protocol=protocol_for(dataset), channels_last=config.channels_last,
     )
     if args.json:
         print(json.dumps(metrics, indent=2, sort_keys=True))

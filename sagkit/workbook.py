@@ -456,18 +456,28 @@ class Workbook:
 
     # ------------------------------------------------------------------ models and features
     def device(self):
+        """The workbook's torch device; on the CPU, glibc malloc is set to retain freed memory as in training."""
         from sagkit.engine import resolve_device
+        from sagkit.engine.device import retain_freed_memory
 
-        return resolve_device(self.params.device, quiet=True)
+        device = resolve_device(self.params.device, quiet=True)
+        if device.type == "cpu" and self.config(()).retain_memory:
+            retain_freed_memory()
+        return device
 
     def load_model(self, depths: Iterable[int] = ()):
         """The trained model of a finished run (best checkpoint), eval mode, on the workbook's device."""
+        import torch
+
         from sagkit.engine import load_model_from_run
 
         depths = tuple(depths)
         stamp = self.results(depths).get("finished_at")
         if self._model is None or self._model[:2] != (depths, stamp):
-            self._model = (depths, stamp, load_model_from_run(self.run_dir(depths), device=self.device()))
+            model = load_model_from_run(self.run_dir(depths), device=self.device())
+            if self.config(depths).channels_last:
+                model = model.to(memory_format=torch.channels_last)
+            self._model = (depths, stamp, model)
         return self._model[2]
 
     def test_transform(self, model, depths: Iterable[int] = ()):
@@ -497,6 +507,7 @@ class Workbook:
         feats = extract_split_features(
             model, list(records), self.test_transform(model, depths), device=self.device(),
             batch_size=config.eval_batch_size, num_workers=0, flip=config.flip_eval,
+            channels_last=config.channels_last,
         )
         atomic_torch_save(feats, cache)
         return feats

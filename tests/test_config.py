@@ -59,6 +59,7 @@ def test_unknown_keys_are_a_clear_error():
         ("freeze_stages", 5, "freeze_stages"),
         ("erase_prob", 1.5, "erase_prob"),
         ("name", "a/b", "name"),
+        ("retain_memory", "yes", "retain_memory"),
     ],
 )
 def test_invalid_values_raise(field, value, message):

@@ -3,6 +3,8 @@
 import logging
 import os
 import random
+import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -93,6 +95,38 @@ def test_bf16_autocast_runs_on_cpu():
     with dv.autocast(dv.resolve_precision("off", torch.device("cpu"))):
         assert layer(x).dtype is torch.float32
     assert not dv.make_grad_scaler(dv.resolve_precision("bf16", torch.device("cpu"))).is_enabled()
+
+
+RETAIN_PROBE = """
+import ctypes, sys, torch
+from sagkit.engine.device import retain_freed_memory
+
+class MallInfo2(ctypes.Structure):
+    _fields_ = [(n, ctypes.c_size_t) for n in
+                ("arena", "ordblks", "smblks", "hblks", "hblkhd", "usmblks", "fsmblks", "uordblks", "fordblks",
+                 "keepcost")]
+
+libc = ctypes.CDLL("libc.so.6")
+libc.mallinfo2.restype = MallInfo2
+def mapped_while_holding_64mb():
+    x = torch.ones(16 * 2**20)  # 64 MB: above glibc's largest mmap threshold
+    return libc.mallinfo2().hblkhd
+before = mapped_while_holding_64mb()
+ok = retain_freed_memory() if sys.argv[1] == "retain" else False
+after = mapped_while_holding_64mb()
+print(ok, before >= 64 * 2**20, after >= 64 * 2**20)
+"""
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="glibc malloc tuning is Linux-only")
+@pytest.mark.parametrize("mode, expected", [("retain", "True True False"), ("default", "False True True")])
+def test_retain_freed_memory_stops_large_blocks_being_mmapped(mode, expected):
+    """A 64 MB tensor is its own mmap under glibc's defaults and comes from the reusable heap once retained."""
+    probe = subprocess.run([sys.executable, "-c", RETAIN_PROBE, mode], capture_output=True, text=True, check=False)
+    if "mallinfo2" in probe.stderr:
+        pytest.skip("this libc has no mallinfo2 (needs glibc >= 2.33)")
+    assert probe.returncode == 0, probe.stderr
+    assert probe.stdout.split() == expected.split()
 
 
 def test_epoch_seed_and_determinism_flags():

@@ -9,7 +9,7 @@ import torch.nn.functional as F
 import torchvision
 
 from sagkit.models import BACKBONES, SAGNet, SelfAttentionGrid, build_backbone
-from sagkit.models.efficientnet_lite import Conv2dSame, same_padding
+from sagkit.models.efficientnet_lite import Conv2dSame, conv_bn, same_padding
 
 torch.set_num_threads(1)
 
@@ -387,6 +387,51 @@ def test_tf_same_padding_for_any_size():
     assert same_padding(7, 5, 1) == (2, 2)
     conv = Conv2dSame(2, 2, 5, stride=2, groups=2)
     assert conv(torch.zeros(1, 2, 37, 18)).shape == (1, 2, 19, 9)
+
+
+@pytest.mark.parametrize("size, stride", [((16, 8), 1), ((16, 8), 2), ((15, 9), 2)])
+def test_conv2d_same_equals_explicit_tf_padding(size, stride):
+    """Symmetric cases let the convolution pad itself; the result must equal F.pad + unpadded conv."""
+    torch.manual_seed(0)
+    conv = Conv2dSame(3, 3, 5, stride=stride, groups=3)
+    x = torch.randn(2, 3, *size)
+    top, bottom = same_padding(size[0], 5, stride)
+    left, right = same_padding(size[1], 5, stride)
+    expected = torch.nn.functional.conv2d(torch.nn.functional.pad(x, (left, right, top, bottom)), conv.weight,
+                                          None, stride, 0, 1, 3)
+    torch.testing.assert_close(conv(x), expected)
+
+
+@pytest.mark.parametrize("conv", [torch.nn.Conv2d(4, 6, 1, bias=False), Conv2dSame(4, 4, 3, stride=2, groups=4),
+                                  torch.nn.Conv2d(4, 6, 3, padding=1, bias=True)])
+def test_conv_bn_folds_eval_batchnorm_exactly(conv):
+    """Eval-mode BN folded into the conv: same output and same gradients (input and all parameters) as bn(conv(x))."""
+    torch.manual_seed(0)
+    bn = torch.nn.BatchNorm2d(conv.out_channels, eps=1e-3)
+    with torch.no_grad():
+        bn.running_mean.uniform_(-1, 1)
+        bn.running_var.uniform_(0.5, 2)
+        bn.weight.uniform_(0.5, 1.5)
+        bn.bias.uniform_(-1, 1)
+    bn.eval()
+    x = torch.randn(2, 4, 10, 6, requires_grad=True)
+    params = [x, conv.weight, bn.weight, bn.bias] + ([conv.bias] if conv.bias is not None else [])
+    reference = bn(conv(x))
+    reference_grads = torch.autograd.grad(reference.square().sum(), params)
+    folded = conv_bn(conv, bn, x)
+    folded_grads = torch.autograd.grad(folded.square().sum(), params)
+    torch.testing.assert_close(folded, reference, rtol=1e-5, atol=1e-5)
+    for got, want in zip(folded_grads, reference_grads):
+        torch.testing.assert_close(got, want, rtol=1e-4, atol=1e-4)
+
+
+def test_conv_bn_in_train_mode_updates_running_statistics():
+    """A training-mode BN is not folded: it normalises with batch statistics and updates its running ones."""
+    torch.manual_seed(0)
+    conv, bn = torch.nn.Conv2d(3, 4, 1, bias=False), torch.nn.BatchNorm2d(4).train()
+    out = conv_bn(conv, bn, torch.randn(8, 3, 5, 5) * 3 + 2)
+    assert not torch.allclose(bn.running_mean, torch.zeros(4))
+    torch.testing.assert_close(out.mean(dim=(0, 2, 3)), torch.zeros(4), atol=1e-5, rtol=0)
 
 
 # -------------------------------------------------------------- benchmark

@@ -32,6 +32,7 @@ from .device import (
     make_grad_scaler,
     resolve_device,
     resolve_precision,
+    retain_freed_memory,
     seed_everything,
 )
 from .distributed import DistInfo, all_reduce_min, barrier, cleanup_distributed, env_dist_info, init_distributed
@@ -202,6 +203,8 @@ def train(
                 log.info("sagkit: reusing the finished run %s (retrain=True trains it again)", config.run_dir())
             return rd.read_results(config.run_dir())
     device = resolve_device(config.device, pre.local_rank, quiet=not pre.is_main)
+    if device.type == "cpu" and config.retain_memory:
+        retain_freed_memory()
     threads = torch.get_num_threads()
     if config.num_threads:
         torch.set_num_threads(config.num_threads)

@@ -11,11 +11,10 @@ from __future__ import annotations
 from typing import Callable
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 from torchvision import models as tv_models
 
-from .efficientnet_lite import LITE0_STAGE_ENDS, EfficientNetLite0
+from .efficientnet_lite import LITE0_STAGE_ENDS, EfficientNetLite0, conv_bn, relu6
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
@@ -68,7 +67,7 @@ class _ConvBNReLU6(nn.Module):
         self.conv, self.bn = conv, bn
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return F.relu6(self.bn(self.conv(x)))
+        return relu6(conv_bn(self.conv, self.bn, x))
 
 
 class Lite0Backbone(EfficientNetLite0):

@@ -68,9 +68,57 @@ class Conv2dSame(nn.Conv2d):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         top, bottom = same_padding(x.shape[-2], self.kernel_size[0], self.stride[0], self.dilation[0])
         left, right = same_padding(x.shape[-1], self.kernel_size[1], self.stride[1], self.dilation[1])
-        if top or bottom or left or right:
-            x = F.pad(x, (left, right, top, bottom))
-        return F.conv2d(x, self.weight, self.bias, self.stride, 0, self.dilation, self.groups)
+        return self.conv_padded(x, self.weight, self.bias, (top, bottom, left, right))
+
+    def conv_padded(self, x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None,
+                    padding: tuple[int, int, int, int]) -> torch.Tensor:
+        """This layer's convolution of x with `weight`/`bias` after zero `padding` (top, bottom, left, right)."""
+        top, bottom, left, right = padding
+        if top == bottom and left == right:
+            # Symmetric (every stride-1 conv here): the convolution pads itself, no padded copy.
+            return F.conv2d(x, weight, bias, self.stride, (top, left), self.dilation, self.groups)
+        return F.conv2d(F.pad(x, (left, right, top, bottom)), weight, bias, self.stride, 0, self.dilation, self.groups)
+
+    def forward_bn(self, x: torch.Tensor, bn: nn.BatchNorm2d) -> torch.Tensor:
+        """bn(self(x)), with an eval-mode `bn` folded into the convolution (one pass instead of two)."""
+        top, bottom = same_padding(x.shape[-2], self.kernel_size[0], self.stride[0], self.dilation[0])
+        left, right = same_padding(x.shape[-1], self.kernel_size[1], self.stride[1], self.dilation[1])
+        if bn.training:
+            return bn(self.conv_padded(x, self.weight, self.bias, (top, bottom, left, right)))
+        weight, bias = folded_conv_bn(self, bn)
+        return self.conv_padded(x, weight, bias, (top, bottom, left, right))
+
+
+def relu6(x: torch.Tensor) -> torch.Tensor:
+    """ReLU6, in place when autograd does not record it (frozen or no-grad paths).
+
+    Under autograd an in-place ReLU6 clones its input first (its backward needs it), which costs more than a
+    new tensor, so there the out-of-place form is used.
+    """
+    return F.relu6(x, inplace=not (x.requires_grad and torch.is_grad_enabled()))
+
+
+def folded_conv_bn(conv: nn.Conv2d, bn: nn.BatchNorm2d) -> tuple[torch.Tensor, torch.Tensor]:
+    """(weight, bias) of one convolution equal to eval-mode bn(conv(x)); differentiable in both modules' parameters.
+
+    BatchNorm in eval mode is the per-channel affine map y ↦ γ(y − μ)/√(σ² + ε) + β, so it folds into the conv.
+    """
+    scale = bn.weight * torch.rsqrt(bn.running_var + bn.eps)
+    weight = conv.weight * scale.reshape(-1, *([1] * (conv.weight.dim() - 1)))
+    bias = bn.bias - bn.running_mean * scale
+    if conv.bias is not None:
+        bias = bias + conv.bias * scale
+    return weight, bias
+
+
+def conv_bn(conv: nn.Conv2d, bn: nn.BatchNorm2d, x: torch.Tensor) -> torch.Tensor:
+    """bn(conv(x)); when bn is in eval mode (frozen stages, inference) as one folded convolution."""
+    if isinstance(conv, Conv2dSame):
+        return conv.forward_bn(x, bn)
+    if bn.training:
+        return bn(conv(x))
+    weight, bias = folded_conv_bn(conv, bn)
+    return conv._conv_forward(x, weight, bias)
 
 
 def _bn(channels: int) -> nn.BatchNorm2d:
@@ -99,9 +147,9 @@ class MBConvBlock(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         out = x
         if self.spec.expand != 1:
-            out = F.relu6(self._bn0(self._expand_conv(out)))
-        out = F.relu6(self._bn1(self._depthwise_conv(out)))
-        out = self._bn2(self._project_conv(out))
+            out = relu6(conv_bn(self._expand_conv, self._bn0, out))
+        out = relu6(conv_bn(self._depthwise_conv, self._bn1, out))
+        out = conv_bn(self._project_conv, self._bn2, out)
         return out + x if self.has_skip else out
 
 
@@ -143,11 +191,11 @@ class EfficientNetLite0(nn.Module):
 
     def forward_stem(self, x: torch.Tensor) -> torch.Tensor:
         """N×3×H×W → N×32×H/2×W/2."""
-        return F.relu6(self._bn0(self._conv_stem(x)))
+        return relu6(conv_bn(self._conv_stem, self._bn0, x))
 
     def forward_head_conv(self, x: torch.Tensor) -> torch.Tensor:
         """N×320×h×w → N×1280×h×w (the 1×1 head convolution, BN and ReLU6)."""
-        return F.relu6(self._bn1(self._conv_head(x)))
+        return relu6(conv_bn(self._conv_head, self._bn1, x))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = self.forward_stem(x)
