@@ -7,7 +7,10 @@ what its FLOPs say: ``time ratio / FLOP ratio`` (both versus the baseline of the
 hidden overhead; above 1 means the extra branch is slower per FLOP than the baseline (memory-bound layers at
 the doubled resolution count no FLOPs). It runs as the ``cpu`` profile trains: channels_last and glibc malloc
 retaining freed memory (``--memory-format`` and ``--malloc`` switch either off to see what each buys).
-Grouped (depthwise) convolution backward FLOPs are counted with our own formula, torch's overcounts them. It also times the ``cpu`` profile's input pipeline alone (decode,
+Grouped (depthwise) convolution backward FLOPs are counted with our own formula, torch's overcounts them.
+Where everything trains, ``time/parts`` compares a SAG step with the baseline step plus the upper branch
+timed alone (stem..Di at 2× the input, forward + backward): near 1 means the two-branch wiring adds nothing
+beyond its two branches, so any time/FLOP excess comes from the kind of layers the upper branch runs. It also times the ``cpu`` profile's input pipeline alone (decode,
 augment, collate) against a training step, to check that the loader is not the bottleneck.
 
 Usage: ``python benchmarks/bench_training.py [--quick]`` or ``python -m sagkit bench --only training``.
@@ -84,6 +87,28 @@ def seconds_per_step(model: nn.Module, batch: int, height: int, width: int, num_
     return statistics.median(times)
 
 
+def upper_branch_seconds(backbone: str, depth: int, batch: int, height: int, width: int, steps: int,
+                         channels_last: bool, warmup: int = 1) -> float:
+    """Median time of the upper branch alone, fully trained: stem and stages 1..depth of a one-branch
+    backbone on the 2×-upsampled input (N×3×2H×2W), forward + backward into its weights."""
+    model = _model(backbone, (), -1, 2, channels_last)
+    stages = model.backbone.stages()[:depth + 1]
+    x = torch.randn(batch, 3, 2 * height, 2 * width)
+    if channels_last:
+        x = x.contiguous(memory_format=torch.channels_last)
+    times = []
+    for i in range(warmup + steps):
+        start = time.perf_counter()
+        out = x
+        for stage in stages:
+            out = stage(out)
+        model.zero_grad(set_to_none=True)
+        out.mean().backward()
+        if i >= warmup:
+            times.append(time.perf_counter() - start)
+    return statistics.median(times)
+
+
 def loader_images_per_second(config, batches: int) -> tuple[float, int]:
     """Images/s of the ``config``'s training loader alone (decode + augment + collate), and its workers."""
     from sagkit.engine.builders import attach_transforms, build_data, make_train_loader
@@ -125,6 +150,10 @@ def run(quick: bool, batch: int, steps: int, height: int, width: int, num_classe
             row["time_ratio"] = sec / base["step_s"]
             row["flop_ratio"] = flops / (base["gflop_per_img"] * 1e9)
             row["time_per_flop"] = row["time_ratio"] / row["flop_ratio"]
+            if depths and freeze < 0:
+                # Everything trains, so the lower branch is the baseline's: SAG = baseline + upper branch.
+                upper = upper_branch_seconds(backbone, depths[-1], batch, height, width, n_steps, channels_last)
+                row["parts_ratio"] = sec / (base["step_s"] + upper)
             rows.append(row)
             print(_format_row(row), flush=True)
             del model
@@ -133,20 +162,22 @@ def run(quick: bool, batch: int, steps: int, height: int, width: int, num_classe
     loader_rate, workers = loader_images_per_second(cpu.replace(height=height, width=width, batch_size=batch),
                                                     batches=4 if quick else 10)
     return {
-        "threads": torch.get_num_threads(), "channels_last": channels_last, "batch": batch, "input": [height, width], "rows": rows,
+        "threads": torch.get_num_threads(), "channels_last": channels_last, "batch": batch,
+        "input": [height, width], "rows": rows,
         "loader": {"img_per_s": loader_rate, "num_workers": workers, "cpu_profile_D4_step_img_per_s":
                    cpu_sag["img_per_s"], "loader_to_step_ratio": loader_rate / cpu_sag["img_per_s"]},
     }
 
 
 HEADER = (f"{'backbone':<19}{'frozen':>7}{'model':>9}{'img/s':>8}{'GFLOP/img':>11}"
-          f"{'time x':>8}{'FLOP x':>8}{'time/FLOP':>10}")
+          f"{'time x':>8}{'FLOP x':>8}{'time/FLOP':>10}{'time/parts':>11}")
 
 
 def _format_row(r: dict) -> str:
     frozen = "-" if r["frozen"] < 0 else f"0..{r['frozen']}"
     return (f"{r['backbone']:<19}{frozen:>7}{r['depths']:>9}{r['img_per_s']:>8.1f}{r['gflop_per_img']:>11.2f}"
-            f"{r['time_ratio']:>8.2f}{r['flop_ratio']:>8.2f}{r['time_per_flop']:>10.2f}")
+            f"{r['time_ratio']:>8.2f}{r['flop_ratio']:>8.2f}{r['time_per_flop']:>10.2f}"
+            + (f"{r['parts_ratio']:>11.2f}" if "parts_ratio" in r else f"{'-':>11}"))
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:

@@ -6,11 +6,12 @@ A reader (or a killed run) never sees a half-written checkpoint, results file, t
 from __future__ import annotations
 
 import os
+import shutil
 import tempfile
 from pathlib import Path
 from typing import Callable
 
-__all__ = ["atomic_write", "atomic_write_text"]
+__all__ = ["atomic_write", "atomic_write_text", "publish_dir"]
 
 
 def _file_mode() -> int:
@@ -47,3 +48,18 @@ def atomic_write_text(path: str | Path, text: str) -> Path:
             os.fsync(fh.fileno())
 
     return atomic_write(path, write)
+
+
+def publish_dir(tmp: str | Path, dest: str | Path, done_by_other: Callable[[Path], bool]) -> None:
+    """Rename the finished folder ``tmp`` to ``dest`` in one step (``dest`` absent or an empty folder).
+
+    When the rename fails because another process published ``dest`` first (``done_by_other(dest)`` is
+    true), ``tmp`` is dropped and theirs is kept; any other failure is raised.
+    """
+    dest = Path(dest)
+    try:
+        os.replace(tmp, dest)
+    except OSError:
+        if not done_by_other(dest):
+            raise
+        shutil.rmtree(tmp, ignore_errors=True)

@@ -23,7 +23,6 @@ ids are relabelled ``0..K-1``.
 from __future__ import annotations
 
 import json
-import os
 import re
 import shutil
 import tempfile
@@ -31,6 +30,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ..atomic import publish_dir
 from .records import (DatasetFormatError, ImageRecord, ReIDDataset, expected_layout_error, relabel,
                       require_nonempty)
 
@@ -112,13 +112,7 @@ def extract_cuhk03_images(mat_path: Path, image_type: str, out_dir: Path) -> dic
             json.dump(manifest, fh)
         if out_dir.exists():
             out_dir.rmdir()  # empty folder left by the user
-        try:
-            os.replace(tmp, out_dir)
-        except OSError:
-            if (out_dir / MANIFEST).is_file():  # another process finished first
-                shutil.rmtree(tmp, ignore_errors=True)
-            else:
-                raise
+        publish_dir(tmp, out_dir, done_by_other=lambda dest: (dest / MANIFEST).is_file())
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise

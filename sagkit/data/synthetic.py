@@ -40,6 +40,8 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageDraw, ImageFilter
 
+from ..atomic import publish_dir
+
 GENERATOR_VERSION = 2  # bump whenever the drawing changes: cached sets are keyed by it
 MANIFEST_NAME = "manifest.json"
 SUPERSAMPLE = 2
@@ -786,13 +788,7 @@ def make_synthetic_reid(root: str | Path, seed: int = 0, overwrite: bool = False
                 root.rmdir()
             elif overwrite:
                 shutil.rmtree(root)
-        try:
-            os.replace(tmp, root)
-        except OSError:
-            if _manifest_ok(root, seed, cfg):  # another process finished the same dataset first
-                shutil.rmtree(tmp, ignore_errors=True)
-            else:
-                raise
+        publish_dir(tmp, root, done_by_other=lambda dest: _manifest_ok(dest, seed, cfg))
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
