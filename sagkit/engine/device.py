@@ -7,8 +7,8 @@ import ctypes
 import ctypes.util
 import logging
 import os
-import sys
 import random
+import sys
 from dataclasses import dataclass
 from typing import Optional
 
@@ -147,7 +147,7 @@ def retain_freed_memory() -> bool:
     By default glibc serves every block over 32 MB with a fresh mmap and unmaps it on free, so each large
     activation (the upper branch's 4×-pixel maps are 30-130 MB at batch 32) page-faults and is zeroed by the
     kernel on every training step. With mmap off and trimming off, freed blocks are reused instead: the
-    cpu-profile SAG steps run about 1.3-1.6× faster (``benchmarks/bench_training.py --malloc default``).
+    cpu-profile SAG steps run about 1.2-1.5× faster (``benchmarks/bench_training.py --malloc default``).
     The cost is that the process keeps its peak heap until it exits. Process-wide and not undone.
     """
     if not sys.platform.startswith("linux"):

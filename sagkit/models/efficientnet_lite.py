@@ -65,28 +65,23 @@ class Conv2dSame(nn.Conv2d):
         super().__init__(in_channels, out_channels, kernel_size, stride=stride, padding=0,
                          groups=groups, bias=bias)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def same_pad(self, x: torch.Tensor) -> tuple[int, int, int, int]:
+        """TF 'SAME' padding (top, bottom, left, right) of this layer for input x."""
         top, bottom = same_padding(x.shape[-2], self.kernel_size[0], self.stride[0], self.dilation[0])
         left, right = same_padding(x.shape[-1], self.kernel_size[1], self.stride[1], self.dilation[1])
-        return self.conv_padded(x, self.weight, self.bias, (top, bottom, left, right))
+        return top, bottom, left, right
 
-    def conv_padded(self, x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None,
-                    padding: tuple[int, int, int, int]) -> torch.Tensor:
-        """This layer's convolution of x with `weight`/`bias` after zero `padding` (top, bottom, left, right)."""
-        top, bottom, left, right = padding
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.conv_padded(x, self.weight, self.bias)
+
+    def conv_padded(self, x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None) -> torch.Tensor:
+        """This layer's convolution of x with `weight`/`bias` after TF 'SAME' zero padding."""
+        top, bottom, left, right = self.same_pad(x)
         if top == bottom and left == right:
             # Symmetric (every stride-1 conv here): the convolution pads itself, no padded copy.
             return F.conv2d(x, weight, bias, self.stride, (top, left), self.dilation, self.groups)
-        return F.conv2d(F.pad(x, (left, right, top, bottom)), weight, bias, self.stride, 0, self.dilation, self.groups)
-
-    def forward_bn(self, x: torch.Tensor, bn: nn.BatchNorm2d) -> torch.Tensor:
-        """bn(self(x)), with an eval-mode `bn` folded into the convolution (one pass instead of two)."""
-        top, bottom = same_padding(x.shape[-2], self.kernel_size[0], self.stride[0], self.dilation[0])
-        left, right = same_padding(x.shape[-1], self.kernel_size[1], self.stride[1], self.dilation[1])
-        if bn.training:
-            return bn(self.conv_padded(x, self.weight, self.bias, (top, bottom, left, right)))
-        weight, bias = folded_conv_bn(self, bn)
-        return self.conv_padded(x, weight, bias, (top, bottom, left, right))
+        x = F.pad(x, (left, right, top, bottom))
+        return F.conv2d(x, weight, bias, self.stride, 0, self.dilation, self.groups)
 
 
 def relu6(x: torch.Tensor) -> torch.Tensor:
@@ -113,11 +108,11 @@ def folded_conv_bn(conv: nn.Conv2d, bn: nn.BatchNorm2d) -> tuple[torch.Tensor, t
 
 def conv_bn(conv: nn.Conv2d, bn: nn.BatchNorm2d, x: torch.Tensor) -> torch.Tensor:
     """bn(conv(x)); when bn is in eval mode (frozen stages, inference) as one folded convolution."""
-    if isinstance(conv, Conv2dSame):
-        return conv.forward_bn(x, bn)
-    if bn.training:
+    if bn.training or bn.running_var is None:  # batch statistics: nothing to fold
         return bn(conv(x))
     weight, bias = folded_conv_bn(conv, bn)
+    if isinstance(conv, Conv2dSame):
+        return conv.conv_padded(x, weight, bias)
     return conv._conv_forward(x, weight, bias)
 
 
