@@ -16,12 +16,7 @@ REPO = Path(__file__).resolve().parents[1]
 COMMANDS = ("train", "eval", "synth", "bench", "workbook")
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @pytest.mark.parametrize("command", COMMANDS)

@@ -16,6 +16,12 @@ GRID_SCALES = ("none", "area")
 L2_EPS = 1e-12
 
 
+def check_choice(name: str, value: object, choices: tuple[str, ...]) -> None:
+    """ValueError naming the option and its allowed values unless ``value`` is one of ``choices``."""
+    if value not in choices:
+        raise ValueError(f"{name}={value!r} is not known; choose one of {choices}")
+
+
 class SelfAttentionGrid(nn.Module):
     """SAG at one depth: (lower N×C×h×w, upper N×C×sh×sw) → (v N×C×h×w, grid N×1×h×w).
 
@@ -31,12 +37,9 @@ class SelfAttentionGrid(nn.Module):
     def __init__(self, in_channels: int, attention: str = "softmax", l2norm: bool = False,
                  l2norm_dim: str = "map", scale_factor: int = 2, grid_scale: str = "none"):
         super().__init__()
-        if attention not in ATTENTIONS:
-            raise ValueError(f"attention={attention!r} is not known; choose one of {ATTENTIONS}")
-        if l2norm_dim not in L2NORM_DIMS:
-            raise ValueError(f"l2norm_dim={l2norm_dim!r} is not known; choose one of {L2NORM_DIMS}")
-        if grid_scale not in GRID_SCALES:
-            raise ValueError(f"grid_scale={grid_scale!r} is not known; choose one of {GRID_SCALES}")
+        check_choice("attention", attention, ATTENTIONS)
+        check_choice("l2norm_dim", l2norm_dim, L2NORM_DIMS)
+        check_choice("grid_scale", grid_scale, GRID_SCALES)
         if attention == "sigmoid" and grid_scale != "none":
             raise ValueError("grid_scale applies to the softmax grid only; use grid_scale='none' with "
                              "attention='sigmoid'")

@@ -9,7 +9,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from .backbones import build_backbone
-from .sag import ATTENTIONS, GRID_SCALES, L2NORM_DIMS, SelfAttentionGrid
+from .sag import ATTENTIONS, GRID_SCALES, L2NORM_DIMS, SelfAttentionGrid, check_choice
 
 VALID_DEPTHS = (1, 2, 3, 4)
 # Section 4.6: Eq. 7 helps at D1-D3 and hurts at D4.
@@ -132,16 +132,10 @@ class SAGNet(nn.Module):
             raise ValueError(f"num_classes must be a positive int; got {num_classes!r}")
         self.depths = parse_depths(depths)
         self.l2norm_depths = parse_l2norm(l2norm, self.depths)
-        if attention not in ATTENTIONS:
-            raise ValueError(f"attention={attention!r} is not known; choose one of {ATTENTIONS}")
-        if upsample not in UPSAMPLE_MODES:
-            raise ValueError(f"upsample={upsample!r} is not known; choose one of {UPSAMPLE_MODES}")
-        if embedding not in EMBEDDINGS:
-            raise ValueError(f"embedding={embedding!r} is not known; choose one of {EMBEDDINGS}")
-        if l2norm_dim not in L2NORM_DIMS:
-            raise ValueError(f"l2norm_dim={l2norm_dim!r} is not known; choose one of {L2NORM_DIMS}")
-        if grid_scale not in GRID_SCALES:
-            raise ValueError(f"grid_scale={grid_scale!r} is not known; choose one of {GRID_SCALES}")
+        for name, value, choices in (("attention", attention, ATTENTIONS), ("upsample", upsample, UPSAMPLE_MODES),
+                                     ("embedding", embedding, EMBEDDINGS), ("l2norm_dim", l2norm_dim, L2NORM_DIMS),
+                                     ("grid_scale", grid_scale, GRID_SCALES)):
+            check_choice(name, value, choices)
         if (isinstance(scale_factor, bool) or not isinstance(scale_factor, (int, float))
                 or not float(scale_factor).is_integer() or scale_factor < 2):
             raise ValueError(f"scale_factor must be an integer >= 2 (it is also the max-pool size); "
