@@ -218,7 +218,7 @@ def _cmd_eval(args: argparse.Namespace) -> int:
     ckpt = load_checkpoint(path)
     if "config" not in ckpt or "num_classes" not in ckpt:
         raise ValueError(f"{path} is not a sagkit checkpoint (no 'config'/'num_classes' entries)")
-    config = ExperimentConfig.from_dict(ckpt["config"])
+    config = ExperimentConfig.from_run(ckpt["config"])
     device = resolve_device(args.device)
     if device.type == "cpu" and config.retain_memory:
         retain_freed_memory()

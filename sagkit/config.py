@@ -27,6 +27,7 @@ __all__ = [
     "PROFILES",
     "get_profile",
     "EXECUTION_FIELDS",
+    "LEGACY_VALUES",
 ]
 
 AMP_CHOICES = ("auto", "bf16", "fp16", "off")
@@ -54,6 +55,13 @@ EXECUTION_FIELDS = frozenset(
     }
 )
 
+# Fields added after runs were already made, each with the value that reproduces those runs. A config read
+# back from a run folder that lacks such a field gets this value (``from_run``), and a field at this value is
+# left out of the run key, so adding a field never orphans the runs made before it.
+LEGACY_VALUES = {
+    "bn_stats": "shared",
+}
+
 
 @dataclass
 class ExperimentConfig:
@@ -73,6 +81,8 @@ class ExperimentConfig:
     small shared CPU, fewer intra-op threads than cores avoids threads spinning against each other.
     ``retain_memory`` (CPU runs on Linux): glibc malloc keeps freed memory for reuse instead of unmapping
     large blocks, so big activations stop page-faulting on every step (``engine.device.retain_freed_memory``).
+    ``bn_stats`` ("per_branch" or "shared", ``SAGNet``): whether the upper branch keeps BatchNorm running
+    statistics of its own over the shared backbone; it matters only with SAG depths and shared weights.
     ``depths = ()`` is the baseline (no SAG module). ``freeze_stages``: -1 trains everything, 0 freezes the
     stem, k the stem and stages 1..k (``SAGNet.freeze_stages``). ``model_options`` passes further keyword
     arguments to ``SAGNet`` (e.g. ``l2norm_dim``, ``grid_scale``, ``dropout``). ``max_train_batches`` caps
@@ -91,6 +101,7 @@ class ExperimentConfig:
     pretrained: Optional[str] = "imagenet"
     depths: tuple = (4,)
     share_weights: bool = True
+    bn_stats: str = "per_branch"
     attention: str = "softmax"
     l2norm: Optional[bool] = None
     scale_factor: float = 2
@@ -238,8 +249,10 @@ class ExperimentConfig:
         return cls(**{k: _copy_value(v) for k, v in data.items()})
 
     @classmethod
-    def from_json(cls, text_or_path: str | Path) -> "ExperimentConfig":
-        """Parse JSON text, or read a JSON file when given a path to an existing file."""
+    def from_json(cls, text_or_path: str | Path, stored: bool = False) -> "ExperimentConfig":
+        """Parse JSON text, or read a JSON file when given a path to an existing file.
+
+        ``stored``: the JSON is a run's own config.json, read with ``from_run``."""
         text = str(text_or_path)
         if isinstance(text_or_path, Path) or not text.lstrip().startswith("{"):
             path = Path(text_or_path)
@@ -250,7 +263,18 @@ class ExperimentConfig:
             data = json.loads(text)
         except json.JSONDecodeError as err:
             raise ValueError(f"config is not valid JSON: {err}") from None
-        return cls.from_dict(data)
+        return cls.from_run(data) if stored else cls.from_dict(data)
+
+    @classmethod
+    def from_run(cls, data: dict) -> "ExperimentConfig":
+        """The config of a finished or started run (its config.json, checkpoint or results.json).
+
+        A field the run predates takes its ``LEGACY_VALUES`` value, not today's default: an old D4 run
+        keeps ``bn_stats="shared"``, the statistics it was trained and evaluated with.
+        """
+        if not isinstance(data, dict):
+            raise ValueError(f"a run's config must be a JSON object, got {type(data).__name__}")
+        return cls.from_dict({**LEGACY_VALUES, **data})
 
     def replace(self, **changes: Any) -> "ExperimentConfig":
         """A copy with some fields changed (unknown fields raise ValueError)."""
@@ -260,8 +284,15 @@ class ExperimentConfig:
 
     # ------------------------------------------------------------------ run identity
     def result_fields(self) -> dict:
-        """The fields that change what a run computes (all but ``EXECUTION_FIELDS``), JSON-ready."""
-        return json.loads(json.dumps({k: v for k, v in self.to_dict().items() if k not in EXECUTION_FIELDS}))
+        """The fields that change what a run computes, JSON-ready: all but ``EXECUTION_FIELDS``, and none
+        at its ``LEGACY_VALUES`` value (``bn_stats`` counts as legacy where it has no effect)."""
+        fields = {k: v for k, v in self.to_dict().items() if k not in EXECUTION_FIELDS}
+        if not self.depths or not self.share_weights:
+            fields["bn_stats"] = LEGACY_VALUES["bn_stats"]
+        for name, value in LEGACY_VALUES.items():
+            if fields.get(name) == value:
+                del fields[name]
+        return json.loads(json.dumps(fields))
 
     def run_key(self) -> str:
         """Short hash (10 hex digits) of ``result_fields()``."""

@@ -353,7 +353,7 @@ class Workbook:
         found = []
         for results in find_runs(self.params.runs_dir):
             try:
-                config = ExperimentConfig.from_dict(dict(results["config"]))
+                config = ExperimentConfig.from_run(dict(results["config"]))
             except (KeyError, TypeError, ValueError):
                 continue
             if key(config) == wanted:

@@ -26,6 +26,7 @@ def build_model(config: ExperimentConfig, num_classes: int, pretrained: bool = T
         pretrained=config.pretrained if pretrained else None,
         l2norm=config.l2norm,
         share_weights=config.share_weights,
+        bn_stats=config.bn_stats,
         attention=config.attention,
         scale_factor=config.scale_factor,
         upsample=config.upsample,

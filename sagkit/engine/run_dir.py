@@ -74,7 +74,7 @@ def read_config(run_dir: str | Path) -> ExperimentConfig:
     path = Path(run_dir) / CONFIG_FILE
     if not path.is_file():
         raise FileNotFoundError(f"{path} does not exist: {run_dir} is not a sagkit run folder")
-    return ExperimentConfig.from_json(path)
+    return ExperimentConfig.from_json(path, stored=True)
 
 
 def prepare_run_dir(config: ExperimentConfig, retrain: bool = False) -> Path:
@@ -206,7 +206,7 @@ def load_model_from_run(run_dir: str | Path, which: str = "best", device: Any = 
             f"{ckpt_path} does not exist: the run in {run_dir} has not saved a {which} checkpoint yet"
         )
     ckpt = load_checkpoint(ckpt_path)
-    config = ExperimentConfig.from_dict(ckpt["config"])
+    config = ExperimentConfig.from_run(ckpt["config"])
     model = build_model(config, ckpt["num_classes"], pretrained=False)
     model.load_state_dict(ckpt["model"])
     return model.to(device).eval()

@@ -1,7 +1,9 @@
 """SAGNet: a backbone with Self Attention Grid modules after chosen residual stages, plus the re-id head."""
 from __future__ import annotations
 
+import contextlib
 import copy
+import logging
 from collections.abc import Iterable, Mapping
 
 import torch
@@ -9,6 +11,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from .backbones import build_backbone
+from .branch_norm import BN_STATS, BranchStatistics
 from .sag import ATTENTIONS, GRID_SCALES, L2NORM_DIMS, SelfAttentionGrid, check_choice
 
 VALID_DEPTHS = (1, 2, 3, 4)
@@ -17,6 +20,9 @@ DEFAULT_L2NORM_DEPTHS = (1, 2, 3)
 UPSAMPLE_MODES = ("bilinear", "nearest")
 EMBEDDINGS = ("bottleneck", "pool")
 STRIDE = 32
+BRANCH_STATS_PREFIX = "branch_stats."
+
+log = logging.getLogger("sagkit.models")
 
 
 def parse_depths(depths: object) -> tuple[int, ...]:
@@ -120,13 +126,17 @@ class SAGNet(nn.Module):
     `grid_scale="none"` keeps the paper's softmax weights (~1/(h·w)); "area" multiplies G by h·w
     (mean weight 1). `attention="sigmoid"` gates each cell with sigmoid(BN(conv(f2))) instead.
     `share_weights=False` gives the upper branch its own copy of the stem and stages 1..max(depths).
+    `bn_stats`: with shared weights, "per_branch" (default) keeps separate BatchNorm running statistics
+    for the upper branch (`branch_stats`), so in eval mode each branch is normalised with statistics of
+    its own input; "shared" keeps one set averaged over both inputs, as the authors' code does. Weights
+    and train-mode outputs are the same either way; only eval mode differs.
     """
 
     def __init__(self, num_classes: int, depths: Iterable[int] = (4,), backbone: str = "resnet50",
                  pretrained: str | None = None, l2norm: object = None, share_weights: bool = True,
                  attention: str = "softmax", scale_factor: int = 2, upsample: str = "bilinear",
                  embedding: str = "bottleneck", l2norm_dim: str = "map", grid_scale: str = "none",
-                 bottleneck_dim: int = 512, dropout: float = 0.5):
+                 bottleneck_dim: int = 512, dropout: float = 0.5, bn_stats: str = "per_branch"):
         super().__init__()
         if isinstance(num_classes, bool) or not isinstance(num_classes, int) or num_classes < 1:
             raise ValueError(f"num_classes must be a positive int; got {num_classes!r}")
@@ -134,7 +144,7 @@ class SAGNet(nn.Module):
         self.l2norm_depths = parse_l2norm(l2norm, self.depths)
         for name, value, choices in (("attention", attention, ATTENTIONS), ("upsample", upsample, UPSAMPLE_MODES),
                                      ("embedding", embedding, EMBEDDINGS), ("l2norm_dim", l2norm_dim, L2NORM_DIMS),
-                                     ("grid_scale", grid_scale, GRID_SCALES)):
+                                     ("grid_scale", grid_scale, GRID_SCALES), ("bn_stats", bn_stats, BN_STATS)):
             check_choice(name, value, choices)
         if (isinstance(scale_factor, bool) or not isinstance(scale_factor, (int, float))
                 or not float(scale_factor).is_integer() or scale_factor < 2):
@@ -147,6 +157,7 @@ class SAGNet(nn.Module):
         self.scale_factor = int(scale_factor)
         self.upsample = upsample
         self.embedding = embedding
+        self.bn_stats = bn_stats
         self.backbone = build_backbone(backbone, pretrained=pretrained)
         self.input_mean = tuple(self.backbone.input_mean)
         self.input_std = tuple(self.backbone.input_std)
@@ -156,6 +167,11 @@ class SAGNet(nn.Module):
         self.upper = None
         if deepest and not self.share_weights:
             self.upper = copy.deepcopy(nn.ModuleList(self.backbone.stages()[:deepest + 1]))
+        # Upper-branch BatchNorm statistics over a shared backbone, copied from the (pretrained) shared ones.
+        self.branch_stats = None
+        if deepest and self.share_weights and bn_stats == "per_branch":
+            self.branch_stats = BranchStatistics(self.backbone, self.backbone.stages()[:deepest + 1])
+            self.register_load_state_dict_pre_hook(SAGNet._fill_branch_stats)
         self.sags = nn.ModuleDict({
             f"D{d}": SelfAttentionGrid(self.backbone.stage_channels[d - 1], attention=attention,
                                        l2norm=d in self.l2norm_depths, l2norm_dim=l2norm_dim,
@@ -176,16 +192,35 @@ class SAGNet(nn.Module):
         deepest = self.depths[-1] if self.depths else 0
         lower_stages, upper_stages = self.backbone.stages(), self._upper_stages()
         lower = lower_stages[0](x)
-        upper = upper_stages[0](self._upsampled(x)) if deepest else None
+        if deepest:
+            with self._upper_statistics():
+                upper = upper_stages[0](self._upsampled(x))
         for i in range(1, stop_after + 1):
             lower = lower_stages[i](lower)
             if i <= deepest:
-                upper = upper_stages[i](upper)
+                with self._upper_statistics():
+                    upper = upper_stages[i](upper)
             if i in self.depths:
                 lower, grid = self.sags[f"D{i}"](lower, upper)
                 if grids is not None:
                     grids[i] = grid
         return lower
+
+    def _upper_statistics(self) -> contextlib.AbstractContextManager:
+        """Context in which shared BatchNorm layers use the upper branch's own running statistics."""
+        return self.branch_stats.upper() if self.branch_stats is not None else contextlib.nullcontext()
+
+    def _fill_branch_stats(self, state_dict: dict, prefix: str, *args) -> None:
+        """Load hook: a checkpoint from before per-branch statistics starts them from its shared ones."""
+        filled = 0
+        for key in self.branch_stats.state_dict():
+            target, source = prefix + BRANCH_STATS_PREFIX + key, prefix + "backbone." + key
+            if target not in state_dict and source in state_dict:
+                state_dict[target] = state_dict[source]
+                filled += 1
+        if filled:
+            log.warning("checkpoint has no per-branch BatchNorm statistics (saved before they existed): the "
+                        "upper branch starts from the shared ones for %d BatchNorm layers", len(self.branch_stats))
 
     def _upsampled(self, x: torch.Tensor) -> torch.Tensor:
         size = (int(x.shape[-2] * self.scale_factor), int(x.shape[-1] * self.scale_factor))
