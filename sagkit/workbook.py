@@ -344,19 +344,15 @@ class Workbook:
         from sagkit.config import ExperimentConfig
         from sagkit.engine import find_runs
 
-        def key(config) -> dict:
-            fields = config.result_fields()
-            fields.pop("depths", None)
-            return fields
-
-        wanted = key(self.config(()))
         found = []
         for results in find_runs(self.params.runs_dir):
             try:
                 config = ExperimentConfig.from_run(dict(results["config"]))
+                wanted = self.config(config.depths)
             except (KeyError, TypeError, ValueError):
                 continue
-            if key(config) == wanted:
+            # Exactly the run this workbook would train for these depths (a run predating a new field is not).
+            if config.result_fields() == wanted.result_fields():
                 found.append(results)
         return sorted(found, key=lambda r: str(r.get("finished_at", "")))
 

@@ -1,5 +1,6 @@
 """Per-branch BatchNorm running statistics: each branch's eval output uses its own statistics, training is unchanged."""
 import copy
+import json
 import logging
 
 import pytest
@@ -211,3 +212,22 @@ def test_a_stored_config_without_the_field_is_the_legacy_model():
     assert ExperimentConfig.from_json(get_profile("cpu").to_json(), stored=True).bn_stats == "per_branch"
     assert build_model(stored, 4, pretrained=False).branch_stats is None
     assert build_model(get_profile("cpu"), 4, pretrained=False).branch_stats is not None
+
+
+def test_workbook_lists_runs_of_the_fixed_model_not_those_made_before_it(tmp_path):
+    from sagkit.workbook import open_workbook
+
+    wb = open_workbook(runs_dir=str(tmp_path))
+
+    def finished(name, config, drop_field):
+        fields = config.to_dict()
+        if drop_field:
+            del fields["bn_stats"]
+        (tmp_path / name).mkdir()
+        (tmp_path / name / "results.json").write_text(json.dumps({"complete": True, "config": fields}))
+
+    finished("old-baseline", wb.config(()), drop_field=True)   # unchanged by the fix: still counts
+    finished("old-D4", wb.config((4,)), drop_field=True)       # trained with shared statistics: not this model
+    finished("new-D4", wb.config((4,)), drop_field=False)
+    listed = [ExperimentConfig.from_run(r["config"]) for r in wb.finished_runs()]
+    assert sorted((c.depths, c.bn_stats) for c in listed) == [((), "shared"), ((4,), "per_branch")]
