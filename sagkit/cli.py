@@ -92,8 +92,9 @@ def _add_train(sub) -> None:
         "train",
         help="train a config (JSON file) or a profile",
         description="Train one experiment into <runs-dir>/<name>/. A finished run with the same config is "
-        "reused unless --retrain; an interrupted one is resumed. Under torchrun it trains with DDP: "
-        "torchrun --nproc_per_node=N -m sagkit train ...",
+        "reused unless --retrain; an interrupted one is resumed. While another process trains the same run, "
+        "this one waits for it and then reuses its results (--no-wait: exit instead). Under torchrun it "
+        "trains with DDP: torchrun --nproc_per_node=N -m sagkit train ...",
     )
     src = p.add_mutually_exclusive_group()
     src.add_argument("--config", metavar="FILE", help="JSON config file (e.g. a run's config.json)")
@@ -119,6 +120,9 @@ def _add_train(sub) -> None:
     p.add_argument("--num-workers", type=int)
     p.add_argument("--retrain", action="store_true", help="train again even if a finished run exists")
     p.add_argument("--no-resume", action="store_true", help="start from scratch instead of resuming")
+    p.add_argument("--no-wait", action="store_true", help="when another process is training this run, exit "
+                   "at once (status 2) instead of waiting for it and reusing its results; a lock left by a "
+                   "killed process is taken over either way")
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
     p.add_argument("--print-config", action="store_true", help="print the resolved config as JSON and exit")
     p.set_defaults(func=_cmd_train)
@@ -159,7 +163,8 @@ def _cmd_train(args: argparse.Namespace) -> int:
         print(config.to_json())
         return 0
     _configure_logging()
-    results = train(config, resume=not args.no_resume, retrain=args.retrain, progress=not args.no_progress)
+    results = train(config, resume=not args.no_resume, retrain=args.retrain, progress=not args.no_progress,
+                    wait=not args.no_wait)
     if env_dist_info().is_main:
         print(f"run: {results['run_dir']}")
         print(_format_metrics(results))
@@ -207,11 +212,13 @@ def _cmd_eval(args: argparse.Namespace) -> int:
     from sagkit.engine.checkpoint import load_checkpoint
     from sagkit.engine.device import resolve_device, retain_freed_memory
     from sagkit.engine.evaluator import evaluate_model, protocol_for
-    from sagkit.engine.run_dir import CHECKPOINT_BEST, CHECKPOINT_LAST
+    from sagkit.engine.run_dir import CHECKPOINT_BEST, CHECKPOINT_LAST, is_complete
+    from sagkit.engine.run_lock import check_not_training
 
     _configure_logging()
     path = Path(args.path)
     if path.is_dir():
+        check_not_training(path, is_complete(path))
         path = path / (CHECKPOINT_BEST if args.which == "best" else CHECKPOINT_LAST)
     if not path.is_file():
         raise FileNotFoundError(f"{path} does not exist: give a run folder or a checkpoint file")
@@ -412,7 +419,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
 
 def _is_user_error(err: BaseException) -> bool:
     from sagkit.engine.device import DeviceUnavailableError
+    from sagkit.engine.run_lock import RunLocked
     from sagkit.engine.trainer import TrainingDiverged
 
     return isinstance(err, (CLIError, ValueError, FileNotFoundError, FileExistsError, DeviceUnavailableError,
-                            TrainingDiverged))
+                            TrainingDiverged, RunLocked))

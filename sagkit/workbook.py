@@ -318,11 +318,14 @@ class Workbook:
         return is_complete(self.run_dir(depths))
 
     def results(self, depths: Iterable[int] = ()) -> dict:
-        """results.json of a finished configuration (FileNotFoundError naming the run otherwise)."""
+        """results.json of a finished configuration (FileNotFoundError naming the run otherwise; RunLocked
+        while another process trains it)."""
         from sagkit.engine.run_dir import read_results
+        from sagkit.engine.run_lock import check_not_training
 
         run_dir = self.run_dir(depths)
         results = read_results(run_dir)
+        check_not_training(run_dir, bool(results and results.get("complete")))
         if not results or not results.get("complete"):
             raise FileNotFoundError(
                 f"no finished run in {run_dir}: train it first (wb.train({tuple(depths)}) or notebook 03)"

@@ -2,7 +2,7 @@
 
 Modules: ``trainer`` (train loop), ``evaluator`` (features, metrics), ``checkpoint`` (atomic files, RNG
 states), ``device`` (device, mixed precision, seeds), ``distributed`` (DDP), ``optim`` (SGD, schedule, loss),
-``run_dir`` (run folders), ``builders`` (model and data from a config).
+``run_dir`` (run folders), ``run_lock`` (one trainer per run folder), ``builders`` (model and data from a config).
 """
 
 from .checkpoint import load_checkpoint
@@ -10,11 +10,13 @@ from .device import DeviceUnavailableError, resolve_device, resolve_precision
 from .distributed import DistInfo
 from .evaluator import evaluate_model, extract_split_features
 from .run_dir import code_version, find_runs, load_model_from_run, load_run
+from .run_lock import RunLocked
 from .trainer import TrainingDiverged, train, train_one_epoch
 
 __all__ = [
     "DeviceUnavailableError",
     "DistInfo",
+    "RunLocked",
     "TrainingDiverged",
     "code_version",
     "evaluate_model",

@@ -2,7 +2,8 @@
 
 Layout: ``config.json`` (the config it ran with), ``metrics.csv`` (one row per epoch), ``checkpoint_last.pt``
 (resume point), ``checkpoint_best.pt`` (selected on validation), ``results.json`` (written last: its presence
-with ``"complete": true`` marks a finished run).
+with ``"complete": true`` marks a finished run). ``.lock`` exists while a process trains the run
+(``sagkit.engine.run_lock``); the readers below refuse an unfinished run that is locked.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from typing import Any, Optional
 from sagkit.config import ExperimentConfig
 
 from .checkpoint import atomic_write_json, atomic_write_text, load_checkpoint
+from .run_lock import check_not_training
 
 __all__ = [
     "CONFIG_FILE",
@@ -157,10 +159,14 @@ def write_results(run_dir: str | Path, results: dict) -> Path:
 
 def load_run(run_dir: str | Path) -> dict:
     """Everything about one run for a notebook: ``{"name", "run_dir", "config": ExperimentConfig,
-    "results": dict or None, "metrics": list of row dicts, "complete": bool}``."""
+    "results": dict or None, "metrics": list of row dicts, "complete": bool}``.
+
+    Raises ``RunLocked`` while another process is still training the run.
+    """
     run_dir = Path(run_dir)
-    config = read_config(run_dir)
     results = read_results(run_dir)
+    check_not_training(run_dir, bool(results and results.get("complete")))
+    config = read_config(run_dir)
     return {
         "name": run_dir.name,
         "run_dir": str(run_dir),
@@ -194,12 +200,14 @@ def load_model_from_run(run_dir: str | Path, which: str = "best", device: Any = 
     """The trained ``SAGNet`` of a run, weights from ``checkpoint_<which>.pt``, in eval mode on ``device``.
 
     No ImageNet weights are read (the checkpoint holds every weight). ``which``: "best" or "last".
+    Raises ``RunLocked`` while another process is still training the run.
     """
     from .builders import build_model
 
     if which not in ("best", "last"):
         raise ValueError(f"which={which!r} is invalid: use 'best' or 'last'")
     run_dir = Path(run_dir)
+    check_not_training(run_dir, is_complete(run_dir))
     ckpt_path = run_dir / (CHECKPOINT_BEST if which == "best" else CHECKPOINT_LAST)
     if not ckpt_path.is_file():
         raise FileNotFoundError(

@@ -22,6 +22,7 @@ from torch import nn
 from sagkit.config import ExperimentConfig
 
 from . import run_dir as rd
+from . import run_lock
 from .builders import attach_transforms, build_data, build_model, make_train_loader
 from .checkpoint import atomic_torch_save, load_checkpoint, make_checkpoint, set_rng_state
 from .device import (
@@ -185,35 +186,52 @@ def train(
     resume: bool = True,
     retrain: bool = False,
     progress: bool = True,
+    wait: bool = True,
 ) -> dict:
     """Train ``config`` and return its results (the content of ``results.json``).
 
     - A finished run with the same key is reused (its ``results.json`` returned) unless ``retrain=True``.
     - ``resume=True`` continues an interrupted run from ``checkpoint_last.pt`` (epoch granularity); the
       result equals that of an uninterrupted run with the same seed (bit-exact on CPU).
-    - Under ``torchrun`` the same call trains with DDP (see ``sagkit.engine.distributed``).
+    - The run folder's lock (``sagkit.engine.run_lock``) is held throughout: while another process trains
+      the run, this one waits for it (then reuses its results), or raises ``RunLocked`` with ``wait=False``.
+    - Under ``torchrun`` the same call trains with DDP (see ``sagkit.engine.distributed``); rank 0 takes the
+      lock; the other ranks wait at the first barrier (up to the process group's timeout) and then decide.
     """
     if isinstance(config, dict):
         config = ExperimentConfig.from_dict(config)
     pre = env_dist_info()
-    if not retrain and rd.is_complete(config.run_dir()):
-        stored = rd.read_config(config.run_dir())
-        if stored.result_fields() == config.result_fields():
-            if pre.is_main:
-                log.info("sagkit: reusing the finished run %s (retrain=True trains it again)", config.run_dir())
-            return rd.read_results(config.run_dir())
-    device = resolve_device(config.device, pre.local_rank, quiet=not pre.is_main)
-    if device.type == "cpu" and config.retain_memory:
-        retain_freed_memory()
-    threads = torch.get_num_threads()
-    if config.num_threads:
-        torch.set_num_threads(config.num_threads)
-    info = init_distributed(device)
-    try:
-        return _train(config, device, info, resume=resume and not retrain, retrain=retrain, progress=progress)
-    finally:
-        cleanup_distributed(info)
-        torch.set_num_threads(threads)
+    with run_lock.hold(config.run_dir(), wait=wait, enabled=pre.is_main):
+        finished = None if pre.is_distributed else _finished_run(config, retrain, pre)
+        if finished is not None:
+            return finished
+        device = resolve_device(config.device, pre.local_rank, quiet=not pre.is_main)
+        if device.type == "cpu" and config.retain_memory:
+            retain_freed_memory()
+        threads = torch.get_num_threads()
+        if config.num_threads:
+            torch.set_num_threads(config.num_threads)
+        info = init_distributed(device)
+        try:
+            barrier(info)  # under DDP the other ranks go on once rank 0 holds the lock
+            finished = _finished_run(config, retrain, info) if info.is_distributed else None
+            if finished is not None:
+                return finished
+            return _train(config, device, info, resume=resume and not retrain, retrain=retrain, progress=progress)
+        finally:
+            cleanup_distributed(info)
+            torch.set_num_threads(threads)
+
+
+def _finished_run(config: ExperimentConfig, retrain: bool, info: DistInfo) -> Optional[dict]:
+    """The results of the finished run of ``config`` when it is to be reused, else None."""
+    if retrain or not rd.is_complete(config.run_dir()):
+        return None
+    if rd.read_config(config.run_dir()).result_fields() != config.result_fields():
+        return None
+    if info.is_main:
+        log.info("sagkit: reusing the finished run %s (retrain=True trains it again)", config.run_dir())
+    return rd.read_results(config.run_dir())
 
 
 @dataclass
