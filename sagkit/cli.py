@@ -300,20 +300,47 @@ def find_benchmarks(folder: Optional[Path] = None) -> dict[str, Path]:
     return {p.stem[len("bench_"):]: p for p in sorted(folder.glob("bench_*.py"))}
 
 
+GPU_CHECK = "gpu"  # `sagkit bench gpu`: the library's GPU check, not a file in benchmarks/
+
+
 def _add_bench(sub) -> None:
     p = sub.add_parser(
         "bench",
-        help="run the benchmarks in benchmarks/",
-        description="Run benchmarks/bench_<name>.py (each file's main(argv)); all of them unless --only.",
+        help="run the benchmarks in benchmarks/, or the GPU check (bench gpu)",
+        description="Run benchmarks/bench_<name>.py (each file's main(argv)); all of them unless --only or NAME. "
+        "'sagkit bench gpu' runs the GPU check instead (sagkit.engine.gpu_check): training of the baseline "
+        "and D1..D4 under fp16+GradScaler and bf16, with and without torch.compile, re-ranking on CUDA against "
+        "the CPU, evaluation features under AMP against fp32 and a torchrun DDP step over NCCL, within a 5-"
+        "minute budget (--quick: 2.5); it prints one JSON report and exits 1 when a section failed, 2 without "
+        "a CUDA device.",
     )
+    p.add_argument("name", nargs="?", default=None,
+                   help=f"'{GPU_CHECK}' for the GPU check, or one benchmark (the same as --only NAME)")
     p.add_argument("--only", action="append", default=[], metavar="NAME",
                    help="run only this benchmark (repeatable), e.g. --only training")
-    p.add_argument("--quick", action="store_true", help="pass --quick to each benchmark (smaller, faster)")
+    p.add_argument("--quick", action="store_true",
+                   help="pass --quick to each benchmark (smaller, faster); bench gpu: fewer steps and compiled cases")
     p.add_argument("--list", action="store_true", help="list the benchmarks and exit")
     p.set_defaults(func=_cmd_bench)
 
 
+def _cmd_bench_gpu(args: argparse.Namespace) -> int:
+    from sagkit.engine.gpu_check import full_plan, quick_plan, require_cuda, run_gpu_check
+
+    if args.only or args.list:
+        raise CLIError(f"'bench {GPU_CHECK}' takes no --only or --list (it is one check); run it alone")
+    require_cuda()
+    _configure_logging()
+    report = run_gpu_check(quick_plan() if args.quick else full_plan())
+    print(json.dumps(report, indent=2))
+    return 0 if report["ok"] else 1
+
+
 def _cmd_bench(args: argparse.Namespace) -> int:
+    if args.name == GPU_CHECK:
+        return _cmd_bench_gpu(args)
+    if args.name is not None:
+        args.only = [*args.only, args.name]
     found = find_benchmarks()
     if not found:
         raise FileNotFoundError(

@@ -32,7 +32,7 @@ def _as_ids(x, name: str) -> np.ndarray:
 
 
 def extract_features(model: nn.Module, loader, flip: bool = True, normalize: bool = True, device=None,
-                     amp: bool = False, channels_last: bool = False):
+                     amp: bool = False, channels_last: bool = False, amp_dtype: torch.dtype = torch.float16):
     """Embeddings of every image of ``loader`` -> (features Tensor N x D float32 on CPU, pids, camids ndarrays).
 
     ``loader`` yields (images B x 3 x H x W, pids, camids, indices). The model runs in eval() mode
@@ -40,14 +40,17 @@ def extract_features(model: nn.Module, loader, flip: bool = True, normalize: boo
     torch.inference_mode; DataParallel/DDP wrappers are unwrapped. ``flip``: the embedding is the mean
     of f(x) and f(x flipped left-right). ``normalize``: rows are then L2-normalised. ``device``: where
     the images go (default: the model's device; a different one moves the model there). ``amp``:
-    float16 autocast, on CUDA only. ``channels_last``: images are passed in channels-last layout.
+    autocast to ``amp_dtype``: float16 on CUDA only (ignored on the CPU), bfloat16 on CUDA and the CPU.
+    ``channels_last``: images are passed in channels-last layout.
     """
     net = _unwrap(model)
     device = _model_device(net) if device is None else torch.device(device)
     if _model_device(net) != device:
         net.to(device)
     flags = [(m, m.training) for m in net.modules()]
-    use_amp = bool(amp) and device.type == "cuda"
+    if amp_dtype not in (torch.float16, torch.bfloat16):
+        raise ValueError(f"amp_dtype must be torch.float16 or torch.bfloat16, got {amp_dtype}")
+    use_amp = bool(amp) and (device.type == "cuda" or amp_dtype == torch.bfloat16)
     feats, pids, camids = [], [], []
     net.eval()
     try:
@@ -58,7 +61,7 @@ def extract_features(model: nn.Module, loader, flip: bool = True, normalize: boo
                 images = batch[0].to(device, non_blocking=True)
                 if channels_last:
                     images = images.contiguous(memory_format=torch.channels_last)
-                with torch.autocast(device_type=device.type, dtype=torch.float16, enabled=use_amp):
+                with torch.autocast(device_type=device.type, dtype=amp_dtype, enabled=use_amp):
                     out = net(images).float().reshape(images.shape[0], -1)
                     if flip:
                         out = (out + net(torch.flip(images, dims=[3])).float().reshape(images.shape[0], -1)) / 2

@@ -1,0 +1,125 @@
+"""Training cases of the GPU check: one model × precision × (eager or ``torch.compile``) trained for a few
+hundred steps through the engine's own ``train_one_epoch``, reporting img/s, peak device memory and
+whether the loss stays finite and falls (mean of the first window of steps against the last)."""
+
+from __future__ import annotations
+
+import logging
+import math
+import time
+from typing import Callable
+
+import torch
+
+from ..builders import build_model
+from ..device import configure_determinism, make_grad_scaler, resolve_precision, seed_everything
+from ..optim import build_criterion, build_optimizer
+from ..trainer import train_one_epoch
+from .data import CheckData, CycledBatches, check_config
+from .plan import CheckPlan, model_name
+from .report import failure
+
+__all__ = ["loss_trend", "training_cases", "run_case", "training_section"]
+
+log = logging.getLogger("sagkit.engine.gpu_check")
+
+
+def loss_trend(window_losses: list) -> dict:
+    """First and last window's mean loss; ``loss_falling`` only when every window is finite and last < first."""
+    if len(window_losses) < 2:
+        raise ValueError(f"need the losses of at least two windows, got {len(window_losses)}")
+    first, last = float(window_losses[0]), float(window_losses[-1])
+    finite = all(math.isfinite(float(v)) for v in window_losses)
+    return {"loss_first": first, "loss_last": last, "loss_finite": finite, "loss_falling": finite and last < first}
+
+
+def training_cases(plan: CheckPlan) -> list[tuple]:
+    """``(depths, amp, compile)`` in the order they run: every eager case, then the compiled ones, each
+    compiled model once before any twice (precisions alternating), so a tight budget still covers both."""
+    eager = [(d, amp, False) for d in plan.models for amp in plan.precisions]
+    count = len(plan.precisions)
+    compiled = [(d, plan.precisions[(i + shift) % count], True)
+                for shift in range(count) for i, d in enumerate(plan.compile_models)]
+    return eager + compiled
+
+
+def _synchronize(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def run_case(plan: CheckPlan, data: CheckData, device: torch.device, depths: tuple, amp: str,
+             compiled: bool) -> dict:
+    """Train one case for ``plan.steps`` steps (windows of ``plan.window``); raises on failure."""
+    config = check_config(plan, depths=depths, amp=amp, compile=compiled)
+    precision = resolve_precision(config.amp, device)
+    if device.type == "cuda":
+        torch.cuda.empty_cache()
+        torch.cuda.reset_peak_memory_stats(device)
+    configure_determinism(config.deterministic)
+    seed_everything(config.seed)
+    model = build_model(config, data.num_classes, pretrained=False).to(device)
+    if config.channels_last:
+        model = model.to(memory_format=torch.channels_last)
+    optimizer, criterion, scaler = build_optimizer(model, config), build_criterion(config), make_grad_scaler(precision)
+    train_model = torch.compile(model) if config.compile else model
+    losses, walls, images = [], [], []
+    try:
+        for w in range(plan.steps // plan.window):
+            start = time.perf_counter()
+            stats = train_one_epoch(train_model, criterion, optimizer,
+                                    CycledBatches(data.batches, w * plan.window, plan.window), device, w + 1,
+                                    precision=precision, scaler=scaler, channels_last=config.channels_last,
+                                    progress=False)
+            _synchronize(device)
+            walls.append(time.perf_counter() - start)
+            losses.append(stats["loss"])
+            images.append(stats["images"])
+    finally:
+        if config.compile:
+            torch.compiler.reset()  # fresh dynamo caches: the next model is not a recompile of this one
+    params_finite = all(bool(torch.isfinite(p).all()) for p in model.parameters())
+    out = {
+        "precision": precision.name,
+        "steps": plan.steps,
+        "img_per_s": round(sum(images[1:]) / sum(walls[1:]), 1),  # the first window (warm-up, compile) left out
+        "first_window_s": round(walls[0], 3),
+        "peak_memory_mib": round(torch.cuda.max_memory_allocated(device) / 2**20, 1) if device.type == "cuda" else None,
+        **loss_trend(losses),
+        "window_losses": [round(v, 5) for v in losses],
+        "params_finite": params_finite,
+    }
+    if precision.use_scaler:
+        out["grad_scale"] = float(scaler.get_scale())
+    out["ok"] = out["loss_falling"] and params_finite
+    return out
+
+
+def training_section(plan: CheckPlan, data: Callable[[], CheckData], device: torch.device,
+                     deadline: float) -> dict:
+    """Every case of :func:`training_cases` that fits before ``deadline`` (``time.monotonic()``); a case that
+    fails is recorded with its error and the next one runs. ``data()`` gives the inputs (made on first use)."""
+    inputs = data()
+    expected = {False: 0.0, True: float(plan.compile_estimate_s)}
+    cases = []
+    for depths, amp, compiled in training_cases(plan):
+        entry = {"model": model_name(depths), "amp": amp, "compile": compiled}
+        left = deadline - time.monotonic()
+        if expected[compiled] > left:
+            entry.update(skipped=f"time budget: {left:.0f} s left of budget_s={plan.budget_s:g}, "
+                                 f"a case like this takes about {expected[compiled]:.0f} s")
+            cases.append(entry)
+            continue
+        start = time.monotonic()
+        try:
+            entry.update(run_case(plan, inputs, device, depths, amp, compiled))
+        except Exception as err:  # noqa: BLE001 - recorded; the other cases still run
+            entry.update(failure(err))
+        entry["time_s"] = round(time.monotonic() - start, 3)
+        expected[compiled] = entry["time_s"]
+        log.info("sagkit bench gpu: %s %s%s: %s", entry["model"], amp, " compiled" if compiled else "",
+                 f"{entry['img_per_s']} img/s" if entry.get("ok") else entry.get("error", "FAILED (see the report)"))
+        cases.append(entry)
+    ran = [c for c in cases if "skipped" not in c]
+    return {"ok": bool(ran) and all(c["ok"] for c in ran), "ran": len(ran), "skipped": len(cases) - len(ran),
+            "batch_size": len(inputs.batches[0][1]), "preloaded_batches": len(inputs.batches), "cases": cases}
