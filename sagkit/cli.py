@@ -145,6 +145,8 @@ def config_from_args(args: argparse.Namespace):
     else:
         base = get_profile(args.profile or "paper")
     merged = base.to_dict()
+    if overrides.get("dataset", set_values.get("dataset", base.dataset)) != base.dataset:
+        merged["dataset_options"] = {}  # the base's options are for its own dataset (--set may give new ones)
     for key, value in set_values.items():
         if isinstance(value, dict) and isinstance(merged.get(key), dict):
             merged[key] = {**merged[key], **value}
@@ -155,13 +157,13 @@ def config_from_args(args: argparse.Namespace):
 
 
 def _cmd_train(args: argparse.Namespace) -> int:
-    from sagkit.engine import train
-    from sagkit.engine.distributed import env_dist_info
-
-    config = config_from_args(args)
+    config = config_from_args(args)  # a bad config is reported at once, before torch is imported
     if args.print_config:
         print(config.to_json())
         return 0
+    from sagkit.engine import train
+    from sagkit.engine.distributed import env_dist_info
+
     _configure_logging()
     results = train(config, resume=not args.no_resume, retrain=args.retrain, progress=not args.no_progress,
                     wait=not args.no_wait)
@@ -206,31 +208,27 @@ def _add_eval(sub) -> None:
 def _cmd_eval(args: argparse.Namespace) -> int:
     import torch
 
-    from sagkit.config import ExperimentConfig
     from sagkit.data import build_transforms, load_dataset
-    from sagkit.engine.builders import build_model
-    from sagkit.engine.checkpoint import load_checkpoint
     from sagkit.engine.device import resolve_device, retain_freed_memory
     from sagkit.engine.evaluator import evaluate_model, protocol_for
-    from sagkit.engine.run_dir import CHECKPOINT_BEST, CHECKPOINT_LAST, is_complete
+    from sagkit.engine.run_dir import (CHECKPOINT_BEST, CHECKPOINT_LAST, check_run_checkpoint, is_complete,
+                                       model_from_checkpoint)
     from sagkit.engine.run_lock import check_not_training
 
     _configure_logging()
     path = Path(args.path)
-    if path.is_dir():
-        check_not_training(path, is_complete(path))
+    run_dir = path if path.is_dir() else None
+    if run_dir is not None:
+        check_not_training(run_dir, is_complete(run_dir))
         path = path / (CHECKPOINT_BEST if args.which == "best" else CHECKPOINT_LAST)
     if not path.is_file():
         raise FileNotFoundError(f"{path} does not exist: give a run folder or a checkpoint file")
-    ckpt = load_checkpoint(path)
-    if "config" not in ckpt or "num_classes" not in ckpt:
-        raise ValueError(f"{path} is not a sagkit checkpoint (no 'config'/'num_classes' entries)")
-    config = ExperimentConfig.from_run(ckpt["config"])
+    model, config, _ = model_from_checkpoint(path)
+    if run_dir is not None:
+        check_run_checkpoint(run_dir, path, config)
     device = resolve_device(args.device)
     if device.type == "cpu" and config.retain_memory:
         retain_freed_memory()
-    model = build_model(config, ckpt["num_classes"], pretrained=False)
-    model.load_state_dict(ckpt["model"])
     model.to(device).eval()
     if config.channels_last:
         model.to(memory_format=torch.channels_last)
@@ -439,15 +437,26 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     except Exception as err:  # noqa: BLE001 - every failure becomes one readable line, exit status 2
         if not _is_user_error(err):
             raise
-        text = " ".join(str(err).split()) if "\n" not in str(err).strip() else str(err).strip()
+        text = _error_text(err)
         print(f"sagkit {args.command}: error: {text}", file=sys.stderr)
         return 2
 
 
+def _error_text(err: BaseException) -> str:
+    """The message on one line (a layout hint's lines are joined). An error raised in a DataLoader worker
+    comes back with the worker's traceback in its message; only the original error's own line is kept."""
+    text = str(err).strip()
+    if text.startswith("Caught ") and "Original Traceback" in text:
+        text = text.splitlines()[-1].split(": ", 1)[-1]
+    return " ".join(text.split())
+
+
 def _is_user_error(err: BaseException) -> bool:
+    if isinstance(err, (CLIError, ValueError, FileNotFoundError, FileExistsError, NotADirectoryError)):
+        return True  # decided without importing torch, which the classes below need
+    from sagkit.data import BadImageError
     from sagkit.engine.device import DeviceUnavailableError
     from sagkit.engine.run_lock import RunLocked
     from sagkit.engine.trainer import TrainingDiverged
 
-    return isinstance(err, (CLIError, ValueError, FileNotFoundError, FileExistsError, DeviceUnavailableError,
-                            TrainingDiverged, RunLocked))
+    return isinstance(err, (BadImageError, DeviceUnavailableError, TrainingDiverged, RunLocked))

@@ -55,6 +55,14 @@ EXECUTION_FIELDS = frozenset(
     }
 )
 
+# What a field's annotation accepts (JSON numbers may be ints where a float is expected; a bool is never a
+# number) and how an error names it. Fields annotated ``object`` are checked by the code that uses them.
+_ACCEPTED_TYPES = {"int": (int,), "float": (int, float), "bool": (bool,), "str": (str,), "dict": (dict,),
+                   "tuple": (tuple, list)}
+_TYPE_NAMES = {"int": "an integer", "float": "a number", "bool": "true or false", "str": "a string",
+               "dict": "an object (a dict)", "tuple": "a list"}
+DEPTHS_RULE = "distinct attention depths from 1..4, e.g. (4,), or () for the baseline"
+
 # Fields added after runs were already made, each with the value that reproduces those runs. A config read
 # back from a run folder that lacks such a field gets this value (``from_run``), and a field at this value is
 # left out of the run key, so adding a field never orphans the runs made before it.
@@ -103,7 +111,7 @@ class ExperimentConfig:
     share_weights: bool = True
     bn_stats: str = "per_branch"
     attention: str = "softmax"
-    l2norm: Optional[bool] = None
+    l2norm: object = None  # None, a bool or depths; checked by SAGNet (parse_l2norm)
     scale_factor: float = 2
     upsample: str = "bilinear"
     embedding: str = "bottleneck"
@@ -159,14 +167,31 @@ class ExperimentConfig:
     retain_memory: bool = True
 
     def __post_init__(self) -> None:
-        if isinstance(self.depths, int):
+        if isinstance(self.depths, int) and not isinstance(self.depths, bool):
             self.depths = (self.depths,)
         if self.depths is None:
             self.depths = ()
-        self.depths = tuple(sorted(int(d) for d in self.depths))
-        self.dataset_options = dict(self.dataset_options or {})
-        self.model_options = dict(self.model_options or {})
+        self.dataset_options = {} if self.dataset_options is None else self.dataset_options
+        self.model_options = {} if self.model_options is None else self.model_options
+        self.check_types()
+        self.depths = tuple(sorted(self.depths))
+        self.dataset_options = dict(self.dataset_options)
+        self.model_options = dict(self.model_options)
         self.validate()
+
+    def check_types(self) -> None:
+        """Raise ValueError naming the first field whose value has the wrong type (e.g. "3" for an int)."""
+        for f in dataclasses.fields(self):
+            annotation, value = str(f.type), getattr(self, f.name)
+            optional = annotation.startswith("Optional[")
+            kind = annotation[len("Optional["):-1] if optional else annotation
+            if kind not in _ACCEPTED_TYPES or (optional and value is None):
+                continue
+            if isinstance(value, bool) and kind != "bool" or not isinstance(value, _ACCEPTED_TYPES[kind]):
+                expected = _TYPE_NAMES[kind] + (" or null" if optional else "")
+                raise ValueError(f"ExperimentConfig.{f.name}={value!r} is invalid: must be {expected}")
+        if any(isinstance(d, bool) or not isinstance(d, int) for d in self.depths):
+            raise ValueError(f"ExperimentConfig.depths={self.depths!r} is invalid: {DEPTHS_RULE}")
 
     # ------------------------------------------------------------------ checks
     def validate(self) -> None:
@@ -184,8 +209,9 @@ class ExperimentConfig:
         if not isinstance(self.device, str) or not _DEVICE_RE.match(self.device):
             bad("device", "use 'auto', 'cpu', 'cuda' or 'cuda:N'")
         if any(d not in (1, 2, 3, 4) for d in self.depths) or len(set(self.depths)) != len(self.depths):
-            bad("depths", "distinct attention depths from 1..4, e.g. (4,), or () for the baseline")
-        for name in ("batch_size", "epochs", "eval_every", "lr_step", "height", "width", "eval_batch_size"):
+            bad("depths", DEPTHS_RULE)
+        for name in ("batch_size", "epochs", "eval_every", "lr_step", "height", "width", "eval_batch_size",
+                     "num_instances", "rerank_k1", "rerank_k2"):
             if not isinstance(getattr(self, name), int) or getattr(self, name) < 1:
                 bad(name, "must be a positive integer")
         if not isinstance(self.freeze_stages, int) or not -1 <= self.freeze_stages <= 4:
@@ -250,20 +276,29 @@ class ExperimentConfig:
 
     @classmethod
     def from_json(cls, text_or_path: str | Path, stored: bool = False) -> "ExperimentConfig":
-        """Parse JSON text, or read a JSON file when given a path to an existing file.
+        """Parse JSON text (a str starting with ``{`` or ``[``), or read a JSON file given its path.
 
-        ``stored``: the JSON is a run's own config.json, read with ``from_run``."""
+        ``stored``: the JSON is a run's own config.json, read with ``from_run``. Errors about a file name
+        it, so that a bad field is found in the right file."""
         text = str(text_or_path)
-        if isinstance(text_or_path, Path) or not text.lstrip().startswith("{"):
+        where = "config"
+        if isinstance(text_or_path, Path) or not text.lstrip().startswith(("{", "[")):
             path = Path(text_or_path)
             if not path.is_file():
                 raise FileNotFoundError(f"config file {path} does not exist (expected a JSON config)")
-            text = path.read_text()
+            text, where = path.read_text(encoding="utf-8"), f"config file {path}"
         try:
             data = json.loads(text)
         except json.JSONDecodeError as err:
-            raise ValueError(f"config is not valid JSON: {err}") from None
-        return cls.from_run(data) if stored else cls.from_dict(data)
+            raise ValueError(f"{where} is not valid JSON: {err}") from None
+        if not isinstance(data, dict):
+            raise ValueError(f'{where} must hold a JSON object ({{"field": value, ...}}), got {json.dumps(data)[:60]}')
+        try:
+            return cls.from_run(data) if stored else cls.from_dict(data)
+        except ValueError as err:
+            if where == "config":
+                raise
+            raise ValueError(f"{where}: {err}") from None
 
     @classmethod
     def from_run(cls, data: dict) -> "ExperimentConfig":

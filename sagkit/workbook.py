@@ -25,6 +25,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from sagkit.config import get_profile
+
 log = logging.getLogger("sagkit.workbook")
 
 DATASETS = ("synthetic", "market1501", "dukemtmc", "cuhk03", "cuhk01")
@@ -193,11 +195,22 @@ def check_parameters(
                 f"data_root {str(root)!r} does not exist: pass data_root=<the folder holding {dataset}> "
                 f"(relative paths are resolved against {workbook_base() if base is None else base})"
             )
+    if root is not None and root.is_file() and dataset != "cuhk03":  # cuhk03 may be given its .mat file
+        raise NotADirectoryError(f"data_root {str(root)!r} is a file: pass the folder holding {dataset}")
     depths = None if depth is None else parse_depths(depth)
     shown = None if attention_depths is None else parse_attention_depths(attention_depths)
     for name, value in (("runs_dir", runs_dir), ("figures_dir", figures_dir)):
         if _optional_text(value) is None:
             raise ValueError(f"{name} must be a folder path; got {value!r}")
+        if resolve_path(value, base).is_file():
+            raise NotADirectoryError(f"{name} {str(resolve_path(value, base))!r} is a file: pass a folder path")
+    if overrides is not None and not isinstance(overrides, Mapping):
+        raise ValueError(f"overrides must be a dict of ExperimentConfig fields, e.g. {{'epochs': 1}}; "
+                         f"got {overrides!r}")
+    try:
+        get_profile(profile, **dict(overrides or {}))  # a bad field fails here, not in the middle of a notebook
+    except (TypeError, ValueError) as err:
+        raise ValueError(f"overrides: {err}") from None
     return WorkbookParameters(
         dataset=dataset,
         data_root=root,

@@ -15,8 +15,8 @@ from pathlib import Path
 
 import numpy as np
 
-from .records import (ImageRecord, ReIDDataset, expected_layout_error, format_error, list_image_files,
-                      relabel, require_nonempty)
+from .records import (ImageRecord, ReIDDataset, check_split_index, expected_layout_error, format_error,
+                      list_image_files, not_a_folder_error, relabel, require_nonempty)
 
 CUHK01_PATTERN = re.compile(r"^(\d{4})(00[1-4])\.png$")
 CUHK01_LAYOUT = ("  <root>/campus/0001001.png ... 0971004.png   (PPPPIII.png, images 001-002 camera A, "
@@ -26,6 +26,8 @@ CUHK01_LAYOUT = ("  <root>/campus/0001001.png ... 0971004.png   (PPPPIII.png, im
 def find_campus(root: str | Path) -> Path:
     """The folder holding the CUHK01 PNGs: ``root/campus``, ``root/cuhk01/campus`` or ``root`` itself."""
     root = Path(root).expanduser()
+    if root.is_file():
+        raise not_a_folder_error("CUHK01 root", root)
     for cand in (root / "campus", root / "cuhk01" / "campus", root):
         if cand.is_dir() and any(p.suffix.lower() == ".png" for p in cand.iterdir()):
             return cand
@@ -49,9 +51,8 @@ def read_campus(folder: Path) -> list[ImageRecord]:
 def cuhk01_split_ids(pids: list[int], split: int, seed: int, num_train_ids: int,
                      num_splits: int) -> tuple[list[int], list[int]]:
     """Train and test identity lists of random split ``split`` (seeded, reproducible)."""
-    if not 0 <= split < num_splits:
-        raise ValueError(f"split must be in 0..{num_splits - 1}, got {split}")
-    if not 0 < num_train_ids < len(pids):
+    check_split_index(split, num_splits)
+    if isinstance(num_train_ids, bool) or not isinstance(num_train_ids, int) or not 0 < num_train_ids < len(pids):
         raise ValueError(f"num_train_ids must be in 1..{len(pids) - 1} for {len(pids)} identities, "
                          f"got {num_train_ids}")
     rng = np.random.default_rng(seed)
@@ -65,7 +66,7 @@ def cuhk01_split_ids(pids: list[int], split: int, seed: int, num_train_ids: int,
 def load_cuhk01(root: str | Path, split: int = 0, seed: int = 0, num_train_ids: int | None = None,
                 num_splits: int = 10, query_camera: str = "a") -> ReIDDataset:
     """CUHK01 with a random identity split; test queries from ``query_camera``, gallery from the other."""
-    if query_camera.lower() not in ("a", "b"):
+    if not isinstance(query_camera, str) or query_camera.lower() not in ("a", "b"):
         raise ValueError(f"query_camera must be 'a' or 'b', got {query_camera!r}")
     folder = find_campus(root)
     records = read_campus(folder)

@@ -31,8 +31,8 @@ from pathlib import Path
 import numpy as np
 
 from ..atomic import publish_dir
-from .records import (DatasetFormatError, ImageRecord, ReIDDataset, expected_layout_error, relabel,
-                      require_nonempty)
+from .records import (DatasetFormatError, ImageRecord, ReIDDataset, check_split_index, expected_layout_error,
+                      relabel, require_nonempty)
 
 MAT_NAME = "cuhk-03.mat"
 NEW_PROTOCOL_NAME = "cuhk03_new_protocol_config_{}.mat"
@@ -60,6 +60,17 @@ def image_name(pair: int, pid: int, view: int, image: int) -> str:
     return f"{pair}_{pid:03d}_{view}_{image:02d}.png"
 
 
+def open_mat(mat_path: Path):
+    """``h5py.File`` of ``cuhk-03.mat``; a file that is not HDF5 raises DatasetFormatError naming it."""
+    import h5py
+
+    try:
+        return h5py.File(mat_path, "r")
+    except OSError as err:
+        raise DatasetFormatError(f"{str(mat_path)!r} is not a MATLAB v7.3 (HDF5) file ({err}); pass the official "
+                                 f"{MAT_NAME} or the folder that holds it as `root`") from None
+
+
 def _refs(dataset) -> np.ndarray:
     """The object references of a 1 x N (or N x 1) MATLAB cell dataset, flattened."""
     return np.asarray(dataset[()]).ravel()
@@ -78,13 +89,12 @@ def extract_cuhk03_images(mat_path: Path, image_type: str, out_dir: Path) -> dic
     if out_dir.exists() and any(out_dir.iterdir()):
         raise FileExistsError(f"{str(out_dir)!r} exists but holds no complete sagkit extraction ({MANIFEST} missing); "
                               "delete it or pass another cache_dir.")
-    import h5py
     from PIL import Image
 
     out_dir.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.tmp-", dir=out_dir.parent))
     try:
-        with h5py.File(mat_path, "r") as f:
+        with open_mat(mat_path) as f:
             if image_type not in f:
                 raise DatasetFormatError(f"{str(mat_path)!r} has no {image_type!r} field (keys: {sorted(f.keys())})")
             pairs, images = [], []
@@ -121,9 +131,7 @@ def extract_cuhk03_images(mat_path: Path, image_type: str, out_dir: Path) -> dic
 
 def read_classic_testsets(mat_path: Path) -> list[list[tuple[int, int]]]:
     """The classic test splits: per split, the list of (pair, id) of its test identities (1-based)."""
-    import h5py
-
-    with h5py.File(mat_path, "r") as f:
+    with open_mat(mat_path) as f:
         if "testsets" not in f:
             raise DatasetFormatError(f"{str(mat_path)!r} has no 'testsets' field; is it the official cuhk-03.mat?")
         out = []
@@ -188,17 +196,18 @@ def load_cuhk03(root: str | Path, image_type: str = "detected", protocol: str = 
         raise ValueError(f"protocol must be 'classic' or 'new', got {protocol!r}")
     if classic_query not in ("all", "cross_view"):
         raise ValueError(f"classic_query must be 'all' or 'cross_view', got {classic_query!r}")
+    if protocol == "new" and split != 0:
+        raise ValueError(f"the new protocol has a single split (split=0), got {split!r}")
     root = Path(root).expanduser()
     mat_path = find_cuhk03_mat(root)
+    testsets = read_classic_testsets(mat_path) if protocol == "classic" else [[]]
+    check_split_index(split, len(testsets), f" for the {protocol} protocol")  # before a long extraction
     img_dir = Path(cache_dir).expanduser() if cache_dir else mat_path.parent / f"images_{image_type}"
     manifest = extract_cuhk03_images(mat_path, image_type, img_dir)
     gpid = _global_pid(manifest["pairs"])
     info = dict(image_type=image_type, protocol=protocol, split=split, image_dir=str(img_dir))
 
     if protocol == "classic":
-        testsets = read_classic_testsets(mat_path)
-        if not 0 <= split < len(testsets):
-            raise ValueError(f"split must be in 0..{len(testsets) - 1} for the classic protocol, got {split}")
         test_keys = set(testsets[split])
         train, test = [], []
         for pair, pid, view, _, name in manifest["images"]:
@@ -211,8 +220,6 @@ def load_cuhk03(root: str | Path, image_type: str = "detected", protocol: str = 
             gallery = [r for r in test if r.camid == 1]
         info["classic_query"] = classic_query
     else:
-        if split != 0:
-            raise ValueError(f"the new protocol has a single split (split=0), got {split}")
         cfg_path = _find_new_config(mat_path, root, image_type)
         cfg = read_new_protocol(cfg_path)
         known = {row[4] for row in manifest["images"]}

@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from .records import (JUNK_PID, ImageRecord, ReIDDataset, expected_layout_error, format_error,
-                      list_image_files, relabel, require_nonempty)
+                      list_image_files, not_a_folder_error, relabel, require_nonempty)
 
 MARKET_PATTERN = re.compile(r"^(-1|\d{4})_c(\d)s(\d+)_(\d{6})_(\d{2})\.jpg$")
 DUKE_PATTERN = re.compile(r"^(\d{4})_c(\d)_f(\d{7})\.jpg$")
@@ -56,6 +56,8 @@ def _layout_text(fmt: MarketFormat) -> str:
 def find_market_root(root: str | Path, fmt: MarketFormat) -> Path:
     """Return the folder holding the three split folders, trying ``root`` then known subfolders."""
     root = Path(root).expanduser()
+    if root.is_file():
+        raise not_a_folder_error(f"{fmt.name} root", root)
     if not root.is_dir():
         raise expected_layout_error(f"{fmt.name} dataset folder {str(root)!r}", root, _layout_text(fmt))
     for cand in [root] + [root / s for s in fmt.subfolders]:

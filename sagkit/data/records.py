@@ -47,22 +47,43 @@ def expected_layout_error(what: str, root: os.PathLike | str, layout: str) -> Fi
     )
 
 
+def not_a_folder_error(what: str, root: os.PathLike | str) -> NotADirectoryError:
+    """Error for a dataset ``root`` that is a file where a folder is expected."""
+    return NotADirectoryError(f"{what} {str(root)!r} is a file, not a folder: pass the folder that holds the "
+                              "dataset as `root` (data_root)")
+
+
+def _examples(names: Sequence[str]) -> str:
+    """The first five names quoted, and how many more there are."""
+    more = f" (and {len(names) - 5} more)" if len(names) > 5 else ""
+    return ", ".join(repr(n) for n in list(names)[:5]) + more
+
+
 def list_image_files(folder: Path) -> list[Path]:
-    """Image files (by extension) directly in ``folder``, sorted by name; other files are ignored."""
-    return sorted(
-        p for p in folder.iterdir()
-        if p.suffix.lower() in IMAGE_EXTENSIONS and not p.name.startswith(".") and p.is_file()
-    )
+    """Image files (by extension) directly in ``folder``, sorted by name; other files are ignored.
+
+    A link to a missing image raises DatasetFormatError naming it: dropping it silently would change
+    the split's counts."""
+    paths = sorted(p for p in folder.iterdir() if p.suffix.lower() in IMAGE_EXTENSIONS and not p.name.startswith("."))
+    dangling = [p.name for p in paths if p.is_symlink() and not p.exists()]
+    if dangling:
+        raise DatasetFormatError(f"{len(dangling)} image link(s) in {str(folder)!r} point at missing files: "
+                                 f"{_examples(dangling)}. Restore their targets or remove the links.")
+    return [p for p in paths if p.is_file()]
 
 
 def format_error(folder: Path, bad_names: Sequence[str], expected: str) -> DatasetFormatError:
     """Error listing a few file names that do not match the expected naming."""
-    examples = ", ".join(repr(n) for n in list(bad_names)[:5])
-    more = f" (and {len(bad_names) - 5} more)" if len(bad_names) > 5 else ""
     return DatasetFormatError(
         f"{len(bad_names)} file name(s) in {str(folder)!r} do not follow the format {expected}: "
-        f"{examples}{more}. Remove or rename them, or check that `root` points at the right dataset."
+        f"{_examples(bad_names)}. Remove or rename them, or check that `root` points at the right dataset."
     )
+
+
+def check_split_index(split: object, count: int, protocol: str = "") -> None:
+    """Raise ValueError naming ``split`` unless it is an integer in ``0..count-1`` (not a bool or a float)."""
+    if isinstance(split, bool) or not isinstance(split, int) or not 0 <= split < count:
+        raise ValueError(f"split must be in 0..{count - 1}{protocol} (an integer), got {split!r}")
 
 
 def require_nonempty(split: str, records: Sequence[ImageRecord], where: str) -> None:

@@ -1,6 +1,7 @@
 """``load_dataset(name, root, **protocol_options)``: one entry point for every reader."""
 from __future__ import annotations
 
+import inspect
 from pathlib import Path
 from typing import Callable
 
@@ -45,7 +46,20 @@ def load_dataset(name: str, root: str | Path | None = None, **protocol_options) 
     key = canonical_name(name)
     if root is None and key != "synthetic":
         raise ValueError(f"load_dataset({name!r}) needs root= the folder that holds the dataset")
+    check_options(key, protocol_options)
     return DATASETS[key](root, **protocol_options)
+
+
+def check_options(key: str, options: dict) -> None:
+    """Raise ValueError naming options the reader of ``key`` does not take (a reader with ``**options``
+    checks its own)."""
+    params = list(inspect.signature(DATASETS[key]).parameters.values())[1:]  # after root
+    if any(p.kind is p.VAR_KEYWORD for p in params):
+        return
+    unknown = sorted(set(options) - {p.name for p in params})
+    if unknown:
+        raise ValueError(f"unknown {key} option(s) {unknown} in the dataset options: {key} accepts "
+                         f"{[p.name for p in params] or 'none'}")
 
 
 def register_dataset(name: str, reader: Callable[..., ReIDDataset]) -> None:

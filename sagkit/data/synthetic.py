@@ -41,6 +41,7 @@ import numpy as np
 from PIL import Image, ImageDraw, ImageFilter
 
 from ..atomic import publish_dir
+from .records import not_a_folder_error
 
 GENERATOR_VERSION = 2  # bump whenever the drawing changes: cached sets are keyed by it
 MANIFEST_NAME = "manifest.json"
@@ -809,6 +810,8 @@ def load_synthetic(root: str | Path | None = None, seed: int | None = None, cach
 
     cfg = make_config(**size_options)
     folder = Path(root).expanduser() if root is not None else None
+    if folder is not None and folder.is_file():
+        raise not_a_folder_error("synthetic root", folder)
     if folder is not None and (folder / MANIFEST_NAME).is_file():
         try:
             man = json.loads((folder / MANIFEST_NAME).read_text())

@@ -26,7 +26,12 @@ __all__ = [
     "set_rng_state",
     "make_checkpoint",
     "load_checkpoint",
+    "load_weights",
+    "MODEL_ENTRIES",
 ]
+
+# The entries every sagkit checkpoint holds, enough to rebuild its model (``checkpoint_last.pt`` holds more).
+MODEL_ENTRIES = ("model", "config", "num_classes")
 
 
 def atomic_write_json(path: str | Path, obj: Any) -> Path:
@@ -106,12 +111,47 @@ def make_checkpoint(
     return ckpt
 
 
-def load_checkpoint(path: str | Path, map_location: Any = "cpu") -> dict:
-    """Read a checkpoint written by sagkit (``weights_only=True``: no arbitrary code is unpickled)."""
+def load_checkpoint(path: str | Path, map_location: Any = "cpu", required: tuple = MODEL_ENTRIES) -> dict:
+    """Read a checkpoint written by sagkit (``weights_only=True``: no arbitrary code is unpickled).
+
+    A missing, truncated or foreign file (not a dict holding the ``required`` entries) raises an error
+    naming it; nothing is changed."""
     path = Path(path)
     if not path.is_file():
-        raise FileNotFoundError(f"checkpoint {path} does not exist")
+        state = "is a folder, not a file" if path.is_dir() else "does not exist"
+        raise FileNotFoundError(f"checkpoint {path} {state}")
     try:
-        return torch.load(path, map_location=map_location, weights_only=True)
+        ckpt = torch.load(path, map_location=map_location, weights_only=True)
     except Exception as err:
-        raise ValueError(f"could not read checkpoint {path}: {err}") from err
+        detail = " ".join(str(err).split())[:160]
+        raise ValueError(f"could not read checkpoint {path}: the file is truncated or is not a torch checkpoint "
+                         f"({type(err).__name__}: {detail}). Use another checkpoint, or train the run again") from err
+    if not isinstance(ckpt, dict):
+        raise ValueError(f"{path} is not a sagkit checkpoint: it holds a {type(ckpt).__name__}, not a dict")
+    missing = [k for k in required if k not in ckpt]
+    if missing:
+        raise ValueError(f"{path} is not a sagkit checkpoint (no {missing} entries)")
+    return ckpt
+
+
+def load_weights(model: torch.nn.Module, state: Any, path: str | Path) -> None:
+    """``model.load_state_dict(state)`` after checking that ``state`` fits ``model`` (same names and shapes).
+
+    Weights of another model (other depths, backbone or number of classes) raise ValueError naming ``path``
+    and the first differences, with ``model`` left unchanged (``load_state_dict`` fails half-way)."""
+    own = model.state_dict()
+    if not isinstance(state, dict):
+        raise ValueError(f"checkpoint {path}: its 'model' entry is a {type(state).__name__}, not a state dict")
+    shape = lambda t: tuple(getattr(t, "shape", ()))  # noqa: E731
+    problems = [(label, keys) for label, keys in (
+        ("missing", [k for k in own if k not in state]),
+        ("unexpected", [k for k in state if k not in own]),
+        ("other shape", [f"{k} {shape(state[k])} vs {shape(own[k])}" for k in own
+                         if k in state and shape(state[k]) != shape(own[k])]))
+        if keys]
+    if problems:
+        text = "; ".join(f"{len(keys)} {label}: {', '.join(keys[:3])}{' ...' if len(keys) > 3 else ''}"
+                         for label, keys in problems)
+        raise ValueError(f"checkpoint {path} holds the weights of another model than its config describes "
+                         f"({text}). Use the checkpoint of this model, or train it again")
+    model.load_state_dict(state)

@@ -18,7 +18,8 @@ from typing import Any, Optional
 
 from sagkit.config import ExperimentConfig
 
-from .checkpoint import atomic_write_json, atomic_write_text, load_checkpoint
+from .builders import build_model
+from .checkpoint import MODEL_ENTRIES, atomic_write_json, atomic_write_text, load_checkpoint, load_weights
 from .run_lock import check_not_training
 
 __all__ = [
@@ -37,6 +38,9 @@ __all__ = [
     "load_run",
     "find_runs",
     "load_model_from_run",
+    "model_from_checkpoint",
+    "check_run_checkpoint",
+    "differing_fields",
 ]
 
 CONFIG_FILE = "config.json"
@@ -92,18 +96,20 @@ def prepare_run_dir(config: ExperimentConfig, retrain: bool = False) -> Path:
             (run_dir / name).unlink(missing_ok=True)
     cfg_path = run_dir / CONFIG_FILE
     if cfg_path.is_file():
-        stored = read_config(run_dir)
-        if stored.result_fields() != config.result_fields():
-            changed = sorted(
-                k for k in config.result_fields()
-                if stored.result_fields().get(k) != config.result_fields().get(k)
-            )
+        changed = differing_fields(read_config(run_dir), config)
+        if changed:
             raise ValueError(
                 f"run folder {run_dir} holds a run with a different config (fields {changed} differ); "
                 "choose another name, or pass retrain=True to replace it"
             )
     config.to_json(cfg_path)
     return run_dir
+
+
+def differing_fields(a: ExperimentConfig, b: ExperimentConfig) -> list[str]:
+    """Names of the result fields in which two configs differ (empty: the same experiment)."""
+    fa, fb = a.result_fields(), b.result_fields()
+    return sorted(k for k in set(fa) | set(fb) if fa.get(k) != fb.get(k))
 
 
 def read_metrics(run_dir: str | Path) -> list[dict]:
@@ -196,14 +202,28 @@ def find_runs(runs_dir: str | Path = "runs", complete_only: bool = True) -> list
     return found
 
 
+def model_from_checkpoint(path: str | Path) -> tuple[Any, ExperimentConfig, dict]:
+    """``(model on the CPU, its config, the checkpoint)`` rebuilt from a sagkit checkpoint file.
+
+    No ImageNet weights are read (the checkpoint holds every weight). A file that is not a sagkit
+    checkpoint, or whose weights do not fit its config, raises ValueError naming it."""
+    ckpt = load_checkpoint(path, required=MODEL_ENTRIES)
+    try:
+        config = ExperimentConfig.from_run(ckpt["config"])
+    except ValueError as err:
+        raise ValueError(f"checkpoint {path} holds an invalid config: {err}") from None
+    model = build_model(config, ckpt["num_classes"], pretrained=False)
+    load_weights(model, ckpt["model"], path)
+    return model, config, ckpt
+
+
 def load_model_from_run(run_dir: str | Path, which: str = "best", device: Any = "cpu"):
     """The trained ``SAGNet`` of a run, weights from ``checkpoint_<which>.pt``, in eval mode on ``device``.
 
-    No ImageNet weights are read (the checkpoint holds every weight). ``which``: "best" or "last".
+    ``which``: "best" or "last". A checkpoint of another experiment than the run's ``config.json`` (copied
+    from another run folder) raises ValueError instead of returning a model the run did not train.
     Raises ``RunLocked`` while another process is still training the run.
     """
-    from .builders import build_model
-
     if which not in ("best", "last"):
         raise ValueError(f"which={which!r} is invalid: use 'best' or 'last'")
     run_dir = Path(run_dir)
@@ -213,8 +233,19 @@ def load_model_from_run(run_dir: str | Path, which: str = "best", device: Any = 
         raise FileNotFoundError(
             f"{ckpt_path} does not exist: the run in {run_dir} has not saved a {which} checkpoint yet"
         )
-    ckpt = load_checkpoint(ckpt_path)
-    config = ExperimentConfig.from_run(ckpt["config"])
-    model = build_model(config, ckpt["num_classes"], pretrained=False)
-    model.load_state_dict(ckpt["model"])
+    model, config, _ = model_from_checkpoint(ckpt_path)
+    check_run_checkpoint(run_dir, ckpt_path, config)
     return model.to(device).eval()
+
+
+def check_run_checkpoint(run_dir: str | Path, ckpt_path: str | Path, config: ExperimentConfig) -> None:
+    """Raise ValueError when the checkpoint in a run folder (whose config is ``config``) belongs to another
+    experiment than the run's ``config.json``, e.g. one copied over from another run folder."""
+    run_dir = Path(run_dir)
+    if not (run_dir / CONFIG_FILE).is_file():
+        return
+    changed = differing_fields(read_config(run_dir), config)
+    if changed:
+        raise ValueError(f"{ckpt_path} was written by another experiment than the run in {run_dir} (fields "
+                         f"{changed} differ from its {CONFIG_FILE}): put back this run's checkpoint, or train "
+                         "the run again")

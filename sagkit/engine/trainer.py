@@ -24,7 +24,7 @@ from sagkit.config import ExperimentConfig
 from . import run_dir as rd
 from . import run_lock
 from .builders import attach_transforms, build_data, build_model, make_train_loader
-from .checkpoint import atomic_torch_save, load_checkpoint, make_checkpoint, set_rng_state
+from .checkpoint import MODEL_ENTRIES, atomic_torch_save, load_checkpoint, load_weights, make_checkpoint, set_rng_state
 from .device import (
     Precision,
     autocast,
@@ -279,10 +279,10 @@ class _Session:
 def _setup(config: ExperimentConfig, device: torch.device, info: DistInfo, retrain: bool) -> _Session:
     precision = resolve_precision(config.amp, device)
     configure_determinism(config.deterministic)
+    data = build_data(config)  # before the run folder: a bad data root or dataset option leaves no folder
     if info.is_main:
         rd.prepare_run_dir(config, retrain=retrain)
     barrier(info)
-    data = build_data(config)
     seed_everything(config.seed)  # the same initial weights on every rank and every resume
     model = build_model(config, data.num_classes).to(device)
     attach_transforms(config, data, model.input_mean, model.input_std)
@@ -293,10 +293,33 @@ def _setup(config: ExperimentConfig, device: torch.device, info: DistInfo, retra
                     make_grad_scaler(precision), config.run_dir())
 
 
+RESUME_ENTRIES = MODEL_ENTRIES + ("optimizer", "lr_scheduler", "rng", "epoch", "best_metric", "best_epoch")
+
+
+def _resume_checkpoint(s: _Session) -> dict:
+    """``checkpoint_last.pt`` checked against the session before anything is loaded: unreadable, of another
+    experiment or of another number of classes, it raises ValueError naming it, and nothing changes."""
+    path = s.last_path
+    again = "train with resume=False (--no-resume) to start the run again"
+    try:
+        ckpt = load_checkpoint(path, required=RESUME_ENTRIES)
+        changed = rd.differing_fields(ExperimentConfig.from_run(ckpt["config"]), s.config)
+    except ValueError as err:
+        raise ValueError(f"cannot resume the run in {s.run_dir}: {err}; or {again}") from None
+    if changed:
+        raise ValueError(f"cannot resume from {path}: it was written by another experiment (fields {changed} "
+                         f"differ); put back this run's checkpoint, or {again}")
+    if ckpt["num_classes"] != s.data.num_classes:
+        raise ValueError(f"cannot resume from {path}: it has {ckpt['num_classes']} classes but the training data "
+                         f"now has {s.data.num_classes} identities (did data_root change?); use the data the run "
+                         f"started with, or {again}")
+    return ckpt
+
+
 def _resume(s: _Session) -> _Progress:
     """Load ``checkpoint_last.pt`` into the session; metrics rows after that epoch are dropped."""
-    ckpt = load_checkpoint(s.last_path)
-    s.model.load_state_dict(ckpt["model"])
+    ckpt = _resume_checkpoint(s)
+    load_weights(s.model, ckpt["model"], s.last_path)
     s.optimizer.load_state_dict(ckpt["optimizer"])
     s.lr_scheduler.load_state_dict(ckpt["lr_scheduler"])
     if ckpt.get("scaler") is not None and s.scaler.is_enabled():
