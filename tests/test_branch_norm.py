@@ -231,3 +231,17 @@ def test_workbook_lists_runs_of_the_fixed_model_not_those_made_before_it(tmp_pat
     finished("new-D4", wb.config((4,)), drop_field=False)
     listed = [ExperimentConfig.from_run(r["config"]) for r in wb.finished_runs()]
     assert sorted((c.depths, c.bn_stats) for c in listed) == [((), "shared"), ((4,), "per_branch")]
+
+
+def test_checked_loading_accepts_a_checkpoint_without_branch_statistics(tmp_path, caplog):
+    from sagkit.engine.checkpoint import load_weights
+
+    old_state = _model((4,), "resnet18", bn_stats="shared").state_dict()
+    model = _model((4,), "resnet18")
+    with caplog.at_level(logging.WARNING, logger="sagkit.models"):
+        load_weights(model, old_state, tmp_path / "old.pt")
+    assert any("per-branch BatchNorm statistics" in r.getMessage() for r in caplog.records)
+    assert torch.equal(model.branch_stats.get_submodule("bn1").running_var, old_state["backbone.bn1.running_var"])
+    broken = {k: v for k, v in old_state.items() if k != "backbone.bn1.running_var"}
+    with pytest.raises(ValueError, match="old.pt.*missing: backbone.bn1.running_var"):
+        load_weights(_model((4,), "resnet18"), broken, tmp_path / "old.pt")

@@ -16,6 +16,7 @@ import numpy as np
 import torch
 
 from sagkit.atomic import atomic_write, atomic_write_text
+from sagkit.models.sagnet import shared_statistic_key
 
 __all__ = [
     "atomic_write",
@@ -138,13 +139,15 @@ def load_weights(model: torch.nn.Module, state: Any, path: str | Path) -> None:
     """``model.load_state_dict(state)`` after checking that ``state`` fits ``model`` (same names and shapes).
 
     Weights of another model (other depths, backbone or number of classes) raise ValueError naming ``path``
-    and the first differences, with ``model`` left unchanged (``load_state_dict`` fails half-way)."""
+    and the first differences, with ``model`` left unchanged (``load_state_dict`` fails half-way). Per-branch
+    BatchNorm statistics missing from a checkpoint saved before they existed are not a difference (SAGNet
+    starts them from the shared ones)."""
     own = model.state_dict()
     if not isinstance(state, dict):
         raise ValueError(f"checkpoint {path}: its 'model' entry is a {type(state).__name__}, not a state dict")
     shape = lambda t: tuple(getattr(t, "shape", ()))  # noqa: E731
     problems = [(label, keys) for label, keys in (
-        ("missing", [k for k in own if k not in state]),
+        ("missing", [k for k in own if k not in state and shared_statistic_key(k) not in state]),
         ("unexpected", [k for k in state if k not in own]),
         ("other shape", [f"{k} {shape(state[k])} vs {shape(own[k])}" for k in own
                          if k in state and shape(state[k]) != shape(own[k])]))

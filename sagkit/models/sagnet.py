@@ -63,6 +63,13 @@ def parse_l2norm(l2norm: object, depths: tuple[int, ...]) -> tuple[int, ...]:
     return tuple(d for d in depths if d in chosen)
 
 
+def shared_statistic_key(key: str, prefix: str = "") -> str | None:
+    """The backbone key a per-branch statistic starts from when a checkpoint lacks it, e.g.
+    "branch_stats.layer1.0.bn1.running_mean" -> "backbone.layer1.0.bn1.running_mean"; None for other keys."""
+    head = prefix + BRANCH_STATS_PREFIX
+    return prefix + "backbone." + key[len(head):] if key.startswith(head) else None
+
+
 def check_input_size(height: int, width: int) -> None:
     """ValueError naming the size and the nearest valid sizes unless both sides are multiples of 32."""
     if height % STRIDE == 0 and width % STRIDE == 0 and height > 0 and width > 0:
@@ -214,7 +221,8 @@ class SAGNet(nn.Module):
         """Load hook: a checkpoint from before per-branch statistics starts them from its shared ones."""
         filled = 0
         for key in self.branch_stats.state_dict():
-            target, source = prefix + BRANCH_STATS_PREFIX + key, prefix + "backbone." + key
+            target = prefix + BRANCH_STATS_PREFIX + key
+            source = shared_statistic_key(target, prefix)
             if target not in state_dict and source in state_dict:
                 state_dict[target] = state_dict[source]
                 filled += 1
