@@ -228,22 +228,24 @@ def hold(run_dir: str | Path, *, wait: bool = True, enabled: bool = True) -> Ite
     if not enabled:
         yield None
         return
-    created = not Path(run_dir).exists()
+    run_dir = Path(run_dir)
+    created = [p for p in (run_dir, *run_dir.parents) if not p.exists()]
     info = acquire(run_dir, wait=wait)
     try:
         yield info
     finally:
         release(run_dir, info)
-        if created:
-            _remove_if_empty(Path(run_dir))
+        _remove_if_empty(created)
 
 
-def _remove_if_empty(folder: Path) -> None:
-    """Remove a run folder that the lock created and nothing filled (e.g. the device was unavailable)."""
-    try:
-        folder.rmdir()
-    except OSError:
-        pass  # not empty: a run, or another process's lock
+def _remove_if_empty(folders: list[Path]) -> None:
+    """Remove the folders (innermost first) that the lock created and nothing filled, e.g. the run folder
+    and ``runs/`` of a run whose data could not be loaded."""
+    for folder in folders:
+        try:
+            folder.rmdir()
+        except OSError:
+            return  # not empty: a run, or another process's lock
 
 
 def check_not_training(run_dir: str | Path, complete: bool) -> None:
