@@ -1,8 +1,9 @@
 """BatchNorm statistics shared between the two branches or kept per branch, measured on CUHK01.
 
-Trains the cpu profile on CUHK01 split 0 (seed 0) with everything trainable for 15 epochs, the ×0.1 step
-after epoch 10 (baseline, D1, D4; the SAG runs once with ``bn_stats="shared"``, the authors' choice, and once with "per_branch") and
-today's cpu profile (baseline, and D4 with both variants), then prints one markdown table. Runs live in
+Trains the cpu profile on CUHK01 split 0 (seed 0) with everything trainable for 15 epochs and the ×0.1
+step after epoch 10 (baseline, D1, D4), and the cpu profile as it is (baseline, D4). Each SAG row runs
+with ``bn_stats="per_branch"`` and with "shared" (the authors' choice; cpu-profile D1 is left out). Prints
+one markdown table, rank-1 with its 95% Wilson interval over the queries. Runs live in
 ``--runs-dir`` and are reused when finished, so an interrupted measurement resumes where it stopped;
 the cpu-profile runs are the ones ``make workbook DATASET=cuhk01`` trains, and it reuses them.
 
@@ -17,6 +18,7 @@ import sys
 
 from sagkit.config import get_profile
 from sagkit.engine import train
+from sagkit.evaluation.intervals import rank_interval
 from sagkit.models.branch_norm import BN_STATS
 
 TRAINABLE = {"freeze_stages": -1, "epochs": 15, "lr_step": 10}
@@ -62,8 +64,8 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s", stream=sys.stderr)
     lines = [f"CUHK01 split 0, seed 0, one run per row, on {cpu_model()}:", "",
-             "| recipe | config | BN statistics | R1 | R5 | R10 | mAP | run time |",
-             "|---|---|---|---:|---:|---:|---:|---:|"]
+             "| recipe | config | BN statistics | R1 | R1 95% interval | R5 | R10 | mAP | run time |",
+             "|---|---|---|---:|---:|---:|---:|---:|---:|"]
     for recipe, depths, bn_stats in ROWS:
         if (args.only and recipe != args.only) or (args.bn_stats and bn_stats != args.bn_stats):
             continue
@@ -72,7 +74,8 @@ def main(argv=None) -> int:
         name = "D" + "-".join(map(str, depths)) if depths else "Baseline"
         stats = bn_stats if depths else "n/a"
         label = "cpu profile" if recipe == "cpu" else "everything trainable, 15 epochs, step at 10"
-        lines.append(f"| {label} | {name} | {stats} | {r['rank1']:.2f} | {r['rank5']:.2f} | "
+        low, high = rank_interval(r["rank1"], r["num_query"])
+        lines.append(f"| {label} | {name} | {stats} | {r['rank1']:.2f} | {low:.1f}-{high:.1f} | {r['rank5']:.2f} | "
                      f"{r['rank10']:.2f} | {r['mAP']:.2f} | {r['timings']['total_s']:.0f} s |")
         print(lines[-1], flush=True)
     print("\n".join(lines))

@@ -140,6 +140,16 @@ def test_market_empty_split(split, tmp_path):
         load_dataset("market1501", base)
 
 
+@pytest.mark.parametrize("val_ids, advice", [(3, "use at most 2, or 0"), (7, "use at most 2, or 0")])
+def test_more_validation_identities_than_training_identities(val_ids, advice, tmp_path):
+    from sagkit.engine.builders import build_data
+
+    base = make_market(tmp_path, inner=None)  # 3 training identities
+    config = get_profile("tiny", dataset="market1501", data_root=str(base), dataset_options={}, val_ids=val_ids)
+    with pytest.raises(ValueError, match=rf"val_ids={val_ids} holds out .* \(3\): {advice}"):
+        build_data(config)
+
+
 def test_cuhk01_without_camera_b_has_an_empty_gallery(tmp_path):
     campus = make_cuhk01(tmp_path)
     for p in campus.glob("*00[34].png"):
