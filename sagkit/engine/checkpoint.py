@@ -16,7 +16,7 @@ import numpy as np
 import torch
 
 from sagkit.atomic import atomic_write, atomic_write_text
-from sagkit.models.sagnet import shared_statistic_key
+from sagkit.models.branch_norm import shared_statistic_key
 
 __all__ = [
     "atomic_write",

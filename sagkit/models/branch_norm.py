@@ -20,6 +20,16 @@ from torch import nn
 # "shared": one set for both branches, as in the authors' code (a running average over both inputs).
 BN_STATS = ("per_branch", "shared")
 STAT_BUFFERS = ("running_mean", "running_var", "num_batches_tracked")
+# Where SAGNet keeps them, and the shared backbone they mirror, in its state dict.
+BRANCH_STATS_PREFIX = "branch_stats."
+BACKBONE_PREFIX = "backbone."
+
+
+def shared_statistic_key(key: str, prefix: str = "") -> str | None:
+    """The backbone key a per-branch statistic starts from when a checkpoint lacks it, e.g.
+    "branch_stats.layer1.0.bn1.running_mean" -> "backbone.layer1.0.bn1.running_mean"; None for other keys."""
+    head = prefix + BRANCH_STATS_PREFIX
+    return prefix + BACKBONE_PREFIX + key[len(head):] if key.startswith(head) else None
 
 
 class _RunningStats(nn.Module):

@@ -11,7 +11,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from .backbones import build_backbone
-from .branch_norm import BN_STATS, BranchStatistics
+from .branch_norm import BN_STATS, BRANCH_STATS_PREFIX, BranchStatistics, shared_statistic_key
 from .sag import ATTENTIONS, GRID_SCALES, L2NORM_DIMS, SelfAttentionGrid, check_choice
 
 VALID_DEPTHS = (1, 2, 3, 4)
@@ -20,7 +20,6 @@ DEFAULT_L2NORM_DEPTHS = (1, 2, 3)
 UPSAMPLE_MODES = ("bilinear", "nearest")
 EMBEDDINGS = ("bottleneck", "pool")
 STRIDE = 32
-BRANCH_STATS_PREFIX = "branch_stats."
 
 log = logging.getLogger("sagkit.models")
 
@@ -61,13 +60,6 @@ def parse_l2norm(l2norm: object, depths: tuple[int, ...]) -> tuple[int, ...]:
         raise ValueError(f"l2norm must be None, a bool, a {{depth: bool}} mapping or an iterable of depths; "
                          f"got {l2norm!r}")
     return tuple(d for d in depths if d in chosen)
-
-
-def shared_statistic_key(key: str, prefix: str = "") -> str | None:
-    """The backbone key a per-branch statistic starts from when a checkpoint lacks it, e.g.
-    "branch_stats.layer1.0.bn1.running_mean" -> "backbone.layer1.0.bn1.running_mean"; None for other keys."""
-    head = prefix + BRANCH_STATS_PREFIX
-    return prefix + "backbone." + key[len(head):] if key.startswith(head) else None
 
 
 def check_input_size(height: int, width: int) -> None:
@@ -198,7 +190,7 @@ class SAGNet(nn.Module):
         check_input_size(x.shape[-2], x.shape[-1])
         deepest = self.depths[-1] if self.depths else 0
         lower_stages, upper_stages = self.backbone.stages(), self._upper_stages()
-        lower = lower_stages[0](x)
+        lower, upper = lower_stages[0](x), None
         if deepest:
             with self._upper_statistics():
                 upper = upper_stages[0](self._upsampled(x))
