@@ -211,21 +211,16 @@ def _cmd_eval(args: argparse.Namespace) -> int:
     from sagkit.data import build_transforms, load_dataset
     from sagkit.engine.device import resolve_device, retain_freed_memory
     from sagkit.engine.evaluator import evaluate_model, protocol_for
-    from sagkit.engine.run_dir import (CHECKPOINT_BEST, CHECKPOINT_LAST, check_run_checkpoint, is_complete,
-                                       model_from_checkpoint)
-    from sagkit.engine.run_lock import check_not_training
+    from sagkit.engine.run_dir import model_from_checkpoint, run_model
 
     _configure_logging()
     path = Path(args.path)
-    run_dir = path if path.is_dir() else None
-    if run_dir is not None:
-        check_not_training(run_dir, is_complete(run_dir))
-        path = path / (CHECKPOINT_BEST if args.which == "best" else CHECKPOINT_LAST)
-    if not path.is_file():
+    if path.is_dir():
+        model, config = run_model(path, args.which)
+    elif path.is_file():
+        model, config, _ = model_from_checkpoint(path)
+    else:
         raise FileNotFoundError(f"{path} does not exist: give a run folder or a checkpoint file")
-    model, config, _ = model_from_checkpoint(path)
-    if run_dir is not None:
-        check_run_checkpoint(run_dir, path, config)
     device = resolve_device(args.device)
     if device.type == "cpu" and config.retain_memory:
         retain_freed_memory()

@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from sagkit.config import get_profile
+from sagkit.config import ExperimentConfig, get_profile
 
 log = logging.getLogger("sagkit.workbook")
 
@@ -296,8 +296,6 @@ class Workbook:
 
     def config(self, depths: Iterable[int] = ()):
         """The ExperimentConfig of configuration ``depths`` under this workbook's profile and dataset."""
-        from sagkit.config import get_profile
-
         p = self.params
         fields: dict[str, Any] = {
             "dataset": p.dataset,
@@ -357,7 +355,6 @@ class Workbook:
     def finished_runs(self) -> list[dict]:
         """results.json of every finished run in runs_dir made with this dataset and profile (any depths),
         oldest first."""
-        from sagkit.config import ExperimentConfig
         from sagkit.engine import find_runs
 
         found = []

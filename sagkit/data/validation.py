@@ -24,7 +24,8 @@ def holdout_validation(train_records: Sequence[ImageRecord], num_ids: int, seed:
         by_pid[r.pid].append(r)
     eligible = [pid for pid in sorted(by_pid) if len({r.camid for r in by_pid[pid]}) >= 2]
     if not 1 <= num_ids < len(by_pid):
-        raise ValueError(f"num_ids must be in 1..{len(by_pid) - 1} (there are {len(by_pid)} train ids), got {num_ids}")
+        raise ValueError(f"cannot hold out {num_ids} of the {len(by_pid)} training identities for validation "
+                         f"(num_ids must be in 1..{len(by_pid) - 1})")
     if num_ids > len(eligible):
         raise ValueError(f"only {len(eligible)} train ids have images from two cameras; cannot hold out {num_ids}")
     rng = np.random.default_rng(seed)

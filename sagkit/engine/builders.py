@@ -66,14 +66,12 @@ def build_data(config: ExperimentConfig) -> RunData:
     from sagkit.data import holdout_validation, load_dataset
 
     dataset = load_dataset(config.dataset, config.data_root, **config.dataset_options)
-    num_ids = len({r.pid for r in dataset.train})
-    if config.val_ids >= num_ids:
-        most = f"at most {num_ids - 1}, or " if num_ids > 1 else ""
-        raise ValueError(f"ExperimentConfig.val_ids={config.val_ids} holds out at least as many identities as "
-                         f"{config.dataset} has for training ({num_ids}): use {most}0 to select the last epoch "
-                         "without validation")
     if config.val_ids > 0:
-        train, val_query, val_gallery = holdout_validation(dataset.train, config.val_ids, seed=config.seed)
+        try:
+            train, val_query, val_gallery = holdout_validation(dataset.train, config.val_ids, seed=config.seed)
+        except ValueError as err:
+            raise ValueError(f"ExperimentConfig.val_ids={config.val_ids} does not fit {config.dataset}: {err}; use "
+                             "a smaller val_ids, or 0 to select the last epoch without validation") from None
     else:
         train, val_query, val_gallery = list(dataset.train), [], []
     num_classes = len({r.pid for r in train})

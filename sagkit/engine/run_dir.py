@@ -38,6 +38,7 @@ __all__ = [
     "load_run",
     "find_runs",
     "load_model_from_run",
+    "run_model",
     "model_from_checkpoint",
     "check_run_checkpoint",
     "differing_fields",
@@ -224,6 +225,12 @@ def load_model_from_run(run_dir: str | Path, which: str = "best", device: Any = 
     from another run folder) raises ValueError instead of returning a model the run did not train.
     Raises ``RunLocked`` while another process is still training the run.
     """
+    return run_model(run_dir, which)[0].to(device).eval()
+
+
+def run_model(run_dir: str | Path, which: str = "best") -> tuple[Any, ExperimentConfig]:
+    """``(model on the CPU, its config)`` from a run folder's ``checkpoint_<which>.pt``, with the checks of
+    :func:`load_model_from_run` (the run is not being trained; the checkpoint is this run's)."""
     if which not in ("best", "last"):
         raise ValueError(f"which={which!r} is invalid: use 'best' or 'last'")
     run_dir = Path(run_dir)
@@ -235,7 +242,7 @@ def load_model_from_run(run_dir: str | Path, which: str = "best", device: Any = 
         )
     model, config, _ = model_from_checkpoint(ckpt_path)
     check_run_checkpoint(run_dir, ckpt_path, config)
-    return model.to(device).eval()
+    return model, config
 
 
 def check_run_checkpoint(run_dir: str | Path, ckpt_path: str | Path, config: ExperimentConfig) -> None:

@@ -227,7 +227,7 @@ def _finished_run(config: ExperimentConfig, retrain: bool, info: DistInfo) -> Op
     """The results of the finished run of ``config`` when it is to be reused, else None."""
     if retrain or not rd.is_complete(config.run_dir()):
         return None
-    if rd.read_config(config.run_dir()).result_fields() != config.result_fields():
+    if rd.differing_fields(rd.read_config(config.run_dir()), config):
         return None
     if info.is_main:
         log.info("sagkit: reusing the finished run %s (retrain=True trains it again)", config.run_dir())
