@@ -1,6 +1,9 @@
 """Command line: ``python -m sagkit {train,eval,synth,bench,workbook}`` (``--help`` on each).
 
 Errors from bad input are printed as one line ``sagkit <command>: error: ...`` with exit status 2.
+
+This module is longer than ~300 lines: each subcommand's flags sit next to the handler that reads them, so
+that a flag and its meaning are read in one place; the handlers themselves only call the library.
 """
 
 from __future__ import annotations
@@ -11,6 +14,8 @@ import json
 import sys
 from pathlib import Path
 from typing import Any, Optional, Sequence
+
+from sagkit.choices import parse_depths
 
 __all__ = ["main", "build_parser", "parse_overrides", "CLIError"]
 
@@ -51,16 +56,13 @@ def parse_overrides(items: Sequence[str]) -> dict:
 
 def _parse_depths(values: list[str]) -> tuple:
     """``--depths 4`` / ``--depths 1 2`` / ``--depths 1,2`` / ``--depths baseline`` (or no value)."""
-    depths: list[int] = []
-    for value in values:
-        for part in str(value).replace(",", " ").split():
-            if part.lower() in ("baseline", "none", "()"):
-                continue
-            try:
-                depths.append(int(part.lstrip("Dd")))
-            except ValueError:
-                raise ValueError(f"--depths {value!r}: give depths 1..4 (e.g. --depths 4) or 'baseline'") from None
-    return tuple(depths)
+    text = " ".join(values).strip()
+    if text.lower() in ("", "none", "()"):
+        return ()
+    try:
+        return parse_depths(text)
+    except ValueError as err:
+        raise ValueError(f"--depths {text!r}: {err}") from None
 
 
 def _optional_path(text: Optional[str]) -> Optional[str]:
@@ -174,11 +176,14 @@ def _cmd_train(args: argparse.Namespace) -> int:
 
 
 def _format_metrics(m: dict) -> str:
-    line = f"R1 {m['rank1']:.2f}  R5 {m['rank5']:.2f}  R10 {m['rank10']:.2f}  mAP {m['mAP']:.2f}"
-    if "rerank_rank1" in m:
-        line += (f"\nwith re-ranking: R1 {m['rerank_rank1']:.2f}  R5 {m['rerank_rank5']:.2f}  "
-                 f"R10 {m['rerank_rank10']:.2f}  mAP {m['rerank_mAP']:.2f}")
-    return line
+    """The metrics of a results dict (``Retrieval.summary``), one line per evaluation that is there."""
+    lines = []
+    for prefix, label in (("", ""), ("rerank_", "with re-ranking: "), ("multi_", "multi-query: "),
+                          ("multi_rerank_", "multi-query with re-ranking: ")):
+        if f"{prefix}rank1" in m:
+            lines.append(label + "  ".join(f"{name} {m[prefix + key]:.2f}" for key, name in
+                                           (("rank1", "R1"), ("rank5", "R5"), ("rank10", "R10"), ("mAP", "mAP"))))
+    return "\n".join(lines)
 
 
 # ---------------------------------------------------------------------- eval
@@ -201,6 +206,8 @@ def _add_eval(sub) -> None:
     p.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
     p.add_argument("--batch-size", type=int, default=None)
     p.add_argument("--num-workers", type=int, default=None)
+    p.add_argument("--no-cache", action="store_true", help="extract the features again instead of reading those "
+                   "kept in the run folder (<run>/features/, written by training and earlier evaluations)")
     p.add_argument("--json", action="store_true", help="print the metrics as JSON")
     p.set_defaults(func=_cmd_eval)
 
@@ -208,17 +215,20 @@ def _add_eval(sub) -> None:
 def _cmd_eval(args: argparse.Namespace) -> int:
     import torch
 
-    from sagkit.data import build_transforms, load_dataset
+    from sagkit.data import load_dataset
     from sagkit.engine.device import resolve_device, retain_freed_memory
-    from sagkit.engine.evaluator import evaluate_model, protocol_for
-    from sagkit.engine.run_dir import model_from_checkpoint, run_model
+    from sagkit.engine.feature_cache import FeatureCache
+    from sagkit.engine.retrieval import retrieve_dataset
+    from sagkit.engine.run_dir import checkpoint_path, model_from_checkpoint, run_model
 
     _configure_logging()
     path = Path(args.path)
     if path.is_dir():
         model, config = run_model(path, args.which)
+        cache = None if args.no_cache else FeatureCache(checkpoint_path(path, args.which))
     elif path.is_file():
         model, config, _ = model_from_checkpoint(path)
+        cache = None
     else:
         raise FileNotFoundError(f"{path} does not exist: give a run folder or a checkpoint file")
     device = resolve_device(args.device)
@@ -232,20 +242,19 @@ def _cmd_eval(args: argparse.Namespace) -> int:
     root = _optional_path(args.data_root) if args.data_root is not None else (config.data_root if same else None)
     options = parse_overrides(args.overrides) if args.overrides else (config.dataset_options if same else {})
     dataset = load_dataset(name, root, **options)
-    transform = build_transforms(config.height, config.width, train=False,
-                                 mean=model.input_mean, std=model.input_std)
-    metrics = evaluate_model(
-        model, dataset.query, dataset.gallery, transform, device=device,
-        batch_size=args.batch_size or config.eval_batch_size,
-        num_workers=config.num_workers if args.num_workers is None else args.num_workers,
-        flip=config.flip_eval if args.flip is None else args.flip, rerank=not args.no_rerank,
-        rerank_k1=config.rerank_k1, rerank_k2=config.rerank_k2, rerank_lambda=config.rerank_lambda,
-        protocol=protocol_for(dataset), channels_last=config.channels_last,
-    )
+    changes = {"rerank": not args.no_rerank, "multi_query": True}
+    if args.flip is not None:
+        changes["flip"] = args.flip
+    if args.batch_size is not None:
+        changes["batch_size"] = args.batch_size
+    if args.num_workers is not None:
+        changes["num_workers"] = args.num_workers
+    metrics = retrieve_dataset(model, dataset, config, device=device, cache=cache, **changes).summary()
     if args.json:
         print(json.dumps(metrics, indent=2, sort_keys=True))
     else:
-        print(f"{path} on {name}: {len(dataset.query)} queries, {len(dataset.gallery)} gallery images")
+        print(f"{path} on {name}: {len(dataset.query)} queries, {len(dataset.gallery)} gallery images "
+              f"({dataset.protocol.describe()})")
         print(_format_metrics(metrics))
     return 0
 
@@ -377,13 +386,8 @@ def _add_workbook(sub) -> None:
 
 
 def _cmd_workbook(args: argparse.Namespace) -> int:
-    try:
-        from sagkit.workbook import run_workbook
-    except ModuleNotFoundError as err:
-        if err.name not in ("sagkit.workbook",):
-            raise
-        raise CLIError("the workbook runner sagkit.workbook (sagkit/workbook.py) is not available in this "
-                       "checkout yet; run the notebooks in notebooks/ directly") from None
+    from sagkit.workbook import run_workbook
+
     _configure_logging()
     result = run_workbook(
         dataset=args.dataset, data_root=_optional_path(args.data_root), profile=args.profile,

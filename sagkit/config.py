@@ -9,6 +9,9 @@ for new layers, ×0.1 step decay, 200 epochs, cross-entropy Eq. 2, model selecti
 A config round-trips through JSON (``to_json`` / ``from_json``; tuples stay tuples) and names its run
 folder: ``run_name()`` is a readable prefix plus a short hash of the fields that change results, so an
 identical config finds its finished run instead of training again.
+
+This module is longer than ~300 lines because every field, its check and its legacy value (the run-key
+rules) are kept side by side with the profiles that set them: one place to read what a run computes.
 """
 
 from __future__ import annotations
@@ -22,6 +25,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Optional
 
+from sagkit.atomic import atomic_write_text
+from sagkit.choices import DEPTHS_RULE, DEVICE_RE, DEVICE_RULE, VALID_DEPTHS
+
 __all__ = [
     "ExperimentConfig",
     "PROFILES",
@@ -33,7 +39,6 @@ __all__ = [
 AMP_CHOICES = ("auto", "bf16", "fp16", "off")
 SELECT_METRICS = ("mAP", "rank1")
 SAMPLERS = ("random", "identity")
-_DEVICE_RE = re.compile(r"^(auto|cpu|cuda|cuda:\d+)$")
 _NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._+=-]*$")
 
 # Fields that say where or how fast a run executes, not what it computes. They are left out of the run
@@ -61,7 +66,6 @@ _ACCEPTED_TYPES = {"int": (int,), "float": (int, float), "bool": (bool,), "str":
                    "tuple": (tuple, list)}
 _TYPE_NAMES = {"int": "an integer", "float": "a number", "bool": "true or false", "str": "a string",
                "dict": "an object (a dict)", "tuple": "a list"}
-DEPTHS_RULE = "distinct attention depths from 1..4, e.g. (4,), or () for the baseline"
 
 # Fields added after runs were already made, each with the value that reproduces those runs. A config read
 # back from a run folder that lacks such a field gets this value (``from_run``), and a field at this value is
@@ -206,9 +210,9 @@ class ExperimentConfig:
             bad("select_metric", f"use one of {SELECT_METRICS}")
         if self.sampler not in SAMPLERS:
             bad("sampler", f"use one of {SAMPLERS}")
-        if not isinstance(self.device, str) or not _DEVICE_RE.match(self.device):
-            bad("device", "use 'auto', 'cpu', 'cuda' or 'cuda:N'")
-        if any(d not in (1, 2, 3, 4) for d in self.depths) or len(set(self.depths)) != len(self.depths):
+        if not isinstance(self.device, str) or not DEVICE_RE.match(self.device):
+            bad("device", DEVICE_RULE)
+        if any(d not in VALID_DEPTHS for d in self.depths) or len(set(self.depths)) != len(self.depths):
             bad("depths", DEPTHS_RULE)
         for name in ("batch_size", "epochs", "eval_every", "lr_step", "height", "width", "eval_batch_size",
                      "num_instances", "rerank_k1", "rerank_k2"):
@@ -251,8 +255,6 @@ class ExperimentConfig:
         """JSON text of the config; also written atomically to ``path`` when given."""
         text = json.dumps(self.to_dict(), indent=2, sort_keys=True)
         if path is not None:
-            from sagkit.engine.checkpoint import atomic_write_text
-
             atomic_write_text(Path(path), text + "\n")
         return text
 

@@ -1,8 +1,10 @@
 """Assemble the paper's tables from measured results and write them as CSV and Markdown.
 
-Measured rows are plain dicts in percent: ``{"depths": (4,), "R1": 61.2, "R5": ..., "R10": ..., "mAP": ...,
-"run": "<run name>"}`` for Table 1, and ``{"single": {...}, "single_rr": {...}, "multi": {...},
-"multi_rr": {...}}`` evaluations for Tables 3-5. The published numbers come from
+Measured rows are plain dicts in percent with the metric names of results.json: ``{"depths": (4,),
+"rank1": 61.2, "rank5": ..., "rank10": ..., "mAP": ..., "run": "<run name>"}`` for Table 1, and
+``{"single": {...}, "single_rr": {...}, "multi": {...}, "multi_rr": {...}}`` evaluations for Tables 3-5
+(``Retrieval.evaluations()``). Tables print them under the paper's column names (``COLUMNS``: R1, R5, R10,
+mAP). The published numbers come from
 :mod:`sagkit.reference`; every comparison row says whether it was ``reported`` (paper) or ``measured``
 (this workbook) and which dataset it was measured on.
 """
@@ -18,7 +20,9 @@ import pandas as pd
 from sagkit import reference
 from sagkit.atomic import atomic_write_text
 
-METRICS = ("R1", "R5", "R10", "mAP")
+METRICS = ("rank1", "rank5", "rank10", "mAP")
+COLUMNS = {"rank1": "R1", "rank5": "R5", "rank10": "R10", "mAP": "mAP"}  # the paper's column names
+PAPER_COLUMNS = tuple(COLUMNS[m] for m in METRICS)
 TABLE1_ORDER = reference.TABLE1_ORDER
 SOTA_NAMES = {3: "table3_market1501", 4: "table4_cuhk03", 5: "table5_dukemtmc"}
 DEFAULT_PAPER_DATASET = "market1501"
@@ -50,8 +54,8 @@ def assemble_table1(
 ) -> pd.DataFrame:
     """Table 1 from measured rows, in the paper's row order, beside the paper's numbers.
 
-    ``measured``: dicts with ``depths`` (or ``config``), ``R1``, ``R5``, ``R10``, ``mAP`` in percent and
-    optionally ``run``. A later row for the same configuration replaces an earlier one. The paper's
+    ``measured``: dicts with ``depths`` (or ``config``), ``rank1``, ``rank5``, ``rank10``, ``mAP`` in percent
+    and optionally ``run`` (e.g. :func:`table1_row` of a results.json). A later row for the same configuration replaces an earlier one. The paper's
     numbers are those of ``paper_dataset`` (default: ``dataset`` when the paper reports it, else
     Market-1501); configurations not in the paper come after its eight rows.
     Columns: config, R1, R5, R10, mAP, run, dataset, paper_R1..paper_mAP, paper_dataset, note.
@@ -65,7 +69,7 @@ def assemble_table1(
         row = {"config": label}
         for metric in METRICS:
             value = item.get(metric)
-            row[metric] = float(value) if value is not None else math.nan
+            row[COLUMNS[metric]] = float(value) if value is not None else math.nan
         row["run"] = item.get("run", "")
         rows[label] = row
     out = []
@@ -73,16 +77,43 @@ def assemble_table1(
         row = dict(rows[label])
         row["dataset"] = dataset
         if label in paper.index:
-            for metric in METRICS:
-                row[f"paper_{metric}"] = float(paper.loc[label, metric])
+            for column in PAPER_COLUMNS:
+                row[f"paper_{column}"] = float(paper.loc[label, column])
             row["note"] = paper.loc[label, "note"]
         else:
-            row.update({f"paper_{m}": math.nan for m in METRICS})
+            row.update({f"paper_{c}": math.nan for c in PAPER_COLUMNS})
             row["note"] = "not in the paper"
         row["paper_dataset"] = paper_dataset
         out.append(row)
-    columns = ["config", *METRICS, "run", "dataset", *[f"paper_{m}" for m in METRICS], "paper_dataset", "note"]
+    columns = ["config", *PAPER_COLUMNS, "run", "dataset", *[f"paper_{c}" for c in PAPER_COLUMNS], "paper_dataset",
+               "note"]
     return pd.DataFrame(out, columns=columns)
+
+
+def table1_row(results: Mapping) -> dict:
+    """A measured Table 1 row from one run's results.json."""
+    row = {"depths": tuple(results.get("depths") or ()), "run": results.get("name", "")}
+    row.update({metric: results.get(metric) for metric in METRICS})
+    return row
+
+
+def protocol_note(info: Mapping) -> str:
+    """A dataset's protocol options (split, seed, image type...) as 'key=value' text; no local paths."""
+    parts = [f"{k}={v}" for k, v in sorted(info.items())
+             if isinstance(v, (str, int, float, bool)) and "dir" not in k and "root" not in k and "path" not in k]
+    return ", ".join(parts)
+
+
+def assemble_table2(dataset, name: str) -> pd.DataFrame:
+    """Table 2: the counts of ``dataset`` (a ReIDDataset read as ``name``; ``source = measured``) above the
+    paper's rows."""
+    paper = reference.load_table(2)
+    measured = {"dataset": name, "name": name, "citation": "this workbook"}
+    measured.update(dataset.summary())
+    measured["note"] = protocol_note(dataset.info or {})
+    frame = pd.concat([pd.DataFrame([measured]), paper], ignore_index=True)
+    frame.insert(3, "source", ["measured"] + ["reported"] * len(paper))
+    return frame
 
 
 def measured_sota_rows(
@@ -91,7 +122,7 @@ def measured_sota_rows(
     """Rows for comparison table ``number`` from one model's evaluations (percent).
 
     ``evaluations`` keys: ``single`` (required), ``multi``, ``single_rr``, ``multi_rr`` (each a dict
-    with R1, R5, R10, mAP). Gives ``method`` and, when re-ranked numbers exist, ``method+RR``.
+    with rank1, rank5, rank10, mAP). Gives ``method`` and, when re-ranked numbers exist, ``method+RR``.
     Table 3 uses single- and multi-query R1/mAP; Tables 4 and 5 single-query R1/R5/R10/mAP.
     """
     if number not in SOTA_NAMES:
@@ -113,13 +144,13 @@ def measured_sota_rows(
         if number == 3:
             multi = evaluations.get(multi_key) or {}
             row.update(
-                sq_R1=single.get("R1", math.nan),
+                sq_R1=single.get("rank1", math.nan),
                 sq_mAP=single.get("mAP", math.nan),
-                mq_R1=multi.get("R1", math.nan),
+                mq_R1=multi.get("rank1", math.nan),
                 mq_mAP=multi.get("mAP", math.nan),
             )
         else:
-            row.update({metric: single.get(metric, math.nan) for metric in METRICS})
+            row.update({COLUMNS[metric]: single.get(metric, math.nan) for metric in METRICS})
         row["note"] = "; ".join(part for part in (note, "k-reciprocal re-ranking" if suffix else "") if part)
         rows.append(row)
     return rows
@@ -172,14 +203,18 @@ def write_table(frame: pd.DataFrame, directory, name: str, title: str | None = N
 
 
 __all__ = [
+    "COLUMNS",
     "METRICS",
     "SOTA_NAMES",
     "TABLE1_ORDER",
     "assemble_sota_table",
     "assemble_table1",
+    "assemble_table2",
     "config_label",
     "label_depths",
     "measured_sota_rows",
+    "protocol_note",
+    "table1_row",
     "to_markdown",
     "write_table",
 ]

@@ -10,9 +10,9 @@ import pytest
 import torch
 
 from sagkit.config import ExperimentConfig, get_profile
-from sagkit.engine import evaluate_model, load_model_from_run
+from sagkit.engine import load_model_from_run, retrieve_dataset
 from sagkit.engine.distributed import DistInfo
-from sagkit.engine.evaluator import extract_split_features
+from sagkit.engine.retrieval import EvalSettings, extract_split_features
 from sagkit.engine.run_dir import read_metrics
 
 REPO = Path(__file__).resolve().parents[1]
@@ -38,7 +38,7 @@ def test_torchrun_training_and_its_evaluation_match_a_single_process(data_root, 
     assert proc.stdout.count("R1 ") == 2  # plain and re-ranked lines, printed by rank 0 only
     (run,) = list(runs.iterdir())
     assert {p.name for p in run.iterdir()} == {
-        "config.json", "metrics.csv", "results.json", "checkpoint_best.pt", "checkpoint_last.pt"}
+        "config.json", "metrics.csv", "results.json", "checkpoint_best.pt", "checkpoint_last.pt", "features"}
     results = json.loads((run / "results.json").read_text())
     assert results["world_size"] == 2 and results["complete"]
     cfg = ExperimentConfig.from_json(run / "config.json")
@@ -54,8 +54,8 @@ def test_torchrun_training_and_its_evaluation_match_a_single_process(data_root, 
 
     ds = load_dataset(cfg.dataset, cfg.data_root, **cfg.dataset_options)
     tf = build_transforms(cfg.height, cfg.width, train=False, mean=model.input_mean, std=model.input_std)
-    single = evaluate_model(model, ds.query, ds.gallery, tf, device=torch.device("cpu"), rerank=True,
-                            rerank_k1=cfg.rerank_k1, rerank_k2=cfg.rerank_k2, rerank_lambda=cfg.rerank_lambda)
+    single = retrieve_dataset(model, ds, cfg, device=torch.device("cpu"), transform=tf, rerank=True,
+                              multi_query=True).summary()
     for key, value in single.items():
         assert results[key] == pytest.approx(value, abs=1e-6), key
 
@@ -66,7 +66,7 @@ from sagkit.config import get_profile
 from sagkit.data import build_transforms, load_dataset
 from sagkit.engine.builders import build_model
 from sagkit.engine.distributed import cleanup_distributed, init_distributed
-from sagkit.engine.evaluator import extract_split_features
+from sagkit.engine.retrieval import EvalSettings, extract_split_features
 
 torch.set_num_threads(1)
 cfg = get_profile("tiny", data_root=sys.argv[1])
@@ -77,7 +77,8 @@ model = build_model(cfg, 5, pretrained=False).eval()
 ds = load_dataset(cfg.dataset, cfg.data_root, **cfg.dataset_options)
 records = ds.gallery if len(ds.gallery) % 2 else ds.gallery[:-1]  # odd count: the ranks' shards differ
 tf = build_transforms(cfg.height, cfg.width, train=False, mean=model.input_mean, std=model.input_std)
-feats = extract_split_features(model, records, tf, device=torch.device("cpu"), batch_size=4, dist_info=info)
+feats = extract_split_features(model, records, tf, device=torch.device("cpu"), settings=EvalSettings(batch_size=4),
+                               dist_info=info)
 if info.is_main:
     torch.save({"feats": feats, "n": len(records)}, sys.argv[2])
 cleanup_distributed(info)
@@ -102,7 +103,7 @@ def test_distributed_feature_extraction_gathers_exactly_the_single_process_featu
     ds = load_dataset(cfg.dataset, cfg.data_root, **cfg.dataset_options)
     records = ds.gallery[: got["n"]]
     tf = build_transforms(cfg.height, cfg.width, train=False, mean=model.input_mean, std=model.input_std)
-    single = extract_split_features(model, records, tf, device=torch.device("cpu"), batch_size=4,
+    single = extract_split_features(model, records, tf, device=torch.device("cpu"), settings=EvalSettings(batch_size=4),
                                     dist_info=DistInfo())
     assert single.shape == got["feats"].shape
     assert torch.allclose(single, got["feats"], atol=1e-6, rtol=0)

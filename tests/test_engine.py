@@ -15,11 +15,11 @@ from sagkit.config import ExperimentConfig, get_profile
 from sagkit.engine import (
     DeviceUnavailableError,
     TrainingDiverged,
-    evaluate_model,
     find_runs,
     load_checkpoint,
     load_model_from_run,
     load_run,
+    retrieve_dataset,
     train,
 )
 from sagkit.engine import trainer as trainer_module
@@ -44,7 +44,7 @@ def test_tiny_training_learns_and_writes_its_run_folder(tiny_run):
     run = Path(results["run_dir"])
     assert run == cfg.run_dir() and run.name.startswith("synthetic-efficientnet_lite0-D4-")
     assert {p.name for p in run.iterdir()} == {
-        "config.json", "metrics.csv", "results.json", "checkpoint_best.pt", "checkpoint_last.pt"}
+        "config.json", "metrics.csv", "results.json", "checkpoint_best.pt", "checkpoint_last.pt", "features"}
     assert ExperimentConfig.from_json(run / "config.json") == cfg
     assert json.loads((run / "results.json").read_text()) == results
 
@@ -86,8 +86,8 @@ def test_loaded_model_reproduces_the_reported_test_metrics(tiny_run):
 
     ds = load_dataset(cfg.dataset, cfg.data_root, **cfg.dataset_options)
     tf = build_transforms(cfg.height, cfg.width, train=False, mean=model.input_mean, std=model.input_std)
-    metrics = evaluate_model(model, ds.query, ds.gallery, tf, device=torch.device("cpu"), rerank=True,
-                             rerank_k1=cfg.rerank_k1, rerank_k2=cfg.rerank_k2, rerank_lambda=cfg.rerank_lambda)
+    metrics = retrieve_dataset(model, ds, cfg, device=torch.device("cpu"), transform=tf, rerank=True,
+                               multi_query=True, cache=None).summary()
     for key, value in metrics.items():
         assert value == pytest.approx(results[key], abs=1e-9), key
     with pytest.raises(ValueError, match="which"):

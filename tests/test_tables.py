@@ -59,7 +59,7 @@ def test_config_labels_round_trip():
 
 
 def _fake(depths, r1):
-    return {"depths": depths, "R1": r1, "R5": r1 + 1, "R10": r1 + 2, "mAP": r1 - 10, "run": f"run-{r1}"}
+    return {"depths": depths, "rank1": r1, "rank5": r1 + 1, "rank10": r1 + 2, "mAP": r1 - 10, "run": f"run-{r1}"}
 
 
 def test_assemble_table1_puts_rows_in_paper_order_and_adds_paper_numbers():
@@ -80,9 +80,9 @@ def test_assemble_table1_puts_rows_in_paper_order_and_adds_paper_numbers():
 
 def test_measured_sota_rows_and_assembly():
     evals = {
-        "single": {"R1": 60.0, "R5": 70.0, "R10": 80.0, "mAP": 40.0},
-        "single_rr": {"R1": 65.0, "R5": 71.0, "R10": 81.0, "mAP": 55.0},
-        "multi": {"R1": 62.0, "mAP": 44.0},
+        "single": {"rank1": 60.0, "rank5": 70.0, "rank10": 80.0, "mAP": 40.0},
+        "single_rr": {"rank1": 65.0, "rank5": 71.0, "rank10": 81.0, "mAP": 55.0},
+        "multi": {"rank1": 62.0, "mAP": 44.0},
     }
     rows3 = tables.measured_sota_rows(3, "SAG D4", "synthetic", evals, note="run x")
     assert [r["method"] for r in rows3] == ["SAG D4", "SAG D4+RR"]

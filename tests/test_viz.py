@@ -18,6 +18,7 @@ from PIL import Image  # noqa: E402
 from sagkit import viz  # noqa: E402
 import sagkit.viz.plots  # noqa: E402,F401
 import sagkit.viz.samples  # noqa: E402,F401
+from sagkit.engine.run_dir import read_metrics  # noqa: E402
 
 
 class Rec(NamedTuple):
@@ -167,13 +168,15 @@ def test_plot_training_curves_groups_columns(tmp_path):
     )
     path = tmp_path / "metrics.csv"
     metrics.to_csv(path, index=False)
-    fig = viz.plot_training_curves(path)
+    fig = viz.plot_training_curves(read_metrics(tmp_path))  # the rows as the one metrics.csv reader gives them
     titles = [ax.get_title() for ax in fig.axes]
     assert titles == ["loss", "accuracy", "retrieval (%)", "learning rate"]
     val_line = fig.axes[2].get_lines()[0]
     assert np.allclose(val_line.get_ydata(), [20.0, 40.0])  # NaN skipped, fractions shown in %
     with pytest.raises(ValueError, match="no loss"):
         viz.plot_training_curves(pd.DataFrame({"epoch": [1], "time_s": [2.0]}))
+    with pytest.raises(TypeError, match="not a path"):
+        viz.plot_training_curves(path)
 
 
 def test_plot_cmc_in_percent():

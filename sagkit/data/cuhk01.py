@@ -15,6 +15,8 @@ from pathlib import Path
 
 import numpy as np
 
+from sagkit.evaluation.protocol import MARKET
+
 from .records import (ImageRecord, ReIDDataset, check_split_index, expected_layout_error, format_error,
                       list_image_files, not_a_folder_error, relabel, require_nonempty)
 
@@ -82,4 +84,4 @@ def load_cuhk01(root: str | Path, split: int = 0, seed: int = 0, num_train_ids: 
     for name, recs in (("train", train), ("query", query), ("gallery", gallery)):
         require_nonempty(name, recs, str(folder))
     info = dict(split=split, seed=seed, num_splits=num_splits, query_camera=query_camera.lower())
-    return ReIDDataset("cuhk01", train, query, gallery, root=str(folder), info=info)
+    return ReIDDataset("cuhk01", train, query, gallery, root=str(folder), info=info, protocol=MARKET)

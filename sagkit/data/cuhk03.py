@@ -7,7 +7,9 @@
   images of the 100 test identities; the evaluation's same-identity-same-camera
   rule then makes every query match across the two views (984 / 984 in Table 2).
   ``classic_query="cross_view"`` instead uses view 1 images as queries and view 2
-  images as the gallery.
+  images as the gallery.  The classic CMC is single-gallery-shot: one gallery image per
+  identity is drawn for each query, ``num_repeats`` times (default 10, as torchreid; the
+  paper's own code, jpainam/self_attention_grid ``eval_cuhk03.py``, drew 100 on split 5).
 * ``protocol="new"`` (Zhong et al. 2017, 767 train / 700 test identities) reads
   ``cuhk03_new_protocol_config_{detected,labeled}.mat`` (MATLAB v5) found next to the
   data; its ``filelist`` names follow the extraction naming below.
@@ -29,6 +31,8 @@ import tempfile
 from pathlib import Path
 
 import numpy as np
+
+from sagkit.evaluation.protocol import MARKET, Protocol
 
 from ..atomic import publish_dir
 from .records import (DatasetFormatError, ImageRecord, ReIDDataset, check_split_index, expected_layout_error,
@@ -188,8 +192,11 @@ def _find_new_config(mat_path: Path, root: Path, image_type: str) -> Path:
 
 
 def load_cuhk03(root: str | Path, image_type: str = "detected", protocol: str = "classic", split: int = 0,
-                classic_query: str = "all", cache_dir: str | Path | None = None) -> ReIDDataset:
-    """CUHK03 splits; see the module docstring for the protocols and the image cache."""
+                classic_query: str = "all", cache_dir: str | Path | None = None,
+                num_repeats: int = 10) -> ReIDDataset:
+    """CUHK03 splits; see the module docstring for the protocols, the single-gallery-shot draws
+    (``num_repeats``, classic protocol only) and the image cache."""
+    scoring = Protocol("cuhk03", num_repeats=num_repeats) if protocol == "classic" else MARKET
     if image_type not in ("detected", "labeled"):
         raise ValueError(f"image_type must be 'detected' or 'labeled', got {image_type!r}")
     if protocol not in ("classic", "new"):
@@ -236,4 +243,5 @@ def load_cuhk03(root: str | Path, image_type: str = "detected", protocol: str = 
         info["config"] = str(cfg_path)
     for name, recs in (("train", train), ("query", query), ("gallery", gallery)):
         require_nonempty(name, recs, str(mat_path))
-    return ReIDDataset("cuhk03", relabel(train), query, gallery, root=str(mat_path.parent), info=info)
+    return ReIDDataset("cuhk03", relabel(train), query, gallery, root=str(mat_path.parent), info=info,
+                       protocol=scoring)

@@ -20,6 +20,8 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
+from sagkit.evaluation.protocol import MARKET
+
 from .records import (JUNK_PID, ImageRecord, ReIDDataset, expected_layout_error, format_error,
                       list_image_files, not_a_folder_error, relabel, require_nonempty)
 
@@ -104,7 +106,8 @@ def load_market_layout(root: str | Path, fmt: MarketFormat, name: str | None = N
     if multi_query and (base / MULTI_QUERY_DIR).is_dir():
         keys = {(r.pid, r.camid) for r in query}
         mq = [r for r in read_folder(base / MULTI_QUERY_DIR, fmt) if (r.pid, r.camid) in keys]
-    return ReIDDataset(name or fmt.name, relabel(train), query, gallery, root=str(base), multi_query=mq)
+    return ReIDDataset(name or fmt.name, relabel(train), query, gallery, root=str(base), multi_query=mq,
+                       protocol=MARKET)
 
 
 def load_market1501(root: str | Path, multi_query: bool = True) -> ReIDDataset:

@@ -15,6 +15,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterable, NamedTuple, Sequence
 
+from sagkit.evaluation.protocol import MARKET, Protocol
+
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp")
 JUNK_PID = -1
 DISTRACTOR_PID = 0
@@ -99,7 +101,8 @@ class ReIDDataset:
     ``train`` pids are ``0..num_train_pids-1``.  ``multi_query`` (Market-1501 only,
     when ``gt_bbox/`` exists) holds the extra images of each query's identity in
     the query's camera, for multi-query evaluation.  ``info`` records protocol
-    options (split index, image type, ...).
+    options (split index, image type, ...).  ``protocol`` is how the test split is scored
+    (:class:`sagkit.evaluation.protocol.Protocol`); every reader sets it.
     """
 
     name: str
@@ -109,6 +112,7 @@ class ReIDDataset:
     root: str | None = None
     multi_query: list[ImageRecord] | None = None
     info: dict = field(default_factory=dict)
+    protocol: Protocol = MARKET
 
     @property
     def num_train_pids(self) -> int:

@@ -13,11 +13,11 @@ from .records import ReIDDataset
 from .synthetic import load_synthetic
 
 DATASETS: dict[str, Callable[..., ReIDDataset]] = {
+    "synthetic": load_synthetic,
     "market1501": load_market1501,
     "dukemtmc": load_dukemtmc,
     "cuhk03": load_cuhk03,
     "cuhk01": load_cuhk01,
-    "synthetic": load_synthetic,
 }
 ALIASES = {"market": "market1501", "market-1501": "market1501", "duke": "dukemtmc", "dukemtmc-reid": "dukemtmc",
            "dukemtmcreid": "dukemtmc", "cuhk-03": "cuhk03", "cuhk-01": "cuhk01", "synth": "synthetic"}

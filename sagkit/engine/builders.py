@@ -50,7 +50,6 @@ class RunData:
     num_classes: int
     train_transform: Any = None
     test_transform: Any = None
-    extra: dict = field(default_factory=dict)
 
     @property
     def query(self) -> list:

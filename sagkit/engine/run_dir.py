@@ -2,7 +2,8 @@
 
 Layout: ``config.json`` (the config it ran with), ``metrics.csv`` (one row per epoch), ``checkpoint_last.pt``
 (resume point), ``checkpoint_best.pt`` (selected on validation), ``results.json`` (written last: its presence
-with ``"complete": true`` marks a finished run). ``.lock`` exists while a process trains the run
+with ``"complete": true`` marks a finished run), ``features/`` (test features of the best checkpoint,
+``sagkit.engine.feature_cache``). ``.lock`` exists while a process trains the run
 (``sagkit.engine.run_lock``); the readers below refuse an unfinished run that is locked.
 """
 
@@ -12,6 +13,7 @@ import csv
 import io
 import json
 import logging
+import shutil
 import subprocess
 from pathlib import Path
 from typing import Any, Optional
@@ -20,6 +22,7 @@ from sagkit.config import ExperimentConfig
 
 from .builders import build_model
 from .checkpoint import MODEL_ENTRIES, atomic_write_json, atomic_write_text, load_checkpoint, load_weights
+from .feature_cache import FEATURES_DIR
 from .run_lock import check_not_training
 
 __all__ = [
@@ -28,6 +31,7 @@ __all__ = [
     "RESULTS_FILE",
     "CHECKPOINT_BEST",
     "CHECKPOINT_LAST",
+    "checkpoint_path",
     "code_version",
     "prepare_run_dir",
     "read_config",
@@ -95,6 +99,7 @@ def prepare_run_dir(config: ExperimentConfig, retrain: bool = False) -> Path:
     if retrain:
         for name in RUN_FILES:
             (run_dir / name).unlink(missing_ok=True)
+        shutil.rmtree(run_dir / FEATURES_DIR, ignore_errors=True)
     cfg_path = run_dir / CONFIG_FILE
     if cfg_path.is_file():
         changed = differing_fields(read_config(run_dir), config)
@@ -228,14 +233,19 @@ def load_model_from_run(run_dir: str | Path, which: str = "best", device: Any = 
     return run_model(run_dir, which)[0].to(device).eval()
 
 
+def checkpoint_path(run_dir: str | Path, which: str = "best") -> Path:
+    """``<run_dir>/checkpoint_<which>.pt`` for ``which`` "best" or "last" (ValueError otherwise)."""
+    if which not in ("best", "last"):
+        raise ValueError(f"which={which!r} is invalid: use 'best' or 'last'")
+    return Path(run_dir) / (CHECKPOINT_BEST if which == "best" else CHECKPOINT_LAST)
+
+
 def run_model(run_dir: str | Path, which: str = "best") -> tuple[Any, ExperimentConfig]:
     """``(model on the CPU, its config)`` from a run folder's ``checkpoint_<which>.pt``, with the checks of
     :func:`load_model_from_run` (the run is not being trained; the checkpoint is this run's)."""
-    if which not in ("best", "last"):
-        raise ValueError(f"which={which!r} is invalid: use 'best' or 'last'")
     run_dir = Path(run_dir)
+    ckpt_path = checkpoint_path(run_dir, which)
     check_not_training(run_dir, is_complete(run_dir))
-    ckpt_path = run_dir / (CHECKPOINT_BEST if which == "best" else CHECKPOINT_LAST)
     if not ckpt_path.is_file():
         raise FileNotFoundError(
             f"{ckpt_path} does not exist: the run in {run_dir} has not saved a {which} checkpoint yet"

@@ -3,6 +3,9 @@ experiment and writes its run folder (see ``sagkit.engine.run_dir``).
 
 Testing hook: when the environment variable ``SAGKIT_TEST_EXIT_AFTER_BATCHES=N`` is set, the process
 exits abruptly (``os._exit(3)``, no clean-up, like a kill) after its N-th optimisation step.
+
+This module is longer than ~300 lines: set-up, resume, one epoch, checkpoints and the final test share one
+session's objects and are read in the order a run goes through them.
 """
 
 from __future__ import annotations
@@ -37,8 +40,9 @@ from .device import (
     seed_everything,
 )
 from .distributed import DistInfo, all_reduce_min, barrier, cleanup_distributed, env_dist_info, init_distributed
-from .evaluator import evaluate_model, protocol_for
+from .feature_cache import FeatureCache
 from .optim import build_criterion, build_optimizer, build_scheduler, current_lrs
+from .retrieval import EvalSettings, retrieve, retrieve_dataset
 
 __all__ = ["TrainingDiverged", "train_one_epoch", "train"]
 
@@ -269,11 +273,12 @@ class _Session:
     def best_path(self) -> Path:
         return self.run_dir / rd.CHECKPOINT_BEST
 
-    def eval_kwargs(self) -> dict:
-        c = self.config
-        return dict(device=self.device, batch_size=c.eval_batch_size, num_workers=c.num_workers,
-                    flip=c.flip_eval, protocol=protocol_for(self.data.dataset), dist_info=self.info,
-                    channels_last=c.channels_last)
+    def validate(self) -> dict:
+        """Metrics (percent) on the held-out training identities, under the dataset's protocol, no re-ranking."""
+        retrieval = retrieve(self.model, self.data.val_query, self.data.val_gallery, self.data.test_transform,
+                             device=self.device, protocol=self.data.dataset.protocol, dist_info=self.info,
+                             settings=EvalSettings.from_config(self.config, rerank=False))
+        return retrieval.summary()
 
 
 def _setup(config: ExperimentConfig, device: torch.device, info: DistInfo, retrain: bool) -> _Session:
@@ -337,7 +342,7 @@ def _group_lrs(optimizer: torch.optim.Optimizer) -> tuple[float, Optional[float]
     """(lr of the head, lr of the pre-trained layers or None when they are all frozen)."""
     named = {g.get("name"): float(g["lr"]) for g in optimizer.param_groups}
     lrs = current_lrs(optimizer)
-    return named.get("head", named.get("new", max(lrs))), named.get("backbone", min(lrs) if len(lrs) > 1 else None)
+    return named.get("head", max(lrs)), named.get("backbone", min(lrs) if len(lrs) > 1 else None)
 
 
 def _save_epoch(s: _Session, p: _Progress, improved: bool) -> None:
@@ -383,8 +388,7 @@ def _run_epoch(s: _Session, p: _Progress, train_model: nn.Module, criterion, epo
     has_val = bool(s.data.val_query) and bool(s.data.val_gallery)
     if has_val and (epoch % config.eval_every == 0 or epoch == config.epochs):
         t0 = time.perf_counter()
-        val = evaluate_model(s.model, s.data.val_query, s.data.val_gallery, s.data.test_transform,
-                             **s.eval_kwargs())
+        val = s.validate()
         p.timings["val_s"] += time.perf_counter() - t0
         row.update({f"val_{k}": v for k, v in val.items()})
         score = val[config.select_metric]
@@ -434,11 +438,9 @@ def _test(s: _Session, p: _Progress, wall_start: float) -> dict:
     t0 = time.perf_counter()
     best = load_checkpoint(s.best_path, map_location=s.device)
     s.model.load_state_dict(best["model"])
-    test = evaluate_model(
-        s.model, s.data.query, s.data.gallery, s.data.test_transform, rerank=config.rerank,
-        rerank_k1=config.rerank_k1, rerank_k2=config.rerank_k2, rerank_lambda=config.rerank_lambda,
-        **s.eval_kwargs(),
-    )
+    # The test features are kept beside the checkpoint: the notebooks and `sagkit eval` score the same ones.
+    retrieval = retrieve_dataset(s.model, s.data.dataset, config, device=s.device, transform=s.data.test_transform,
+                                 dist_info=s.info, cache=FeatureCache(s.best_path), multi_query=True)
     p.timings["test_s"] += time.perf_counter() - t0
     p.timings["total_s"] += time.perf_counter() - wall_start
     rows = p.rows
@@ -451,7 +453,9 @@ def _test(s: _Session, p: _Progress, wall_start: float) -> dict:
         "dataset": config.dataset,
         "backbone": config.backbone,
         "depths": list(config.depths),
-        **test,
+        **retrieval.summary(),
+        "cmc": retrieval.single.cmc.tolist(),
+        "protocol": retrieval.protocol.describe(),
         "best_epoch": best.get("best_epoch", best["epoch"]),
         "select_metric": config.select_metric,
         "best_val": best.get("best_val"),

@@ -7,6 +7,9 @@ entries with distance <= ``t`` are picked out (one comparison pass and ``nonzero
 are ordered, by (query, distance, gallery index) with one stable sort. Ranks, hits, AP and the
 first/last hit are then segment-wise cumulative sums over this ragged list. The ranking is the stable
 one: ties in distance are ordered by gallery index. No per-query Python loop, no full argsort.
+
+This module is longer than ~300 lines: the ragged-list scoring, the single-gallery-shot draws and the
+per-query results are one vectorised algorithm whose pieces only make sense together.
 """
 
 from __future__ import annotations
@@ -104,6 +107,34 @@ def _occurrence(seg: torch.Tensor, ident: torch.Tensor, kept: torch.Tensor, num_
 
 
 @dataclass
+class QueryResults:
+    """One evaluation, query by query (Q queries), so that statistics never need the features again.
+
+    ``ap``/``inp`` (Q float64): average precision and inverse negative penalty, NaN where the query has no
+    valid match (such queries are left out of every mean). ``first_hit`` (Q int64): rank of the first true
+    match in the full ranking (1-based, 0 when none). ``cmc`` (Q x max_rank float64): the share of the
+    protocol's draws in which a true match is within rank r+1 (0 or 1 under the Market rule).
+    """
+
+    ap: np.ndarray
+    inp: np.ndarray
+    first_hit: np.ndarray
+    cmc: np.ndarray
+    valid: np.ndarray
+
+    def __len__(self) -> int:
+        return int(self.ap.shape[0])
+
+    def metrics(self, ranks=(1, 5, 10)) -> dict:
+        """Rank-k accuracies and mAP/mINP in percent over the valid queries (the means ``evaluate`` reports)."""
+        valid = self.valid
+        out = {f"rank{k}": 100.0 * float(self.cmc[valid, min(k, self.cmc.shape[1]) - 1].mean()) for k in ranks}
+        out["mAP"] = 100.0 * float(self.ap[valid].mean())
+        out["mINP"] = 100.0 * float(self.inp[valid].mean())
+        return out
+
+
+@dataclass
 class _Tally:
     """Ground truth of the evaluation and the running sums over the scored queries."""
 
@@ -113,16 +144,22 @@ class _Tally:
     gc: torch.Tensor
     ap_form: str
     num_repeats: int
+    max_rank: int = 50
     g_ident: torch.Tensor | None = None
     id_counts: torch.Tensor | None = None
     q_ident: torch.Tensor | None = None
 
     def __post_init__(self):
         dev = self.gp.device
+        num_q = self.qp.numel()
         self.g_junk = self.gp == JUNK_PID
         self.ap_sum = torch.zeros((), dtype=torch.float64, device=dev)
         self.inp_sum = torch.zeros((), dtype=torch.float64, device=dev)
         self.first_hist = torch.zeros(self.gp.numel() + 2, dtype=torch.int64, device=dev)
+        self.q_ap = torch.full((num_q,), float("nan"), dtype=torch.float64, device=dev)
+        self.q_inp = torch.full((num_q,), float("nan"), dtype=torch.float64, device=dev)
+        self.q_first = torch.zeros(num_q, dtype=torch.int64, device=dev)
+        self.q_draw_hits = torch.zeros((num_q, self.max_rank + 1), dtype=torch.int64, device=dev)
 
     def score(self, seg, cols, rows, n_pos, draws=None) -> None:
         """Add queries ``rows`` (c,) given their ranked entries: segment ``seg`` (index into rows), gallery ``cols``.
@@ -152,10 +189,15 @@ class _Tally:
         last = torch.ones(c, dtype=torch.float64, device=dev).scatter_reduce_(0, p_seg, p_rank_f, "amax")
         self.inp_sum += (m / last)[valid].sum()
         size = self.first_hist.numel()
+        first = torch.full((c,), size - 1, dtype=torch.int64, device=dev)
+        first.scatter_reduce_(0, p_seg, p_rank, "amin")
+        kept_rows = rows[valid]
+        self.q_ap[kept_rows] = ap[valid]
+        self.q_inp[kept_rows] = (m / last)[valid]
+        self.q_first[kept_rows] = first[valid]
         if draws is None:
-            first = torch.full((c,), size - 1, dtype=torch.int64, device=dev)
-            first.scatter_reduce_(0, p_seg, p_rank, "amin")
             self.first_hist += torch.bincount(first[valid], minlength=size)
+            self._count_hits(kept_rows, first[valid])
             return
         num_ids = int(self.id_counts.numel())
         ident = self.g_ident.index_select(0, cols).clamp(min=0)
@@ -172,6 +214,19 @@ class _Tally:
             first = torch.zeros(c, dtype=torch.int64, device=dev)
             first[seg[mine]] = sel_rank[mine]
             self.first_hist += torch.bincount(first[valid], minlength=size)
+            self._count_hits(kept_rows, first[valid])
+
+    def _count_hits(self, rows: torch.Tensor, first: torch.Tensor) -> None:
+        """Per query, count draws whose first true match is at rank r (1..max_rank; later ranks in column 0)."""
+        column = torch.where((first >= 1) & (first <= self.max_rank), first, torch.zeros_like(first))
+        self.q_draw_hits.index_put_((rows, column), torch.ones_like(first), accumulate=True)
+
+    def queries(self, num_draws: int) -> "QueryResults":
+        """The per-query results gathered so far, as numpy arrays."""
+        hits = torch.cumsum(self.q_draw_hits[:, 1:], 1).double() / num_draws
+        return QueryResults(ap=self.q_ap.cpu().numpy(), inp=self.q_inp.cpu().numpy(),
+                            first_hit=self.q_first.cpu().numpy(), cmc=hits.cpu().numpy(),
+                            valid=(~torch.isnan(self.q_ap)).cpu().numpy())
 
 
 def evaluate(distmat, q_pids, g_pids, q_camids, g_camids, max_rank: int = 50, protocol: str = "market",
@@ -195,18 +250,26 @@ def evaluate(distmat, q_pids, g_pids, q_camids, g_camids, max_rank: int = 50, pr
     work is many small operations, for which one thread avoids thread-pool latency; None leaves it).
     Returns (cmc float64 ndarray of max_rank values, mAP) or (cmc, mAP, mINP).
     """
+    cmc, m_ap, m_inp, _ = evaluate_queries(distmat, q_pids, g_pids, q_camids, g_camids, max_rank, protocol, ap,
+                                           seed, num_repeats=num_repeats, budget=budget, num_threads=num_threads)
+    return (cmc, m_ap, m_inp) if return_minp else (cmc, m_ap)
+
+
+def evaluate_queries(distmat, q_pids, g_pids, q_camids, g_camids, max_rank: int = 50, protocol: str = "market",
+                     ap: str = "mean", seed: int = 0, *, num_repeats: int = 10, budget: int = 1 << 22,
+                     num_threads: int | None = 1):
+    """:func:`evaluate` with its per-query results: (cmc, mAP, mINP, :class:`QueryResults`); same options."""
     previous = torch.get_num_threads()
     if num_threads is not None:
         torch.set_num_threads(int(num_threads))
     try:
-        return _evaluate(distmat, q_pids, g_pids, q_camids, g_camids, max_rank, protocol, ap, return_minp, seed,
-                         num_repeats, budget)
+        return _evaluate(distmat, q_pids, g_pids, q_camids, g_camids, max_rank, protocol, ap, seed, num_repeats,
+                         budget)
     finally:
         torch.set_num_threads(previous)
 
 
-def _evaluate(distmat, q_pids, g_pids, q_camids, g_camids, max_rank, protocol, ap, return_minp, seed, num_repeats,
-              budget):
+def _evaluate(distmat, q_pids, g_pids, q_camids, g_camids, max_rank, protocol, ap, seed, num_repeats, budget):
     if protocol not in PROTOCOLS:
         raise ValueError(f"protocol must be one of {sorted(PROTOCOLS)}, got {protocol!r}")
     if ap not in AP_FORMS:
@@ -232,7 +295,7 @@ def _evaluate(distmat, q_pids, g_pids, q_camids, g_camids, max_rank, protocol, a
         warnings.warn(f"max_rank={max_rank} is larger than the gallery ({num_g} images): the CMC curve is "
                       f"shortened to {num_g} values", stacklevel=3)
         max_rank = num_g
-    tally = _Tally(qp, qc, gp, gc, ap, num_repeats)
+    tally = _Tally(qp, qc, gp, gc, ap, num_repeats, max_rank)
     rng = None
     if rule == "cuhk03":
         rng = np.random.default_rng(seed)
@@ -285,6 +348,4 @@ def _evaluate(distmat, q_pids, g_pids, q_camids, g_camids, max_rank, protocol, a
     draws_per_query = num_repeats if rule == "cuhk03" else 1
     cmc = (torch.cumsum(tally.first_hist, 0)[1: max_rank + 1].double() / (num_valid * draws_per_query)).cpu().numpy()
     m_ap = float(tally.ap_sum) / num_valid
-    if return_minp:
-        return cmc, m_ap, float(tally.inp_sum) / num_valid
-    return cmc, m_ap
+    return cmc, m_ap, float(tally.inp_sum) / num_valid, tally.queries(draws_per_query)

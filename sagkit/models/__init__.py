@@ -4,10 +4,10 @@ from .branch_norm import BN_STATS, BranchStatistics
 from .efficientnet_lite import EfficientNetLite0
 from .pretrained import imagenet_weights_path, load_backbone_state, load_pretrained, read_state_dict
 from .sag import SelfAttentionGrid
-from .sagnet import SAGNet, check_input_size, parse_depths, parse_l2norm
+from .sagnet import SAGNet, check_input_size, parse_l2norm
 
 __all__ = [
     "BACKBONES", "BN_STATS", "BranchStatistics", "EfficientNetLite0", "Lite0Backbone", "ResNetBackbone", "SAGNet",
     "SelfAttentionGrid", "build_backbone", "check_input_size", "imagenet_weights_path", "load_backbone_state", "load_pretrained",
-    "parse_depths", "parse_l2norm", "read_state_dict",
+    "parse_l2norm", "read_state_dict",
 ]

@@ -1,4 +1,7 @@
-"""SAGNet: a backbone with Self Attention Grid modules after chosen residual stages, plus the re-id head."""
+"""SAGNet: a backbone with Self Attention Grid modules after chosen residual stages, plus the re-id head.
+
+This module is longer than ~300 lines: the forward pass, the per-branch statistics swap around it and the
+parameter groups all read the same stage layout, which is clearest in one class."""
 from __future__ import annotations
 
 import contextlib
@@ -10,11 +13,12 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from sagkit.choices import VALID_DEPTHS, check_depths
+
 from .backbones import build_backbone
 from .branch_norm import BN_STATS, BRANCH_STATS_PREFIX, BranchStatistics, shared_statistic_key
 from .sag import ATTENTIONS, GRID_SCALES, L2NORM_DIMS, SelfAttentionGrid, check_choice
 
-VALID_DEPTHS = (1, 2, 3, 4)
 # Section 4.6: Eq. 7 helps at D1-D3 and hurts at D4.
 DEFAULT_L2NORM_DEPTHS = (1, 2, 3)
 UPSAMPLE_MODES = ("bilinear", "nearest")
@@ -22,19 +26,6 @@ EMBEDDINGS = ("bottleneck", "pool")
 STRIDE = 32
 
 log = logging.getLogger("sagkit.models")
-
-
-def parse_depths(depths: object) -> tuple[int, ...]:
-    """Sorted tuple of SAG depths from a list/tuple/set of distinct ints in {1, 2, 3, 4}; () = baseline."""
-    allowed = "depths must be () for the baseline or distinct integers from {1, 2, 3, 4}, e.g. (4,) or [1, 2, 3, 4]"
-    if isinstance(depths, (str, bytes)) or not isinstance(depths, (list, tuple, set, frozenset)):
-        raise ValueError(f"{allowed}; got {depths!r}")
-    items = list(depths)
-    if any(isinstance(d, bool) or not isinstance(d, int) or d not in VALID_DEPTHS for d in items):
-        raise ValueError(f"{allowed}; got {depths!r}")
-    if len(set(items)) != len(items):
-        raise ValueError(f"{allowed}; got duplicates in {depths!r}")
-    return tuple(sorted(items))
 
 
 def parse_l2norm(l2norm: object, depths: tuple[int, ...]) -> tuple[int, ...]:
@@ -139,7 +130,7 @@ class SAGNet(nn.Module):
         super().__init__()
         if isinstance(num_classes, bool) or not isinstance(num_classes, int) or num_classes < 1:
             raise ValueError(f"num_classes must be a positive int; got {num_classes!r}")
-        self.depths = parse_depths(depths)
+        self.depths = check_depths(depths)
         self.l2norm_depths = parse_l2norm(l2norm, self.depths)
         for name, value, choices in (("attention", attention, ATTENTIONS), ("upsample", upsample, UPSAMPLE_MODES),
                                      ("embedding", embedding, EMBEDDINGS), ("l2norm_dim", l2norm_dim, L2NORM_DIMS),

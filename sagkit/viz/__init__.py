@@ -15,7 +15,7 @@ from sagkit.viz.heatmaps import (
     upsample_grid,
 )
 from sagkit.viz.images import add_border, load_images, resize_image, to_uint8_image
-from sagkit.viz.plots import plot_cmc, plot_dataset_distributions, plot_depth_effect, plot_training_curves, read_metrics
+from sagkit.viz.plots import plot_cmc, plot_dataset_distributions, plot_depth_effect, plot_training_curves
 from sagkit.viz.ranked_list import (
     MATCH_COLOR,
     MISMATCH_COLOR,
@@ -50,7 +50,6 @@ __all__ = [
     "plot_training_curves",
     "rank_gallery",
     "ranked_list_strip",
-    "read_metrics",
     "resize_image",
     "save_figure",
     "tile_x_offsets",

@@ -51,12 +51,13 @@ def plot_dataset_distributions(splits: Mapping[str, Sequence], title: str | None
     return fig
 
 
-def read_metrics(metrics) -> pd.DataFrame:
-    """Load a metrics.csv path (or pass a DataFrame / list of dicts through) as a DataFrame."""
+def _as_frame(metrics) -> pd.DataFrame:
+    """metrics.csv rows (a DataFrame, or dicts as ``sagkit.engine.run_dir.read_metrics`` returns) as a DataFrame."""
     if isinstance(metrics, pd.DataFrame):
         return metrics
     if isinstance(metrics, (str, PathLike)):
-        return pd.read_csv(metrics)
+        raise TypeError("pass the rows of metrics.csv (sagkit.engine.run_dir.read_metrics(run_dir) or "
+                        "Workbook.metrics(depths)), not a path")
     return pd.DataFrame(list(metrics))
 
 
@@ -85,7 +86,7 @@ def plot_training_curves(metrics, title: str | None = None):
     import matplotlib.pyplot as plt
     from matplotlib.ticker import MaxNLocator
 
-    frame = read_metrics(metrics)
+    frame = _as_frame(metrics)
     if frame.empty:
         raise ValueError("the metrics table is empty: has the run finished an epoch?")
     xcol = next((c for c in ("epoch", "step", "iteration") if c in frame.columns), None)

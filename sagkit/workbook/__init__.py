@@ -1,0 +1,33 @@
+"""The workbook: what the notebooks call, in small modules.
+
+``parameters`` (notebook parameter checks and path rules), ``session`` (the :class:`Workbook` object: runs,
+tables, retrieval), ``pictures`` (ranked lists, attention grids, the explorer's data) and ``runner``
+(:func:`run_workbook`, notebooks 01..05 under papermill). Notebooks call :func:`open_workbook` with their
+parameters, then ``wb.train(depths)``, ``wb.table1()``, ``wb.save_figure`` ...
+"""
+
+from .parameters import (DATASETS, DEPTH_HELP, PROFILES, WorkbookParameters, check_parameters, figures_dir_for,
+                         parse_attention_depths, parse_depth_list, parse_depths, resolve_path, workbook_base)
+from .runner import DEFAULT_DEPTHS, NOTEBOOKS, notebooks_dir, run_workbook, workbook_plan
+from .session import Workbook, open_workbook
+
+__all__ = [
+    "DATASETS",
+    "DEFAULT_DEPTHS",
+    "DEPTH_HELP",
+    "NOTEBOOKS",
+    "PROFILES",
+    "Workbook",
+    "WorkbookParameters",
+    "check_parameters",
+    "figures_dir_for",
+    "notebooks_dir",
+    "open_workbook",
+    "parse_attention_depths",
+    "parse_depth_list",
+    "parse_depths",
+    "resolve_path",
+    "run_workbook",
+    "workbook_base",
+    "workbook_plan",
+]

@@ -1,0 +1,167 @@
+"""Notebook parameters: checks that fail at once with a message naming what is allowed, and the path rules.
+
+Paths: relative ``runs_dir``, ``figures_dir`` and ``data_root`` are resolved against the working
+directory, except when that is the repository's ``notebooks/`` folder (where JupyterLab starts a
+kernel): then against the repository root. Figures for a dataset other than ``synthetic`` go to
+``<figures_dir>/<dataset>/`` so that the committed synthetic figures are not overwritten.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from sagkit.choices import DEPTH_HELP, check_device, parse_depths
+from sagkit.config import PROFILES, get_profile
+from sagkit.data.registry import DATASETS
+
+__all__ = ["DATASETS", "DEPTH_HELP", "PROFILES", "WorkbookParameters", "check_parameters", "figures_dir_for",
+           "parse_attention_depths", "parse_depth_list", "parse_depths", "resolve_path", "workbook_base"]
+
+
+def parse_attention_depths(value: Any) -> tuple[int, ...]:
+    """Notebook 05's ``depths``: single-depth runs whose grids are shown, e.g. 4, '1,2,3,4' or [2, 4]."""
+    try:
+        depths = parse_depths(value)
+    except ValueError:
+        depths = ()
+    if not depths:
+        raise ValueError(
+            "depths (notebook 05) must name single-depth SAG runs to show: an integer 1..4 or a "
+            f"comma-separated list such as '1,2,3,4' (the baseline has no attention grid); got {value!r}"
+        )
+    return depths
+
+
+def parse_depth_list(value: Any) -> list[tuple[int, ...]]:
+    """Several configurations: '0 1 2 3 4' or '0;1;1,2' or [0, 1, '1,2', (1, 2, 3)] → list of tuples."""
+    if isinstance(value, str):
+        value = [v for v in re.split(r"[;\s]+", value.strip()) if v]
+    elif isinstance(value, int) and not isinstance(value, bool):
+        value = [value]
+    configs = []
+    for item in value:
+        depths = parse_depths(item)
+        if depths not in configs:
+            configs.append(depths)
+    if not configs:
+        raise ValueError(f"give at least one configuration ({DEPTH_HELP})")
+    return configs
+
+
+def workbook_base(cwd: Path | None = None) -> Path:
+    """The folder relative paths are resolved against (see the module docstring)."""
+    cwd = Path.cwd() if cwd is None else Path(cwd)
+    if cwd.name == "notebooks" and (cwd.parent / "pyproject.toml").is_file():
+        return cwd.parent
+    return cwd
+
+
+def resolve_path(path: str | os.PathLike, base: Path | None = None) -> Path:
+    """``path`` made absolute against :func:`workbook_base` (``~`` expanded)."""
+    p = Path(path).expanduser()
+    return p if p.is_absolute() else (workbook_base() if base is None else Path(base)) / p
+
+
+def figures_dir_for(figures_dir: str | os.PathLike, dataset: str, base: Path | None = None) -> Path:
+    """``figures_dir`` for the synthetic data, ``figures_dir/<dataset>`` for any other dataset."""
+    root = resolve_path(figures_dir, base)
+    return root if dataset == "synthetic" else root / dataset
+
+
+def _optional_text(value: Any) -> str | None:
+    if value is None:
+        return None
+    text = str(value).strip()
+    return None if text in ("", "None", "none") else text
+
+
+@dataclass(frozen=True)
+class WorkbookParameters:
+    """Checked notebook parameters; paths absolute; ``figures_dir`` already per dataset."""
+
+    dataset: str
+    data_root: Path | None
+    profile: str
+    device: str
+    runs_dir: Path
+    figures_dir: Path
+    depths: tuple[int, ...] | None = None
+    retrain: bool = False
+    overrides: dict = field(default_factory=dict)
+    attention_depths: tuple[int, ...] | None = None
+
+
+def check_parameters(
+    dataset: str = "synthetic",
+    data_root: str | os.PathLike | None = None,
+    profile: str = "cpu",
+    device: str = "auto",
+    runs_dir: str | os.PathLike = "runs",
+    figures_dir: str | os.PathLike = "figures",
+    retrain: bool = False,
+    depth: Any = None,
+    overrides: Mapping[str, Any] | None = None,
+    base: Path | None = None,
+    attention_depths: Any = None,
+) -> WorkbookParameters:
+    """Validate the common notebook parameters; raise ValueError/FileNotFoundError saying what is allowed.
+
+    ``dataset``: one of :data:`DATASETS`. ``data_root``: required and must exist for the real datasets;
+    optional for ``synthetic`` (default: the generator's cache folder). ``profile``: paper, cpu or tiny.
+    ``device``: auto, cpu, cuda or cuda:N. ``depth`` (notebook 03): see :func:`parse_depths`.
+    ``attention_depths`` (notebook 05): see :func:`parse_attention_depths`.
+    ``overrides``: extra ExperimentConfig fields (e.g. ``{"epochs": 1}``).
+    """
+    if not isinstance(dataset, str) or dataset not in DATASETS:
+        raise ValueError(f"dataset {dataset!r} is unknown: use one of {', '.join(DATASETS)}")
+    if not isinstance(profile, str) or profile not in PROFILES:
+        raise ValueError(f"profile {profile!r} is unknown: use one of {', '.join(PROFILES)}")
+    check_device(device)
+    if not isinstance(retrain, bool):
+        raise ValueError(f"retrain must be True or False; got {retrain!r}")
+    root_text = _optional_text(data_root)
+    root = resolve_path(root_text, base) if root_text else None
+    if dataset != "synthetic":
+        if root is None:
+            raise ValueError(
+                f"dataset {dataset!r} needs data_root: the folder that holds the {dataset} files "
+                "(see the README's data section), e.g. data_root='../shared/data/cuhk01'"
+            )
+        if not root.exists():
+            raise FileNotFoundError(
+                f"data_root {str(root)!r} does not exist: pass data_root=<the folder holding {dataset}> "
+                f"(relative paths are resolved against {workbook_base() if base is None else base})"
+            )
+    if root is not None and root.is_file() and dataset != "cuhk03":  # cuhk03 may be given its .mat file
+        raise NotADirectoryError(f"data_root {str(root)!r} is a file: pass the folder holding {dataset}")
+    depths = None if depth is None else parse_depths(depth)
+    shown = None if attention_depths is None else parse_attention_depths(attention_depths)
+    for name, value in (("runs_dir", runs_dir), ("figures_dir", figures_dir)):
+        if _optional_text(value) is None:
+            raise ValueError(f"{name} must be a folder path; got {value!r}")
+        if resolve_path(value, base).is_file():
+            raise NotADirectoryError(f"{name} {str(resolve_path(value, base))!r} is a file: pass a folder path")
+    if overrides is not None and not isinstance(overrides, Mapping):
+        raise ValueError(f"overrides must be a dict of ExperimentConfig fields, e.g. {{'epochs': 1}}; "
+                         f"got {overrides!r}")
+    try:
+        get_profile(profile, **dict(overrides or {}))  # a bad field fails here, not in the middle of a notebook
+    except (TypeError, ValueError) as err:
+        raise ValueError(f"overrides: {err}") from None
+    return WorkbookParameters(
+        dataset=dataset,
+        data_root=root,
+        profile=profile,
+        device=device,
+        runs_dir=resolve_path(runs_dir, base),
+        figures_dir=figures_dir_for(figures_dir, dataset, base),
+        depths=depths,
+        retrain=retrain,
+        overrides=dict(overrides or {}),
+        attention_depths=shown,
+    )

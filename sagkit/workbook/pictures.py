@@ -1,0 +1,102 @@
+"""Pictures from trained runs for the notebooks: ranked lists, attention grids and the explorer's data.
+
+Every ranking comes from the run's :class:`sagkit.engine.retrieval.Retrieval` (the distances its numbers
+come from); each function takes the :class:`sagkit.workbook.session.Workbook` whose runs it draws.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+import torch
+from PIL import Image
+
+from sagkit.data import build_transforms
+from sagkit.viz import AttentionExplorer, RankedQuery, rank_gallery, resize_image, to_uint8_image
+
+__all__ = ["attention_grids", "display_image", "explorer", "ranked", "ranked_examples"]
+
+
+def display_image(wb, record, depths: tuple = ()) -> np.ndarray:
+    """A record's image as the model sees it (resized to the config's H×W), H×W×3 uint8."""
+    config = wb.config(depths)
+    return resize_image(to_uint8_image(record.path), (config.height, config.width))
+
+
+def ranked(wb, depths: tuple, queries: Sequence, topk: int) -> list:
+    """[(query record, top-k gallery indices, match flags)] under run ``depths``."""
+    ev = wb.evaluate(depths)
+    index = {r.path: i for i, r in enumerate(ev.query)}
+    g_pids = np.array([r.pid for r in ev.gallery], dtype=np.int64)
+    g_cams = np.array([r.camid for r in ev.gallery], dtype=np.int64)
+    out = []
+    for record in queries:
+        idx, matches = rank_gallery(ev.distmat[index[record.path]], record.pid, record.camid, g_pids, g_cams,
+                                    topk=topk)
+        out.append((record, idx, matches))
+    return out
+
+
+def ranked_examples(wb, depths: tuple = (), num_queries: int = 4, topk: int = 10, seed: int = 0) -> dict:
+    """Keyword arguments for :func:`sagkit.viz.plot_ranked_lists`: sample queries and their top-k."""
+    out: dict[str, list] = {"query_images": [], "gallery_images": [], "matches": [], "titles": []}
+    gallery = wb.evaluate(depths).gallery
+    for record, idx, matches in ranked(wb, depths, wb.sample_queries(num_queries, seed), topk):
+        out["query_images"].append(display_image(wb, record, depths))
+        out["gallery_images"].append([display_image(wb, gallery[i], depths) for i in idx])
+        out["matches"].append(matches.tolist())
+        out["titles"].append(f"query id {record.pid} (camera {record.camid}): {int(matches.sum())} of top-{topk} right")
+    return out
+
+
+def _open_rgb(path: str) -> Image.Image:
+    with Image.open(path) as image:
+        return image.convert("RGB")
+
+
+def _grids(wb, depth: int, records: Sequence) -> torch.Tensor:
+    """N×1×h×w attention grids of ``records`` from the single-depth run D``depth`` (batched)."""
+    model = wb.load_model((depth,))
+    config = wb.config((depth,))
+    transform = build_transforms(config.height, config.width, train=False, mean=model.input_mean,
+                                 std=model.input_std)
+    maps = []
+    for start in range(0, len(records), config.eval_batch_size):
+        batch = torch.stack([transform(_open_rgb(r.path)) for r in records[start:start + config.eval_batch_size]])
+        maps.append(model.attention_grids(batch.to(wb.device()))[depth].float().cpu())
+    return torch.cat(maps)
+
+
+def attention_grids(wb, records: Sequence, depths: tuple) -> tuple[list, dict]:
+    """(images H×W×3, {d: N×1×h×w}) for single-depth runs D``d``: each depth's grid from its own model."""
+    images = [display_image(wb, r) for r in records]
+    return images, {depth: _grids(wb, depth, records) for depth in depths}
+
+
+def explorer(wb, depths: tuple, num_images: int = 8, num_queries: int = 6, topk: int = 5,
+             seed: int = 0) -> AttentionExplorer:
+    """An :class:`sagkit.viz.AttentionExplorer` over sample queries: overlays at each depth and, for each
+    depth's model, the ranked gallery with its own grids."""
+    samples = wb.sample_queries(max(num_images, num_queries), seed)
+    images = [display_image(wb, r) for r in samples]
+    grids, queries = {}, {}
+    for depth in depths:
+        found = ranked(wb, (depth,), samples[:num_queries], topk)
+        gallery = wb.evaluate((depth,)).gallery
+        shown = [gallery[i] for _, idx, _ in found for i in idx]
+        maps = _grids(wb, depth, list(samples) + shown)
+        grids[depth] = maps[: len(samples)]
+        queries[depth], offset = [], len(samples)
+        for q, (record, idx, matches) in enumerate(found):
+            queries[depth].append(RankedQuery(
+                image=images[q],
+                gallery=[display_image(wb, gallery[i], (depth,)) for i in idx],
+                matches=matches.tolist(),
+                grids={depth: maps[q]},
+                gallery_grids={depth: maps[offset: offset + len(idx)]},
+                title=f"query id {record.pid} / cam {record.camid}",
+            ))
+            offset += len(idx)
+    titles = [f"id {r.pid} / cam {r.camid}" for r in samples]
+    return AttentionExplorer(images, grids, queries=queries, titles=titles)

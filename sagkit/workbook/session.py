@@ -1,0 +1,244 @@
+"""The ``Workbook`` object the notebooks call: one thin method per step, delegating to the engine (training,
+the retrieval pipeline), ``sagkit.tables`` (tables) and ``sagkit.workbook.pictures`` (ranked lists, grids,
+the explorer). :func:`open_workbook` checks the notebook's parameters first."""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Iterable, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import torch
+
+from sagkit import tables
+from sagkit.choices import VALID_DEPTHS
+from sagkit.config import ExperimentConfig, get_profile
+from sagkit.data import load_dataset
+from sagkit.engine import find_runs, resolve_device, train
+from sagkit.engine.device import retain_freed_memory
+from sagkit.engine.feature_cache import FeatureCache
+from sagkit.engine.retrieval import Retrieval, retrieve_dataset
+from sagkit.engine.run_dir import CHECKPOINT_BEST, METRICS_FILE, is_complete, load_model_from_run, read_metrics, read_results
+from sagkit.engine.run_lock import check_not_training
+from sagkit.viz import is_headless, save_figure
+from sagkit.viz.samples import figure1_groups, read_synthetic_metadata
+
+from . import pictures
+from .parameters import WorkbookParameters, check_parameters
+
+__all__ = ["Workbook", "open_workbook"]
+
+
+def open_workbook(**parameters: Any) -> "Workbook":
+    """:func:`check_parameters` then a :class:`Workbook` on them: the first call of every notebook."""
+    return Workbook(check_parameters(**parameters))
+
+
+class Workbook:
+    """What the notebooks do, one method per step, for one dataset/profile/device and runs folder."""
+
+    def __init__(self, params: WorkbookParameters):
+        self.params = params
+        self._dataset = None
+        self._retrievals: dict[tuple, tuple[str, Retrieval]] = {}
+        self._model: tuple | None = None  # (depths, finished_at, model): the last model loaded
+
+    def __repr__(self) -> str:
+        p = self.params
+        return (
+            f"Workbook(dataset={p.dataset!r}, data_root={str(p.data_root) if p.data_root else None!r}, "
+            f"profile={p.profile!r}, device={p.device!r}, runs_dir={str(p.runs_dir)!r}, "
+            f"figures_dir={str(p.figures_dir)!r}, retrain={p.retrain})"
+        )
+
+    # ------------------------------------------------------------------ configs and runs
+    @property
+    def depths(self) -> tuple[int, ...]:
+        """The ``depth`` parameter of notebook 03 (``()`` when not given)."""
+        return self.params.depths or ()
+
+    def config(self, depths: Iterable[int] = ()) -> ExperimentConfig:
+        """The ExperimentConfig of configuration ``depths`` under this workbook's profile and dataset."""
+        p = self.params
+        fields: dict[str, Any] = {
+            "dataset": p.dataset,
+            "data_root": str(p.data_root) if p.data_root else None,
+            "runs_dir": str(p.runs_dir),
+            "device": p.device,
+            "depths": tuple(depths),
+        }
+        if p.dataset != "synthetic":
+            fields["dataset_options"] = {}
+        fields.update(p.overrides)
+        return get_profile(p.profile, **fields)
+
+    def run_dir(self, depths: Iterable[int] = ()) -> Path:
+        return Path(self.config(depths).run_dir())
+
+    def train(self, depths: Iterable[int] = (), retrain: bool | None = None) -> dict:
+        """Train configuration ``depths`` (``()`` = baseline) or reuse its finished run; its results dict."""
+        retrain = self.params.retrain if retrain is None else retrain
+        # progress bars in a live notebook; none in executed (papermill) notebooks, which keep every line
+        results = train(self.config(tuple(depths)), retrain=retrain, progress=not is_headless())
+        self._retrievals.pop(tuple(depths), None)
+        return results
+
+    def is_finished(self, depths: Iterable[int] = ()) -> bool:
+        return is_complete(self.run_dir(depths))
+
+    def results(self, depths: Iterable[int] = ()) -> dict:
+        """results.json of a finished configuration (FileNotFoundError naming the run otherwise; RunLocked
+        while another process trains it)."""
+        run_dir = self.run_dir(depths)
+        results = read_results(run_dir)
+        check_not_training(run_dir, bool(results and results.get("complete")))
+        if not results or not results.get("complete"):
+            raise FileNotFoundError(
+                f"no finished run in {run_dir}: train it first (wb.train({tuple(depths)}) or notebook 03)"
+            )
+        return results
+
+    def metrics(self, depths: Iterable[int] = ()) -> pd.DataFrame:
+        """metrics.csv of a run as a DataFrame (one row per epoch)."""
+        run_dir = self.run_dir(depths)
+        if not (run_dir / METRICS_FILE).is_file():
+            raise FileNotFoundError(f"{run_dir / METRICS_FILE} does not exist: has the run started?")
+        return pd.DataFrame(read_metrics(run_dir))
+
+    def finished_runs(self) -> list[dict]:
+        """results.json of every finished run in runs_dir made with this dataset and profile (any depths),
+        oldest first."""
+        found = []
+        for results in find_runs(self.params.runs_dir):
+            try:
+                config = ExperimentConfig.from_run(dict(results["config"]))
+                wanted = self.config(config.depths)
+            except (KeyError, TypeError, ValueError):
+                continue
+            # Exactly the run this workbook would train for these depths (a run predating a new field is not).
+            if config.result_fields() == wanted.result_fields():
+                found.append(results)
+        return sorted(found, key=lambda r: str(r.get("finished_at", "")))
+
+    def summary(self, results: Mapping) -> pd.Series:
+        """The headline numbers of one run's results.json as a pandas Series."""
+        keys = ("name", "dataset", "backbone", "depths", "rank1", "rank5", "rank10", "mAP", "rerank_rank1",
+                "rerank_mAP", "best_epoch", "epochs", "device", "finished_at")
+        row = {k: results[k] for k in keys if k in results}
+        if "timings" in results:
+            row["train_time_s"] = results["timings"].get("total_s")
+        return pd.Series(row, dtype=object)
+
+    # ------------------------------------------------------------------ tables
+    def table1(self, paper_dataset: str | None = None) -> pd.DataFrame:
+        """Table 1 from every finished configuration in runs_dir, paper order, beside the paper's numbers."""
+        rows = [tables.table1_row(r) for r in self.finished_runs()]
+        return tables.assemble_table1(rows, self.params.dataset, paper_dataset=paper_dataset)
+
+    def table2(self, dataset=None) -> pd.DataFrame:
+        """Table 2: this dataset's counts (``source = measured``) above the paper's three rows."""
+        return tables.assemble_table2(dataset if dataset is not None else self.load_dataset(), self.params.dataset)
+
+    def sota_rows(self, number: int, configs: Sequence[Iterable[int]] = ((), (4,))) -> list[dict]:
+        """Measured rows of comparison table ``number`` (3-5) for the finished ``configs``."""
+        rows = []
+        for depths in map(tuple, configs):
+            if not self.is_finished(depths):
+                continue
+            name = "Baseline" if not depths else f"SAG {tables.config_label(depths)}"
+            config = self.config(depths)
+            note = f"{config.backbone}, profile {self.params.profile}, run {config.run_name()}"
+            rows += tables.measured_sota_rows(number, name, self.params.dataset, self.measurements(depths), note=note)
+        return rows
+
+    # ------------------------------------------------------------------ output files
+    def save_figure(self, fig, name: str) -> list[Path]:
+        """Write ``fig`` as ``<figures_dir>/<name>.png`` and ``.pdf`` atomically."""
+        return save_figure(fig, self.params.figures_dir, name)
+
+    def write_table(self, frame, name: str, title: str | None = None) -> tuple[Path, Path]:
+        """Write ``<figures_dir>/<name>.csv`` and ``.md`` atomically."""
+        return tables.write_table(frame, self.params.figures_dir, name, title=title)
+
+    # ------------------------------------------------------------------ data
+    def load_dataset(self):
+        """The ReIDDataset of this workbook (loaded once)."""
+        if self._dataset is None:
+            config = self.config(())
+            self._dataset = load_dataset(config.dataset, config.data_root, **config.dataset_options)
+        return self._dataset
+
+    def splits(self) -> dict:
+        ds = self.load_dataset()
+        return {"train": ds.train, "query": ds.query, "gallery": ds.gallery}
+
+    def figure1_groups(self, seed: int = 0, split: str = "train") -> dict:
+        """Figure 1's sample groups from ``split`` (synthetic data: its metadata marks look-alikes, occluders)."""
+        ds = self.load_dataset()
+        metadata = read_synthetic_metadata(ds.root) if self.params.dataset == "synthetic" else None
+        return figure1_groups(getattr(ds, split), seed=seed, metadata=metadata)
+
+    def sample_queries(self, num: int, seed: int = 0) -> list:
+        """``num`` query records of distinct identities, picked with ``seed`` (then sorted by pid)."""
+        by_pid: dict[int, Any] = {}
+        for record in self.load_dataset().query:
+            by_pid.setdefault(record.pid, record)
+        chosen = random.Random(seed).sample(sorted(by_pid), min(num, len(by_pid)))
+        return [by_pid[pid] for pid in sorted(chosen)]
+
+    # ------------------------------------------------------------------ models and retrieval
+    def device(self) -> torch.device:
+        """The workbook's torch device; on the CPU, glibc malloc is set to retain freed memory as in training."""
+        device = resolve_device(self.params.device, quiet=True)
+        if device.type == "cpu" and self.config(()).retain_memory:
+            retain_freed_memory()
+        return device
+
+    def load_model(self, depths: Iterable[int] = ()):
+        """The trained model of a finished run (best checkpoint), eval mode, on the workbook's device."""
+        depths = tuple(depths)
+        stamp = self.results(depths).get("finished_at")
+        if self._model is None or self._model[:2] != (depths, stamp):
+            model = load_model_from_run(self.run_dir(depths), device=self.device())
+            if self.config(depths).channels_last:
+                model = model.to(memory_format=torch.channels_last)
+            self._model = (depths, stamp, model)
+        return self._model[2]
+
+    def evaluate(self, depths: Iterable[int] = ()) -> Retrieval:
+        """The retrieval pipeline's result for a finished run on the test split (the run's protocol, its
+        re-ranking setting, multi-query), from the features kept in the run folder; kept for later calls."""
+        depths = tuple(depths)
+        stamp = str(self.results(depths).get("finished_at"))
+        if depths in self._retrievals and self._retrievals[depths][0] == stamp:
+            return self._retrievals[depths][1]
+        config = self.config(depths)
+        cache = FeatureCache(self.run_dir(depths) / CHECKPOINT_BEST)
+        result = retrieve_dataset(lambda: self.load_model(depths), self.load_dataset(), config, device=self.device(),
+                                  cache=cache, multi_query=True)
+        self._retrievals[depths] = (stamp, result)
+        return result
+
+    def measurements(self, depths: Iterable[int] = ()) -> dict:
+        """Single- and multi-query metrics, with and without re-ranking, in percent (``Retrieval.evaluations``)."""
+        return self.evaluate(depths).evaluations()
+
+    # ------------------------------------------------------------------ pictures
+    def display_image(self, record, depths: Iterable[int] = ()):
+        """A record's image as the model sees it (resized to the config's H×W), H×W×3 uint8."""
+        return pictures.display_image(self, record, tuple(depths))
+
+    def ranked_examples(self, depths: Iterable[int] = (), num_queries: int = 4, topk: int = 10, seed: int = 0) -> dict:
+        """Keyword arguments for :func:`sagkit.viz.plot_ranked_lists`: sample queries and their top-k."""
+        return pictures.ranked_examples(self, tuple(depths), num_queries, topk, seed)
+
+    def attention_grids(self, records: Sequence, depths: Iterable[int] = VALID_DEPTHS) -> tuple[list, dict]:
+        """(images H×W×3, {d: N×1×h×w}) for single-depth runs D``d``: each depth's grid from its own model."""
+        return pictures.attention_grids(self, records, tuple(depths))
+
+    def explorer(self, depths: Iterable[int] = VALID_DEPTHS, num_images: int = 8, num_queries: int = 6,
+                 topk: int = 5, seed: int = 0):
+        """An :class:`sagkit.viz.AttentionExplorer` over sample queries (see ``pictures.explorer``)."""
+        return pictures.explorer(self, tuple(depths), num_images, num_queries, topk, seed)
