@@ -29,7 +29,7 @@ from sagkit.config import ExperimentConfig, get_profile
 
 log = logging.getLogger("sagkit.workbook")
 
-DATASETS = ("synthetic", "market1501", "dukemtmc", "cuhk03", "cuhk01")
+DATASETS = ("synthetic", "market1501", "dukemtmc", "cuhk03", "cuhk01", "msmt17")
 PROFILES = ("paper", "cpu", "tiny")
 NOTEBOOKS = (
     "01_data_exploration",
