@@ -106,7 +106,7 @@ def _add_train(sub) -> None:
                    "(--set epochs=3 --set depths=[1,2] --set dataset_options.num_train_ids=20)")
     p.add_argument("--depths", nargs="*", metavar="D", help="SAG depths, e.g. --depths 4 or --depths 1 2; "
                    "'--depths baseline' (or no value) for the baseline")
-    p.add_argument("--dataset", help="market1501, dukemtmc, cuhk03, cuhk01 or synthetic")
+    p.add_argument("--dataset", help="market1501, dukemtmc, cuhk03, cuhk01, msmt17 or synthetic")
     p.add_argument("--data-root", help="dataset folder")
     p.add_argument("--backbone", help="resnet18, resnet34, resnet50 or efficientnet_lite0")
     p.add_argument("--epochs", type=int)

@@ -151,3 +151,35 @@ def make_cuhk03_new_protocol(path: Path, names: list[str], labels: list[int], tr
                    "train_idx": col(np.asarray(train_idx) + 1), "query_idx": col(np.asarray(query_idx) + 1),
                    "gallery_idx": col(np.asarray(gallery_idx) + 1)})
     return path
+
+
+# MSMT17: (list, pid, camera 1-15); ids start at 0 in train and in test (different people)
+MSMT17_SPEC = [
+    ("train", 0, 1), ("train", 0, 3), ("train", 2, 2), ("train", 2, 2), ("train", 2, 7), ("train", 5, 15),
+    ("train", 5, 4),
+    ("val", 2, 9), ("val", 5, 11),
+    ("query", 0, 2), ("query", 1, 5), ("query", 3, 12),
+    ("gallery", 0, 6), ("gallery", 0, 2), ("gallery", 1, 8), ("gallery", 1, 10), ("gallery", 3, 14),
+    ("gallery", 3, 12), ("gallery", 4, 13),
+]
+MSMT17_FOLDERS = {"V1": ("train", "test"), "V2": ("mask_train_v2", "mask_test_v2")}
+MSMT17_SLOTS = ("0113morning", "0302noon", "0303afternoon")
+
+
+def make_msmt17(root: Path, version: str = "V1", nested: bool = True) -> Path:
+    """MSMT17 in its official layout (``root/MSMT17_<version>/`` unless ``nested=False``): the four lists
+    (``<pid folder>/<file name> <pid>`` lines) and tiny JPEGs; 7 train, 2 val, 3 query, 7 gallery images."""
+    base = root / f"MSMT17_{version}" if nested else root
+    train_dir, test_dir = MSMT17_FOLDERS[version]
+    lines: dict[str, list[str]] = {"train": [], "val": [], "query": [], "gallery": []}
+    index: dict[tuple[str, int], int] = {}
+    for i, (split, pid, cam) in enumerate(MSMT17_SPEC):
+        folder = train_dir if split in ("train", "val") else test_dir
+        key = (folder, pid)
+        index[key] = index.get(key, -1) + 1
+        name = f"{pid:04d}_{index[key]:03d}_{cam:02d}_{MSMT17_SLOTS[i % 3]}_{100 + 7 * i:04d}_{i % 2}.jpg"
+        write_image(base / folder / f"{pid:04d}" / name, value=(40 + 11 * i) % 256)
+        lines[split].append(f"{pid:04d}/{name} {pid}\n")
+    for split, text in lines.items():
+        (base / f"list_{split}.txt").write_text("".join(text))
+    return base

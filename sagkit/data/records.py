@@ -102,7 +102,9 @@ class ReIDDataset:
     when ``gt_bbox/`` exists) holds the extra images of each query's identity in
     the query's camera, for multi-query evaluation.  ``info`` records protocol
     options (split index, image type, ...).  ``protocol`` is how the test split is scored
-    (:class:`sagkit.evaluation.protocol.Protocol`); every reader sets it.
+    (:class:`sagkit.evaluation.protocol.Protocol`); every reader sets it.  ``distractor_pid`` is the id
+    that marks distractor images in query/gallery (Market's ``0000``), or None where every id is a person
+    (MSMT17's id 0).
     """
 
     name: str
@@ -113,6 +115,7 @@ class ReIDDataset:
     multi_query: list[ImageRecord] | None = None
     info: dict = field(default_factory=dict)
     protocol: Protocol = MARKET
+    distractor_pid: int | None = DISTRACTOR_PID
 
     @property
     def num_train_pids(self) -> int:
@@ -136,8 +139,9 @@ class ReIDDataset:
         ``cameras`` counts distinct camera ids.  ``extended=True`` adds junk,
         distractor and gallery-identity counts.
         """
+        not_people = {JUNK_PID} if self.distractor_pid is None else {JUNK_PID, self.distractor_pid}
         train_ids = {r.pid for r in self.train}
-        test_ids = {r.pid for r in self.query if r.pid not in (JUNK_PID, DISTRACTOR_PID)}
+        test_ids = {r.pid for r in self.query if r.pid not in not_people}
         all_records = self.train + self.query + self.gallery
         out = {
             "ids": len(train_ids) + len(test_ids),
@@ -151,9 +155,9 @@ class ReIDDataset:
         }
         if extended:
             out.update(
-                gallery_ids=len({r.pid for r in self.gallery if r.pid not in (JUNK_PID, DISTRACTOR_PID)}),
+                gallery_ids=len({r.pid for r in self.gallery if r.pid not in not_people}),
                 junk_images=sum(r.pid == JUNK_PID for r in self.gallery),
-                distractor_images=sum(r.pid == DISTRACTOR_PID for r in self.gallery),
+                distractor_images=sum(r.pid == self.distractor_pid for r in self.gallery),
                 multi_query_images=len(self.multi_query) if self.multi_query is not None else 0,
             )
         return out

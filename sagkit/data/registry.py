@@ -9,6 +9,7 @@ from .cuhk01 import load_cuhk01
 from .cuhk03 import load_cuhk03
 from .dukemtmc import load_dukemtmc
 from .market1501 import load_market1501
+from .msmt17 import load_msmt17
 from .records import ReIDDataset
 from .synthetic import load_synthetic
 
@@ -18,9 +19,11 @@ DATASETS: dict[str, Callable[..., ReIDDataset]] = {
     "dukemtmc": load_dukemtmc,
     "cuhk03": load_cuhk03,
     "cuhk01": load_cuhk01,
+    "msmt17": load_msmt17,
 }
 ALIASES = {"market": "market1501", "market-1501": "market1501", "duke": "dukemtmc", "dukemtmc-reid": "dukemtmc",
-           "dukemtmcreid": "dukemtmc", "cuhk-03": "cuhk03", "cuhk-01": "cuhk01", "synth": "synthetic"}
+           "dukemtmcreid": "dukemtmc", "cuhk-03": "cuhk03", "cuhk-01": "cuhk01", "msmt": "msmt17",
+           "msmt-17": "msmt17", "synth": "synthetic"}
 
 
 def canonical_name(name: str) -> str:
@@ -40,6 +43,7 @@ def load_dataset(name: str, root: str | Path | None = None, **protocol_options) 
     * ``cuhk03``: ``image_type`` ("detected"|"labeled"), ``protocol`` ("classic"|"new"), ``split``,
       ``classic_query`` ("all"|"cross_view"), ``cache_dir``.
     * ``cuhk01``: ``split``, ``seed``, ``num_train_ids``, ``num_splits``, ``query_camera``.
+    * ``msmt17``: ``include_val`` (bool: add ``list_val.txt`` to train), ``version`` ("V1"|"V2"|None).
     * ``synthetic``: ``seed``, ``cache_root`` and the size options of ``SyntheticConfig``;
       ``root=None`` uses the cache (``$SAGKIT_CACHE`` or ``~/.cache/sagkit``).
     """
