@@ -2,7 +2,8 @@
 
 Layout: ``config.json`` (the config it ran with), ``metrics.csv`` (one row per epoch), ``checkpoint_last.pt``
 (resume point), ``checkpoint_best.pt`` (selected on validation), ``results.json`` (written last: its presence
-with ``"complete": true`` marks a finished run). ``.lock`` exists while a process trains the run
+with ``"complete": true`` marks a finished run), ``tensorboard/`` (the metrics as TensorBoard event files when
+tensorboard is installed, ``sagkit.engine.tb_log``). ``.lock`` exists while a process trains the run
 (``sagkit.engine.run_lock``); the readers below refuse an unfinished run that is locked.
 """
 
@@ -12,6 +13,7 @@ import csv
 import io
 import json
 import logging
+import shutil
 import subprocess
 from pathlib import Path
 from typing import Any, Optional
@@ -28,6 +30,7 @@ __all__ = [
     "RESULTS_FILE",
     "CHECKPOINT_BEST",
     "CHECKPOINT_LAST",
+    "TENSORBOARD_DIR",
     "code_version",
     "prepare_run_dir",
     "read_config",
@@ -49,6 +52,7 @@ METRICS_FILE = "metrics.csv"
 RESULTS_FILE = "results.json"
 CHECKPOINT_BEST = "checkpoint_best.pt"
 CHECKPOINT_LAST = "checkpoint_last.pt"
+TENSORBOARD_DIR = "tensorboard"
 RUN_FILES = (CONFIG_FILE, METRICS_FILE, RESULTS_FILE, CHECKPOINT_BEST, CHECKPOINT_LAST)
 
 log = logging.getLogger("sagkit.engine")
@@ -95,6 +99,8 @@ def prepare_run_dir(config: ExperimentConfig, retrain: bool = False) -> Path:
     if retrain:
         for name in RUN_FILES:
             (run_dir / name).unlink(missing_ok=True)
+        if (run_dir / TENSORBOARD_DIR).is_dir():
+            shutil.rmtree(run_dir / TENSORBOARD_DIR)
     cfg_path = run_dir / CONFIG_FILE
     if cfg_path.is_file():
         changed = differing_fields(read_config(run_dir), config)
