@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from sagkit.config import ExperimentConfig, get_profile
-from sagkit.engine import load_model_from_run, retrieve_dataset
+from sagkit.engine import load_model_from_run, retrieve_dataset, tb_log
 from sagkit.engine.distributed import DistInfo
 from sagkit.engine.retrieval import EvalSettings, extract_split_features
 from sagkit.engine.run_dir import read_metrics
@@ -38,7 +38,10 @@ def test_torchrun_training_and_its_evaluation_match_a_single_process(data_root, 
     assert proc.stdout.count("R1 ") == 2  # plain and re-ranked lines, printed by rank 0 only
     (run,) = list(runs.iterdir())
     assert {p.name for p in run.iterdir()} == {
-        "config.json", "metrics.csv", "results.json", "checkpoint_best.pt", "checkpoint_last.pt", "features"}
+        "config.json", "metrics.csv", "results.json", "checkpoint_best.pt", "checkpoint_last.pt", "features",
+        *(["tensorboard"] if tb_log.AVAILABLE else [])}
+    if tb_log.AVAILABLE:  # rank 0 alone writes events
+        assert len([p for p in (run / "tensorboard").iterdir() if "tfevents" in p.name]) == 1
     results = json.loads((run / "results.json").read_text())
     assert results["world_size"] == 2 and results["complete"]
     cfg = ExperimentConfig.from_json(run / "config.json")

@@ -4,7 +4,8 @@ Modules: ``trainer`` (train loop), ``retrieval`` (the one evaluation pipeline: f
 re-ranking, multi-query), ``feature_cache`` (features of a checkpoint on disk), ``checkpoint`` (atomic files,
 RNG states), ``device`` (device, mixed precision, seeds), ``distributed`` (DDP), ``optim`` (SGD, schedule,
 loss), ``run_dir`` (run folders), ``run_lock`` (one trainer per run folder), ``builders`` (model and data
-from a config).
+from a config),
+``tb_log`` (TensorBoard event files).
 """
 
 from .checkpoint import load_checkpoint

@@ -3,7 +3,8 @@
 Layout: ``config.json`` (the config it ran with), ``metrics.csv`` (one row per epoch), ``checkpoint_last.pt``
 (resume point), ``checkpoint_best.pt`` (selected on validation), ``results.json`` (written last: its presence
 with ``"complete": true`` marks a finished run), ``features/`` (test features of the best checkpoint,
-``sagkit.engine.feature_cache``). ``.lock`` exists while a process trains the run
+``sagkit.engine.feature_cache``), ``tensorboard/`` (the metrics as TensorBoard event files when tensorboard
+is installed, ``sagkit.engine.tb_log``). ``.lock`` exists while a process trains the run
 (``sagkit.engine.run_lock``); the readers below refuse an unfinished run that is locked.
 """
 
@@ -32,6 +33,7 @@ __all__ = [
     "CHECKPOINT_BEST",
     "CHECKPOINT_LAST",
     "checkpoint_path",
+    "TENSORBOARD_DIR",
     "code_version",
     "prepare_run_dir",
     "read_config",
@@ -53,6 +55,7 @@ METRICS_FILE = "metrics.csv"
 RESULTS_FILE = "results.json"
 CHECKPOINT_BEST = "checkpoint_best.pt"
 CHECKPOINT_LAST = "checkpoint_last.pt"
+TENSORBOARD_DIR = "tensorboard"
 RUN_FILES = (CONFIG_FILE, METRICS_FILE, RESULTS_FILE, CHECKPOINT_BEST, CHECKPOINT_LAST)
 
 log = logging.getLogger("sagkit.engine")
@@ -100,6 +103,8 @@ def prepare_run_dir(config: ExperimentConfig, retrain: bool = False) -> Path:
         for name in RUN_FILES:
             (run_dir / name).unlink(missing_ok=True)
         shutil.rmtree(run_dir / FEATURES_DIR, ignore_errors=True)
+        if (run_dir / TENSORBOARD_DIR).is_dir():
+            shutil.rmtree(run_dir / TENSORBOARD_DIR)
     cfg_path = run_dir / CONFIG_FILE
     if cfg_path.is_file():
         changed = differing_fields(read_config(run_dir), config)

@@ -43,6 +43,7 @@ from .distributed import DistInfo, all_reduce_min, barrier, cleanup_distributed,
 from .feature_cache import FeatureCache
 from .optim import build_criterion, build_optimizer, build_scheduler, current_lrs
 from .retrieval import EvalSettings, retrieve, retrieve_dataset
+from .tb_log import ScalarLog
 
 __all__ = ["TrainingDiverged", "train_one_epoch", "train"]
 
@@ -264,6 +265,7 @@ class _Session:
     lr_scheduler: object
     scaler: torch.amp.GradScaler
     run_dir: Path
+    scalars: ScalarLog  # TensorBoard copy of metrics.csv (rank 0)
 
     @property
     def last_path(self) -> Path:
@@ -295,7 +297,8 @@ def _setup(config: ExperimentConfig, device: torch.device, info: DistInfo, retra
         model = model.to(memory_format=torch.channels_last)
     optimizer = build_optimizer(model, config)
     return _Session(config, device, info, precision, data, model, optimizer, build_scheduler(optimizer, config),
-                    make_grad_scaler(precision), config.run_dir())
+                    make_grad_scaler(precision), config.run_dir(),
+                    ScalarLog(config.run_dir() / rd.TENSORBOARD_DIR, enabled=info.is_main))
 
 
 RESUME_ENTRIES = MODEL_ENTRIES + ("optimizer", "lr_scheduler", "rng", "epoch", "best_metric", "best_epoch")
@@ -338,15 +341,22 @@ def _resume(s: _Session) -> _Progress:
     return progress
 
 
+def _named_lrs(optimizer: torch.optim.Optimizer) -> dict:
+    """{group name (None when unnamed): its learning rate}."""
+    return {g.get("name"): float(g["lr"]) for g in optimizer.param_groups}
+
+
 def _group_lrs(optimizer: torch.optim.Optimizer) -> tuple[float, Optional[float]]:
     """(lr of the head, lr of the pre-trained layers or None when they are all frozen)."""
-    named = {g.get("name"): float(g["lr"]) for g in optimizer.param_groups}
+    named = _named_lrs(optimizer)
     lrs = current_lrs(optimizer)
     return named.get("head", max(lrs)), named.get("backbone", min(lrs) if len(lrs) > 1 else None)
 
 
 def _save_epoch(s: _Session, p: _Progress, improved: bool) -> None:
-    """Rank 0 writes checkpoint_best (if improved), metrics.csv, then checkpoint_last, each atomically."""
+    """Rank 0 writes checkpoint_best (if improved), metrics.csv and its TensorBoard copy, then checkpoint_last
+    (checkpoints and metrics.csv atomically; a resume hides TensorBoard steps past checkpoint_last as it drops
+    the metrics rows past it)."""
     if not s.info.is_main:
         return
     common = dict(model=s.model, config=s.config.to_dict(), num_classes=s.data.num_classes,
@@ -355,6 +365,7 @@ def _save_epoch(s: _Session, p: _Progress, improved: bool) -> None:
         atomic_torch_save(make_checkpoint(optimizer=None, lr_scheduler=None, scaler=None,
                                           extra={"best_val": p.best_val}, **common), s.best_path)
     rd.write_metrics(s.run_dir, p.rows)
+    s.scalars.write(p.epoch, {k: v for k, v in p.rows[-1].items() if k != "epoch"})
     atomic_torch_save(make_checkpoint(optimizer=s.optimizer, lr_scheduler=s.lr_scheduler, scaler=s.scaler,
                                       extra={"best_val": p.best_val, "timings": dict(p.timings)}, **common),
                       s.last_path)
@@ -367,6 +378,7 @@ def _run_epoch(s: _Session, p: _Progress, train_model: nn.Module, criterion, epo
     seed_everything(epoch_seed(config.seed, epoch) + s.info.rank)
     loader = make_train_loader(config, s.data, epoch, s.info.world_size)
     lr_new, lr_pre = _group_lrs(s.optimizer)
+    lr_sag = _named_lrs(s.optimizer).get("sag")
     kept = str(s.last_path) if s.last_path.is_file() else None
     try:
         stats = train_one_epoch(
@@ -384,6 +396,8 @@ def _run_epoch(s: _Session, p: _Progress, train_model: nn.Module, criterion, epo
     p.timings["train_s"] += stats["time_s"]
     row = {"epoch": epoch, "lr": lr_new, "lr_pretrained": lr_pre, "loss": stats["loss"], "acc": stats["acc"],
            "img_per_s": stats["img_per_s"], "time_s": stats["time_s"]}
+    if lr_sag is not None:
+        row["lr_sag"] = lr_sag
     improved = False
     has_val = bool(s.data.val_query) and bool(s.data.val_gallery)
     if has_val and (epoch % config.eval_every == 0 or epoch == config.epochs):
@@ -429,6 +443,7 @@ def _train(config: ExperimentConfig, device: torch.device, info: DistInfo, *, re
         epochs.set_postfix(loss=f"{row['loss']:.3f}", acc=f"{row['acc']:.1f}",
                            **({"val": f"{p.best_metric:.1f}"} if p.best_metric is not None else {}))
     epochs.close()
+    s.scalars.close()
     return _test(s, p, wall_start)
 
 
