@@ -35,7 +35,7 @@ def test_torchrun_training_and_its_evaluation_match_a_single_process(data_root, 
     proc = torchrun(["-m", "sagkit", "train", "--profile", "tiny", "--depths", "baseline", "--set",
                      f"data_root={json.dumps(data_root)}", "--runs-dir", str(runs), "--device", "cpu",
                      "--no-progress"], tmp_path)
-    assert proc.stdout.count("R1 ") == 2  # plain and re-ranked lines, printed by rank 0 only
+    assert proc.stdout.count("R1 ") == 4  # single, re-ranked, multi-query and both: printed by rank 0 only
     (run,) = list(runs.iterdir())
     assert {p.name for p in run.iterdir()} == {
         "config.json", "metrics.csv", "results.json", "checkpoint_best.pt", "checkpoint_last.pt", "features",
