@@ -447,7 +447,8 @@ class Workbook:
 
     def figure1_groups(self, seed: int = 0, split: str = "train") -> dict:
         """Figure 1's sample groups from ``split`` (synthetic data: its metadata marks look-alikes, occluders)."""
-        from sagkit.viz.samples import figure1_groups, read_synthetic_metadata
+        from sagkit.data.synthetic import read_synthetic_metadata
+        from sagkit.viz.samples import figure1_groups
 
         ds = self.load_dataset()
         metadata = read_synthetic_metadata(ds.root) if self.params.dataset == "synthetic" else None
