@@ -1,16 +1,17 @@
-"""Synthetic generator: counts, determinism, cache reuse, atomic writes, colour-probe difficulty."""
+"""Synthetic generator: counts, determinism, pinned output, metadata, cache reuse, atomic writes, difficulty."""
 import hashlib
 import json
 import time
 from collections import Counter, defaultdict
 from pathlib import Path
 
+import numpy as np
 import pytest
 from PIL import Image
 
-import sagkit.data.synthetic as synth
 from sagkit.data import SyntheticConfig, load_dataset, make_synthetic_reid, synthetic_cache_dir
 from sagkit.data.probe import colour_histogram_probe
+from sagkit.data.synthetic import generation, make_config, plan_dataset, read_synthetic_metadata, render_image
 
 # 6 train ids x 3 images; 4 test ids x (1 query + 3 gallery); distractors round(0.25 * 12) = 3,
 # junk round(0.17 * 12) = 2; 32 x 16 images so that generation takes a fraction of a second.
@@ -61,6 +62,49 @@ def test_deterministic_per_seed(tmp_path):
     assert sum(a[k] != c[k] for k in common) >= len(common) - 1  # README differs too; images all differ
 
 
+# What TINY with seed 7 draws, pinned so that a refactor cannot change the output unnoticed.  The layout,
+# every random draw and every image attribute end up in metadata.json; the drawing in the pixels before
+# JPEG coding (JPEG bytes depend on the libjpeg that Pillow bundles, so they are compared within a run
+# by test_deterministic_per_seed).  Change the drawing on purpose: bump GENERATOR_VERSION, then the pins.
+PINNED_METADATA_SHA256 = "308c2c83092d290771304f5a09fb8e7c69d5b16c205eb8c2222372d5adb4c7c5"
+PINNED_PIXELS_SHA256 = "424c42cb2d0a08d4a76076f6914bf89b604eed73c6d9a2e20324881128065476"
+
+
+def test_output_pinned_for_seed(tmp_path):
+    root = make_synthetic_reid(tmp_path / "s", seed=7, **TINY)
+    assert hashlib.sha256((root / "metadata.json").read_bytes()).hexdigest() == PINNED_METADATA_SHA256
+    cfg = make_config(**TINY)
+    plan, outfits, cams = plan_dataset(7, cfg)
+    pixels = hashlib.sha256()
+    for item in plan:
+        outfit = outfits[item["outfit"]] if item["outfit"] is not None else None
+        image, _ = render_image(np.random.default_rng(item["seed"]), cfg, cams[item["cam"]], outfit, item["kind"])
+        pixels.update(image.tobytes())
+    assert pixels.hexdigest() == PINNED_PIXELS_SHA256
+
+
+def test_metadata_read_back_by_record(tmp_path):
+    # the reader finds each record's identity and occluder under the keys the generator wrote them
+    root = make_synthetic_reid(tmp_path / "s", seed=0, **{**TINY, "occlusion_prob": 0.5})
+    raw = json.loads((root / "metadata.json").read_text())
+    meta = read_synthetic_metadata(root)
+    ds = load_dataset("synthetic", root)
+    people = ds.train + ds.query + [r for r in ds.gallery if r.pid > 0]  # not distractors (0) or junk (-1)
+    assert len(people) == 18 + 4 + 12
+    for record in people:
+        key = Path(record.path).name[:4]
+        assert meta.identity_of(record) == key and meta.groups[key] == raw["identities"][key]["group"]
+    occluded = [r for r in people if meta.occluder_of(r)]
+    assert occluded and all(meta.occluder_of(r) in ("pole", "car", "bush", "person") for r in occluded)
+    assert len(occluded) == sum(1 for a in raw["images"].values() if a["occluder"] and "distractor" not in a)
+    junk = [r for r in ds.gallery if r.pid == -1]
+    assert junk and all(meta.identity_of(r) is None for r in junk)
+    assert read_synthetic_metadata(tmp_path) is None and read_synthetic_metadata(None) is None
+    (root / "metadata.json").write_text("{not json")
+    with pytest.raises(ValueError, match="metadata.json.*regenerate"):
+        read_synthetic_metadata(root)
+
+
 def test_lookalike_groups_differ_in_one_detail(tmp_path):
     root = make_synthetic_reid(tmp_path / "s", seed=0, **{**TINY, "num_train_ids": 12, "min_group_size": 2,
                                                           "max_group_size": 3})
@@ -104,8 +148,8 @@ def test_failed_generation_leaves_nothing(tmp_path, monkeypatch):
             raise RuntimeError("disk full")
         return real(*args, **kwargs)
 
-    real = synth.render_image
-    monkeypatch.setattr(synth, "render_image", boom)
+    real = generation.render_image
+    monkeypatch.setattr(generation, "render_image", boom)
     with pytest.raises(RuntimeError, match="disk full"):
         make_synthetic_reid(tmp_path / "s", seed=0, **TINY)
     assert list(tmp_path.iterdir()) == []

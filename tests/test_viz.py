@@ -18,6 +18,7 @@ from PIL import Image  # noqa: E402
 from sagkit import viz  # noqa: E402
 import sagkit.viz.plots  # noqa: E402,F401
 import sagkit.viz.samples  # noqa: E402,F401
+from sagkit.data.synthetic import read_synthetic_metadata  # noqa: E402
 from sagkit.engine.run_dir import read_metrics  # noqa: E402
 
 
@@ -298,11 +299,11 @@ def test_figure1_groups_use_synthetic_metadata_for_lookalikes_and_occluders(tmp_
             records.append(Rec(str(folder / name), pid, k))
             images[f"bounding_box_train/{name}"] = {"occluder": "pole" if (pid, k) == (2, 1) else None}
     (tmp_path / "metadata.json").write_text(__import__("json").dumps({"identities": identities, "images": images}))
-    metadata = viz.samples.read_synthetic_metadata(tmp_path)
+    metadata = read_synthetic_metadata(tmp_path)
     groups = viz.figure1_groups(records, seed=0, metadata=metadata)
     assert {r.pid for r, _ in groups["lookalike"]} == {0, 1}  # the only group with two members
     assert [(r.pid, r.camid) for r, _ in groups["occluded"]] == [(2, 1)]
-    assert viz.samples.read_synthetic_metadata(tmp_path / "none") is None
+    assert read_synthetic_metadata(tmp_path / "none") is None
 
 
 def test_dataset_distributions_leave_out_junk_and_distractors():

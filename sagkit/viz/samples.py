@@ -11,10 +11,14 @@ from __future__ import annotations
 import random
 from collections import defaultdict
 from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from sagkit.viz.images import add_border, resize_image, to_uint8_image
+
+if TYPE_CHECKING:  # only named in annotations: importing sagkit.data at run time would pull in torch
+    from sagkit.data.synthetic import SyntheticMetadata
 
 PALETTE = (
     (31, 119, 180),
@@ -125,41 +129,14 @@ def pick_hard_views(records: Sequence, num: int = 4, max_ids: int = 150, seed: i
     return [record for _, record in scored[:num]]
 
 
-def read_synthetic_metadata(root) -> dict | None:
-    """``metadata.json`` of a synthetic dataset folder (identity groups, per-image occluder), or None."""
-    import json
-    from pathlib import Path
-
-    if root is None:
-        return None
-    path = Path(root) / "metadata.json"
-    if not path.is_file():
-        return None
-    with open(path, encoding="utf-8") as handle:
-        return json.load(handle)
-
-
-def _image_key(record) -> str:
-    from pathlib import Path
-
-    path = Path(record.path)
-    return f"{path.parent.name}/{path.name}"
-
-
-def _original_id(record) -> str:
-    from pathlib import Path
-
-    return Path(record.path).name.split("_", 1)[0]
-
-
-def _metadata_lookalikes(records: Sequence, metadata: Mapping, num_pairs: int, per_id: int, seed: int) -> list:
+def _metadata_lookalikes(records: Sequence, metadata: SyntheticMetadata, num_pairs: int, per_id: int,
+                         seed: int) -> list:
     """Pairs of identities from the same look-alike group of the synthetic generator."""
-    identities = metadata.get("identities", {})
     members: dict[int, dict[str, list]] = defaultdict(lambda: defaultdict(list))
     for record in records:
-        ident = identities.get(_original_id(record))
-        if ident is not None and record.pid >= 0:
-            members[int(ident.get("group", -1))][_original_id(record)].append(record)
+        key = metadata.identity_of(record)
+        if key is not None and record.pid >= 0:
+            members[metadata.groups[key]][key].append(record)
     groups = [g for g, ids in members.items() if len(ids) >= 2]
     random.Random(seed).shuffle(groups)
     pairs = []
@@ -169,15 +146,13 @@ def _metadata_lookalikes(records: Sequence, metadata: Mapping, num_pairs: int, p
     return pairs
 
 
-def _metadata_occluded(records: Sequence, metadata: Mapping, num: int, seed: int) -> list:
+def _metadata_occluded(records: Sequence, metadata: SyntheticMetadata, num: int, seed: int) -> list:
     """Images the synthetic generator drew with an occluder, one per identity."""
-    images = metadata.get("images", {})
     seen, found = set(), []
     shuffled = list(records)
     random.Random(seed).shuffle(shuffled)
     for record in shuffled:
-        attrs = images.get(_image_key(record)) or {}
-        if attrs.get("occluder") and record.pid not in seen and record.pid >= 0:
+        if metadata.occluder_of(record) and record.pid not in seen and record.pid >= 0:
             seen.add(record.pid)
             found.append(record)
         if len(found) == num:
@@ -185,12 +160,13 @@ def _metadata_occluded(records: Sequence, metadata: Mapping, num: int, seed: int
     return found
 
 
-def figure1_groups(records: Sequence, seed: int = 0, metadata: Mapping | None = None) -> dict[str, list[tuple[object, int]]]:
+def figure1_groups(records: Sequence, seed: int = 0,
+                   metadata: SyntheticMetadata | None = None) -> dict[str, list[tuple[object, int]]]:
     """The three Figure 1 groups as lists of (record, colour index); same index = same identity.
 
-    With the synthetic generator's ``metadata`` (see :func:`read_synthetic_metadata`) look-alikes come
-    from its look-alike groups and the third row shows images drawn with an occluder; without it both
-    are picked from colour thumbnails.
+    With the synthetic generator's ``metadata`` (``sagkit.data.synthetic.read_synthetic_metadata``),
+    look-alikes come from its look-alike groups and the third row shows images drawn with an occluder;
+    without it both are picked from colour thumbnails.
     """
     cross = [(r, i) for i, recs in enumerate(pick_cross_camera(records, seed=seed)) for r in recs]
     pairs = _metadata_lookalikes(records, metadata, 2, 2, seed) if metadata else []

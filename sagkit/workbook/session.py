@@ -16,6 +16,7 @@ from sagkit import tables
 from sagkit.choices import VALID_DEPTHS
 from sagkit.config import ExperimentConfig, get_profile
 from sagkit.data import load_dataset
+from sagkit.data.synthetic import read_synthetic_metadata
 from sagkit.engine import find_runs, resolve_device, train
 from sagkit.engine.device import retain_freed_memory
 from sagkit.engine.feature_cache import FeatureCache
@@ -23,7 +24,7 @@ from sagkit.engine.retrieval import Retrieval, retrieve_dataset
 from sagkit.engine.run_dir import CHECKPOINT_BEST, METRICS_FILE, is_complete, load_model_from_run, read_metrics, read_results
 from sagkit.engine.run_lock import check_not_training
 from sagkit.viz import is_headless, save_figure
-from sagkit.viz.samples import figure1_groups, read_synthetic_metadata
+from sagkit.viz.samples import figure1_groups
 
 from . import pictures
 from .parameters import WorkbookParameters, check_parameters

@@ -1,0 +1,111 @@
+"""Writing a synthetic set to disk (:func:`make_synthetic_reid`) and loading it (:func:`load_synthetic`).
+
+Generation goes to a temporary folder beside the target, renamed into place only when every file is
+written, so a reader never sees half a dataset; a complete folder with the same seed and options is
+reused as it is.
+"""
+from __future__ import annotations
+
+import hashlib
+import io
+import shutil
+import tempfile
+from dataclasses import asdict
+from pathlib import Path
+
+import numpy as np
+
+from ...atomic import publish_dir
+from ..market1501 import GALLERY_DIR, MARKET1501, QUERY_DIR, TRAIN_DIR, load_market_layout
+from ..records import ReIDDataset, not_a_folder_error
+from .config import make_config, synthetic_cache_dir
+from .manifest import MANIFEST_NAME, README_NAME, manifest_ok, manifest_text, read_manifest, readme_text
+from .metadata import METADATA_NAME, metadata_text
+from .plan import plan_dataset
+from .render import render_image
+
+
+def _write_file(folder: Path, rel: str, data: bytes, files: dict) -> None:
+    """Write ``data`` to ``folder/rel`` and record its ``[size, sha256]`` under ``rel`` in ``files``."""
+    (folder / rel).write_bytes(data)
+    files[rel] = [len(data), hashlib.sha256(data).hexdigest()]
+
+
+def make_synthetic_reid(root: str | Path, seed: int = 0, overwrite: bool = False, **size_options) -> Path:
+    """Generate the synthetic dataset into ``root`` (Market-1501 layout) and return ``root``.
+
+    Reuses ``root`` when it already holds a complete dataset with the same seed and options.
+    Options are the fields of :class:`SyntheticConfig` (``num_train_ids``, ``num_test_ids``,
+    ``images_per_id``, ``num_cameras``, ...).  A different existing dataset in ``root`` is an
+    error unless ``overwrite=True``.  Same seed and options give byte-identical files.
+    """
+    cfg = make_config(**size_options)
+    seed = int(seed)
+    root = Path(root).expanduser()
+    if root.exists():
+        if manifest_ok(root, seed, cfg):
+            return root
+        if root.is_file() or (any(root.iterdir()) and not overwrite):
+            raise FileExistsError(f"{str(root)!r} exists and is not a complete synthetic dataset with seed={seed} "
+                                  f"and these options; choose another folder or pass overwrite=True.")
+    root.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{root.name}.tmp-", dir=root.parent))
+    try:
+        plan, outfits, cams = plan_dataset(seed, cfg)
+        for folder in (TRAIN_DIR, GALLERY_DIR, QUERY_DIR):
+            (tmp / folder).mkdir()
+        files, image_meta = {}, {}
+        for item in plan:
+            rng = np.random.default_rng(item["seed"])
+            outfit = outfits[item["outfit"]] if item["outfit"] is not None else None
+            im, attrs = render_image(rng, cfg, cams[item["cam"]], outfit, item["kind"])
+            buf = io.BytesIO()
+            im.save(buf, format="JPEG", quality=cfg.jpeg_quality)
+            rel = f"{item['folder']}/{item['name']}"
+            _write_file(tmp, rel, buf.getvalue(), files)
+            image_meta[rel] = attrs
+        _write_file(tmp, METADATA_NAME, metadata_text(cams, outfits, image_meta).encode(), files)
+        _write_file(tmp, README_NAME, readme_text(seed, cfg).encode(), files)
+        (tmp / MANIFEST_NAME).write_bytes(manifest_text(seed, cfg, files).encode())  # not listed in itself
+        if root.exists():
+            if root.is_dir() and not any(root.iterdir()):
+                root.rmdir()
+            elif overwrite:
+                shutil.rmtree(root)
+        publish_dir(tmp, root, done_by_other=lambda dest: manifest_ok(dest, seed, cfg))
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return root
+
+
+def load_synthetic(root: str | Path | None = None, seed: int | None = None, cache_root: str | Path | None = None,
+                   **size_options) -> ReIDDataset:
+    """The synthetic dataset as a ReIDDataset, generated on first use and reused afterwards.
+
+    ``root=None``: lives in ``synthetic_cache_dir(seed, cache_root, **options)``
+    (``$SAGKIT_CACHE`` or ``~/.cache/sagkit``); ``seed`` defaults to 0.  ``root`` given: if it
+    holds a synthetic dataset (manifest.json) it is read as it is, or checked against
+    ``seed``/options when those are given; otherwise ``root`` is used as the cache folder in
+    which ``synthetic-<hash>`` is made.
+    """
+    cfg = make_config(**size_options)
+    folder = Path(root).expanduser() if root is not None else None
+    if folder is not None and folder.is_file():
+        raise not_a_folder_error("synthetic root", folder)
+    if folder is not None and (folder / MANIFEST_NAME).is_file():
+        seed_found, cfg_found = read_manifest(folder)
+        if (seed is not None and int(seed) != seed_found) or (size_options and cfg != cfg_found):
+            raise ValueError(f"{str(folder)!r} holds a synthetic dataset with seed={seed_found} and other options "
+                             f"than requested (see its README.txt); pass its parent folder to generate another.")
+        if not manifest_ok(folder, seed_found, cfg_found):
+            raise ValueError(f"{str(folder)!r} is an incomplete synthetic dataset (files missing or changed); "
+                             f"delete it and load again to regenerate.")
+        seed, cfg = seed_found, cfg_found
+    else:
+        seed = 0 if seed is None else int(seed)
+        folder = synthetic_cache_dir(seed, root if root is not None else cache_root, **size_options)
+        make_synthetic_reid(folder, seed=seed, **size_options)
+    ds = load_market_layout(folder, MARKET1501, name="synthetic", multi_query=False)
+    ds.info.update(seed=seed, options=asdict(cfg))
+    return ds
