@@ -1,8 +1,9 @@
 """Training engine: ``train(config)`` runs an experiment into ``runs/<name>/``; helpers read runs back.
 
 Modules: ``trainer`` (train loop), ``evaluator`` (features, metrics), ``checkpoint`` (atomic files, RNG
-states), ``device`` (device, mixed precision, seeds), ``distributed`` (DDP), ``optim`` (SGD, schedule, loss),
-``run_dir`` (run folders), ``run_lock`` (one trainer per run folder), ``builders`` (model and data from a config).
+states), ``device`` (device, mixed precision, seeds), ``distributed`` (DDP), ``optim`` (optimizers,
+schedules, the criterion), ``run_dir`` (run folders), ``run_lock`` (one trainer per run folder), ``builders``
+(model and data from a config).
 """
 
 from .checkpoint import load_checkpoint
