@@ -62,7 +62,7 @@ def train_flops_per_image(model: nn.Module, height: int, width: int, num_classes
     y = torch.randint(0, num_classes, (batch,))
     mapping = {torch.ops.aten.convolution_backward: _conv_backward_flops}
     with FlopCounterMode(display=False, custom_mapping=mapping) as counter:
-        nn.functional.cross_entropy(model(x), y).backward()
+        nn.functional.cross_entropy(model(x).logits, y).backward()
     model.zero_grad(set_to_none=True)
     return counter.get_total_flops() / batch
 
@@ -78,7 +78,7 @@ def seconds_per_step(model: nn.Module, batch: int, height: int, width: int, num_
     times = []
     for i in range(warmup + steps):
         start = time.perf_counter()
-        loss = nn.functional.cross_entropy(model(x), y)
+        loss = nn.functional.cross_entropy(model(x).logits, y)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()

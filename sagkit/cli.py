@@ -100,7 +100,7 @@ def _add_train(sub) -> None:
     )
     src = p.add_mutually_exclusive_group()
     src.add_argument("--config", metavar="FILE", help="JSON config file (e.g. a run's config.json)")
-    src.add_argument("--profile", default=None, help="named profile: paper, cpu or tiny (default: paper)")
+    src.add_argument("--profile", default=None, help="named profile: paper, cpu, tiny or bot (default: paper)")
     p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                    help="override a config field; VALUE is a JSON literal when possible "
                    "(--set epochs=3 --set depths=[1,2] --set dataset_options.num_train_ids=20)")

@@ -166,15 +166,18 @@ def test_nan_loss_stops_with_a_clear_error_and_keeps_the_last_good_checkpoint(da
                       max_train_batches=2, device="cpu")
     real = trainer_module.build_criterion
 
-    def poisoned(config):
-        ce, calls = real(config), [0]
+    class Poisoned(torch.nn.Module):
+        def __init__(self, inner):
+            super().__init__()
+            self.inner, self.calls = inner, 0
 
-        def loss(logits, targets):
-            calls[0] += 1
-            value = ce(logits, targets)
-            return value * float("nan") if calls[0] == 3 else value  # first batch of epoch 2
+        def forward(self, output, targets):
+            self.calls += 1
+            value, parts = self.inner(output, targets)
+            return (value * float("nan") if self.calls == 3 else value), parts  # first batch of epoch 2
 
-        return loss
+    def poisoned(config, *args):
+        return Poisoned(real(config, *args))
 
     monkeypatch.setattr(trainer_module, "build_criterion", poisoned)
     with pytest.raises(TrainingDiverged) as info:

@@ -122,7 +122,7 @@ def test_gradients_reach_sag_conv_and_both_branches_with_shared_weights():
 
     model.backbone.layer1.register_forward_hook(keep)
     model.backbone.layer3.register_forward_hook(lambda *a: calls.__setitem__("layer3", calls["layer3"] + 1))
-    logits = model(_images(4))
+    logits = model(_images(4)).logits
     F.cross_entropy(logits, torch.tensor([0, 1, 2, 3])).backward()
 
     lower, upper = outputs  # lower branch first, then the upsampled copy
@@ -138,7 +138,7 @@ def test_gradients_reach_sag_conv_and_both_branches_with_shared_weights():
 def test_gradients_reach_both_backbones_without_weight_sharing():
     torch.manual_seed(0)
     model = SAGNet(5, depths=(1, 4), backbone="resnet18", share_weights=False).train()
-    F.cross_entropy(model(_images(4)), torch.tensor([0, 1, 2, 3])).backward()
+    F.cross_entropy(model(_images(4)).logits, torch.tensor([0, 1, 2, 3])).backward()
     upper_conv1 = model.upper[0][0]
     assert upper_conv1 is not model.backbone.conv1
     assert upper_conv1.weight.grad.abs().sum() > 0
@@ -269,7 +269,8 @@ def test_train_gives_logits_and_eval_gives_embedding(backbone, pool_dim):
     torch.manual_seed(0)
     x = _images(3)
     model = SAGNet(7, depths=(4,), backbone=backbone).train()
-    assert model(x).shape == (3, 7)
+    out = model(x)
+    assert out.logits.shape == (3, 7) and out.features.shape == (3, pool_dim) and out.embedding.shape == (3, 512)
     model.eval()
     emb = model(x)
     assert model.embedding_dim == 512 and emb.shape == (3, 512)
@@ -316,7 +317,7 @@ def test_freeze_stages_keeps_frozen_bn_in_eval_and_out_of_param_groups():
     assert bb.layer3[0].bn1.training and model.sags["D4"].bn.training and model.head.bn.training
     frozen_mean = bb.layer1[0].bn1.running_mean.clone()
     live_mean = bb.layer3[0].bn1.running_mean.clone()
-    F.cross_entropy(model(_images(4)), torch.tensor([0, 1, 2, 3])).backward()
+    F.cross_entropy(model(_images(4)).logits, torch.tensor([0, 1, 2, 3])).backward()
     assert torch.equal(bb.layer1[0].bn1.running_mean, frozen_mean)
     assert not torch.equal(bb.layer3[0].bn1.running_mean, live_mean)
     assert bb.conv1.weight.grad is None and bb.layer3[0].conv1.weight.grad is not None
@@ -342,7 +343,7 @@ def test_frozen_stages_after_a_sag_module_keep_their_batchnorm_learning():
     trainable = {id(p) for g in model.param_groups(0.01, 0.1) for p in g["params"]}
     assert id(bb.layer3[0].bn1.bias) in trainable and id(bb.layer3[0].conv1.weight) not in trainable
     before = bb.layer2[0].bn1.running_var.clone()
-    F.cross_entropy(model(_images(4)), torch.tensor([0, 1, 2, 3])).backward()
+    F.cross_entropy(model(_images(4)).logits, torch.tensor([0, 1, 2, 3])).backward()
     assert not torch.equal(bb.layer2[0].bn1.running_var, before)
     assert bb.layer2[0].bn1.weight.grad is not None and bb.layer2[0].conv1.weight.grad is None
 

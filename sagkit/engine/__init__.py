@@ -2,8 +2,8 @@
 
 Modules: ``trainer`` (train loop), ``retrieval`` (the one evaluation pipeline: features, distances, metrics,
 re-ranking, multi-query), ``feature_cache`` (features of a checkpoint on disk), ``checkpoint`` (atomic files,
-RNG states), ``device`` (device, mixed precision, seeds), ``distributed`` (DDP), ``optim`` (SGD, schedule,
-loss), ``run_dir`` (run folders), ``run_lock`` (one trainer per run folder), ``builders`` (model and data
+RNG states), ``device`` (device, mixed precision, seeds), ``distributed`` (DDP), ``optim`` (optimizers,
+schedules, the criterion), ``run_dir`` (run folders), ``run_lock`` (one trainer per run folder), ``builders`` (model and data
 from a config),
 ``tb_log`` (TensorBoard event files).
 """

@@ -31,6 +31,8 @@ def build_model(config: ExperimentConfig, num_classes: int, pretrained: bool = T
         scale_factor=config.scale_factor,
         upsample=config.upsample,
         embedding=config.embedding,
+        neck=config.neck,
+        last_stride=config.last_stride,
         **config.model_options,
     )
     if config.freeze_stages >= 0:
@@ -83,7 +85,7 @@ def attach_transforms(config: ExperimentConfig, data: RunData, mean: tuple, std:
 
     data.train_transform = build_transforms(
         config.height, config.width, train=True, mean=mean, std=std,
-        flip_prob=config.flip_prob, erase_prob=config.erase_prob,
+        flip_prob=config.flip_prob, erase_prob=config.erase_prob, pad=config.pad_crop,
     )
     data.test_transform = build_transforms(config.height, config.width, train=False, mean=mean, std=std)
     return data

@@ -106,7 +106,10 @@ def train_one_epoch(
 ) -> dict:
     """One pass over ``loader`` (items ``(images N×3×H×W, pids N, camids N, index N)``).
 
-    Returns ``{"loss", "acc" (percent), "img_per_s", "images", "batches", "time_s"}`` over all ranks.
+    ``criterion(model output, pids)`` gives ``(loss, {name: value})`` (``sagkit.losses.Criterion``); the
+    model's training output has ``logits`` (``sagkit.models.TrainOutput``).
+    Returns ``{"loss", "acc" (percent), "parts" ({loss name: mean value}), "img_per_s", "images",
+    "batches", "time_s"}`` over all ranks.
     Raises :class:`TrainingDiverged` (on every rank) as soon as a loss is NaN or infinite.
     """
     info = dist_info or DistInfo()
@@ -119,6 +122,7 @@ def train_one_epoch(
             f"({len(getattr(loader, 'dataset', []))} images); lower batch_size"
         )
     loss_sum = torch.zeros((), dtype=torch.float64, device=device)
+    part_sums: dict[str, torch.Tensor] = {}
     correct = torch.zeros((), dtype=torch.long, device=device)
     seen = 0
     start = time.perf_counter()
@@ -130,8 +134,8 @@ def train_one_epoch(
         if channels_last:
             images = images.contiguous(memory_format=torch.channels_last)
         with autocast(precision):
-            logits = model(images)
-            loss = criterion(logits.float(), targets)
+            output = model(images)
+            loss, parts = criterion(output, targets)
         finite = bool(torch.isfinite(loss).item())
         if not all_reduce_min(finite, info):
             bar.close()
@@ -147,11 +151,15 @@ def train_one_epoch(
         n = images.shape[0]
         seen += n
         loss_sum += loss.detach().double() * n
-        correct += (logits.detach().argmax(dim=1) == targets).sum()
+        for name, value in parts.items():
+            part_sums[name] = part_sums.get(name, 0.0) + value.double() * n
+        correct += (output.logits.detach().argmax(dim=1) == targets).sum()
         if info.is_main and progress and (index % 5 == 0 or index == total - 1):
             elapsed = max(time.perf_counter() - start, 1e-9)
+            shown = {name: f"{value.item() / seen:.3f}" for name, value in part_sums.items()} if len(parts) > 1 else {}
             bar.set_postfix(
                 loss=f"{loss_sum.item() / seen:.3f}",
+                **shown,
                 acc=f"{100.0 * correct.item() / seen:.1f}",
                 img_s=f"{seen * info.world_size / elapsed:.0f}",
             )
@@ -159,13 +167,16 @@ def train_one_epoch(
             on_step()
     bar.close()
     elapsed = time.perf_counter() - start
-    totals = torch.stack([loss_sum, correct.double(), torch.tensor(float(seen), device=device, dtype=torch.float64)])
+    names = sorted(part_sums)
+    totals = torch.stack([loss_sum, correct.double(), torch.tensor(float(seen), device=device, dtype=torch.float64),
+                          *(part_sums[name] for name in names)])
     if info.is_distributed:
         totals = _all_reduce_sum(totals)
-    loss_total, correct_total, seen_total = (float(v) for v in totals.tolist())
+    loss_total, correct_total, seen_total, *part_totals = (float(v) for v in totals.tolist())
     return {
         "loss": loss_total / seen_total,
         "acc": 100.0 * correct_total / seen_total,
+        "parts": {name: value / seen_total for name, value in zip(names, part_totals)},
         "img_per_s": seen_total / max(elapsed, 1e-9),
         "images": int(seen_total),
         "batches": total,
@@ -261,6 +272,7 @@ class _Session:
     precision: Precision
     data: object
     model: nn.Module  # model_without_ddp
+    criterion: nn.Module
     optimizer: torch.optim.Optimizer
     lr_scheduler: object
     scaler: torch.amp.GradScaler
@@ -295,9 +307,10 @@ def _setup(config: ExperimentConfig, device: torch.device, info: DistInfo, retra
     attach_transforms(config, data, model.input_mean, model.input_std)
     if config.channels_last:
         model = model.to(memory_format=torch.channels_last)
+    criterion = build_criterion(config, data.num_classes, model.feature_dim).to(device)
     optimizer = build_optimizer(model, config)
-    return _Session(config, device, info, precision, data, model, optimizer, build_scheduler(optimizer, config),
-                    make_grad_scaler(precision), config.run_dir(),
+    return _Session(config, device, info, precision, data, model, criterion, optimizer,
+                    build_scheduler(optimizer, config), make_grad_scaler(precision), config.run_dir(),
                     ScalarLog(config.run_dir() / rd.TENSORBOARD_DIR, enabled=info.is_main))
 
 
@@ -330,6 +343,8 @@ def _resume(s: _Session) -> _Progress:
     load_weights(s.model, ckpt["model"], s.last_path)
     s.optimizer.load_state_dict(ckpt["optimizer"])
     s.lr_scheduler.load_state_dict(ckpt["lr_scheduler"])
+    if ckpt.get("criterion"):
+        s.criterion.load_state_dict(ckpt["criterion"])
     if ckpt.get("scaler") is not None and s.scaler.is_enabled():
         s.scaler.load_state_dict(ckpt["scaler"])
     set_rng_state(ckpt["rng"])
@@ -367,11 +382,12 @@ def _save_epoch(s: _Session, p: _Progress, improved: bool) -> None:
     rd.write_metrics(s.run_dir, p.rows)
     s.scalars.write(p.epoch, {k: v for k, v in p.rows[-1].items() if k != "epoch"})
     atomic_torch_save(make_checkpoint(optimizer=s.optimizer, lr_scheduler=s.lr_scheduler, scaler=s.scaler,
-                                      extra={"best_val": p.best_val, "timings": dict(p.timings)}, **common),
+                                      extra={"best_val": p.best_val, "timings": dict(p.timings),
+                                             "criterion": s.criterion.state_dict()}, **common),
                       s.last_path)
 
 
-def _run_epoch(s: _Session, p: _Progress, train_model: nn.Module, criterion, epoch: int, progress: bool,
+def _run_epoch(s: _Session, p: _Progress, train_model: nn.Module, epoch: int, progress: bool,
                on_step) -> tuple[bool, dict]:
     """Train one epoch and validate when due; returns (validation score improved, metrics row)."""
     config = s.config
@@ -382,7 +398,7 @@ def _run_epoch(s: _Session, p: _Progress, train_model: nn.Module, criterion, epo
     kept = str(s.last_path) if s.last_path.is_file() else None
     try:
         stats = train_one_epoch(
-            train_model, criterion, s.optimizer, loader, s.device, epoch, precision=s.precision, scaler=s.scaler,
+            train_model, s.criterion, s.optimizer, loader, s.device, epoch, precision=s.precision, scaler=s.scaler,
             channels_last=config.channels_last, max_batches=config.max_train_batches, progress=progress,
             dist_info=s.info, on_step=on_step,
         )
@@ -394,7 +410,8 @@ def _run_epoch(s: _Session, p: _Progress, train_model: nn.Module, criterion, epo
     s.lr_scheduler.step()
     p.epoch = epoch
     p.timings["train_s"] += stats["time_s"]
-    row = {"epoch": epoch, "lr": lr_new, "lr_pretrained": lr_pre, "loss": stats["loss"], "acc": stats["acc"],
+    row = {"epoch": epoch, "lr": lr_new, "lr_pretrained": lr_pre, "loss": stats["loss"],
+           **{f"loss_{name}": value for name, value in stats["parts"].items()}, "acc": stats["acc"],
            "img_per_s": stats["img_per_s"], "time_s": stats["time_s"]}
     if lr_sag is not None:
         row["lr_sag"] = lr_sag
@@ -427,12 +444,11 @@ def _train(config: ExperimentConfig, device: torch.device, info: DistInfo, *, re
         )
     if config.compile:
         train_model = torch.compile(train_model)
-    criterion = build_criterion(config)
     on_step = _fault_hook()
     epochs = _progress_bar(range(p.epoch + 1, config.epochs + 1), progress and info.is_main,
                            initial=p.epoch, total=config.epochs, desc=config.run_name())
     for epoch in epochs:
-        improved, row = _run_epoch(s, p, train_model, criterion, epoch, progress, on_step)
+        improved, row = _run_epoch(s, p, train_model, epoch, progress, on_step)
         p.timings["total_s"] += time.perf_counter() - wall_start
         wall_start = time.perf_counter()
         _save_epoch(s, p, improved)

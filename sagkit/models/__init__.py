@@ -3,11 +3,13 @@ from .backbones import BACKBONES, Lite0Backbone, ResNetBackbone, build_backbone
 from .branch_norm import BN_STATS, BranchStatistics
 from .efficientnet_lite import EfficientNetLite0
 from .pretrained import imagenet_weights_path, load_backbone_state, load_pretrained, read_state_dict
+from .neck import NECKS, BNNeckHead, EmbeddingHead, TrainOutput
 from .sag import SelfAttentionGrid
 from .sagnet import SAGNet, check_input_size, parse_l2norm
 
 __all__ = [
-    "BACKBONES", "BN_STATS", "BranchStatistics", "EfficientNetLite0", "Lite0Backbone", "ResNetBackbone", "SAGNet",
+    "BACKBONES", "BN_STATS", "BNNeckHead", "BranchStatistics", "EfficientNetLite0", "EmbeddingHead", "Lite0Backbone",
+    "NECKS", "ResNetBackbone", "SAGNet", "TrainOutput",
     "SelfAttentionGrid", "build_backbone", "check_input_size", "imagenet_weights_path", "load_backbone_state", "load_pretrained",
     "parse_l2norm", "read_state_dict",
 ]

@@ -15,8 +15,9 @@ from torch import nn
 
 from sagkit.choices import VALID_DEPTHS, check_depths
 
-from .backbones import build_backbone
+from .backbones import LAST_STRIDES, build_backbone, set_last_stride
 from .branch_norm import BN_STATS, BRANCH_STATS_PREFIX, BranchStatistics, shared_statistic_key
+from .neck import NECKS, TrainOutput, build_neck
 from .sag import ATTENTIONS, GRID_SCALES, L2NORM_DIMS, SelfAttentionGrid, check_choice
 
 # Section 4.6: Eq. 7 helps at D1-D3 and hurts at D4.
@@ -66,31 +67,6 @@ def check_input_size(height: int, width: int) -> None:
                      f"multiples of {STRIDE}, the backbone's output stride; nearest valid sizes: {options}")
 
 
-class EmbeddingHead(nn.Module):
-    """Baseline re-id head: pooled N×C → Linear → BN1d (N×dim embedding) → LeakyReLU(0.1) → Dropout → logits."""
-
-    def __init__(self, in_features: int, num_classes: int, dim: int = 512, dropout: float = 0.5):
-        super().__init__()
-        self.fc = nn.Linear(in_features, dim)
-        self.bn = nn.BatchNorm1d(dim)
-        self.act = nn.LeakyReLU(0.1)
-        self.dropout = nn.Dropout(dropout)
-        self.classifier = nn.Linear(dim, num_classes)
-        nn.init.kaiming_normal_(self.fc.weight, a=0.0, mode="fan_out")
-        nn.init.zeros_(self.fc.bias)
-        nn.init.normal_(self.bn.weight, 1.0, 0.02)
-        nn.init.zeros_(self.bn.bias)
-        nn.init.normal_(self.classifier.weight, std=0.001)
-        nn.init.zeros_(self.classifier.bias)
-
-    def embed(self, pooled: torch.Tensor) -> torch.Tensor:
-        """N×C → N×dim (after Linear and BN, before the activation and dropout)."""
-        return self.bn(self.fc(pooled))
-
-    def forward(self, pooled: torch.Tensor) -> torch.Tensor:
-        return self.classifier(self.dropout(self.act(self.embed(pooled))))
-
-
 class SAGNet(nn.Module):
     """Two-branch backbone with Self Attention Grids after residual stages `depths`, and a re-id head.
 
@@ -104,11 +80,16 @@ class SAGNet(nn.Module):
         v ← v / max(‖v‖₂, 1e-12)   at depths in l2norm     (Eq. 7; default D1-D3 only, Section 4.6)
     What flows on (the paper does not say; decided here): v replaces the lower branch's map and goes
     through the later stages; the upper branch continues unattended and is computed only up to the
-    deepest SAG depth. The final lower-branch map is average-pooled into the head: Linear(C, 512) →
-    BatchNorm1d → LeakyReLU(0.1) → Dropout(0.5) → Linear(512, num_classes).
-    train() → forward gives logits N×num_classes; eval() → the N×`embedding_dim` embedding:
-    "bottleneck" = the 512-d BatchNorm1d output (before LeakyReLU/dropout), "pool" = the pooled C-d map.
+    deepest SAG depth. The final lower-branch map is average-pooled into the head (`neck`, see
+    ``sagkit.models.neck``): "paper" = Linear(C, 512) → BatchNorm1d → LeakyReLU(0.1) → Dropout(0.5) →
+    Linear(512, num_classes); "bnneck" = BoT's BatchNorm1d(C) without bias → Linear(C, num_classes).
+    train() → forward gives a `TrainOutput` (logits N×num_classes, pooled features N×C before the neck,
+    embedding after it); eval() → the N×`embedding_dim` retrieval embedding: "bottleneck" = the neck's
+    BatchNorm1d output (before LeakyReLU/dropout), "pool" = the pooled C-d map.
     `depths=()` is the plain baseline: one branch on the original image, no upsampling.
+    `last_stride=1` (ResNets, as BoT) makes stage 4 keep stage 3's resolution: output stride 16 instead
+    of 32, so at 160×64 the final map and the D4 grid are 10×4 (40 cells, the size of the D3 grid)
+    instead of 5×2 (10 cells); D1-D3 are unchanged. The input sides must still be multiples of 32.
 
     Choices the paper leaves open: ‖v‖₂ in Eq. 7 is taken over the whole map of each image
     (`l2norm_dim="map"`); per-position normalisation over channels (`"channel"`, what F.normalize's
@@ -126,7 +107,8 @@ class SAGNet(nn.Module):
                  pretrained: str | None = None, l2norm: object = None, share_weights: bool = True,
                  attention: str = "softmax", scale_factor: int = 2, upsample: str = "bilinear",
                  embedding: str = "bottleneck", l2norm_dim: str = "map", grid_scale: str = "none",
-                 bottleneck_dim: int = 512, dropout: float = 0.5, bn_stats: str = "per_branch"):
+                 bottleneck_dim: int | None = None, dropout: float | None = None, bn_stats: str = "per_branch",
+                 neck: str = "paper", last_stride: int = 2):
         super().__init__()
         if isinstance(num_classes, bool) or not isinstance(num_classes, int) or num_classes < 1:
             raise ValueError(f"num_classes must be a positive int; got {num_classes!r}")
@@ -134,7 +116,8 @@ class SAGNet(nn.Module):
         self.l2norm_depths = parse_l2norm(l2norm, self.depths)
         for name, value, choices in (("attention", attention, ATTENTIONS), ("upsample", upsample, UPSAMPLE_MODES),
                                      ("embedding", embedding, EMBEDDINGS), ("l2norm_dim", l2norm_dim, L2NORM_DIMS),
-                                     ("grid_scale", grid_scale, GRID_SCALES), ("bn_stats", bn_stats, BN_STATS)):
+                                     ("grid_scale", grid_scale, GRID_SCALES), ("bn_stats", bn_stats, BN_STATS),
+                                     ("neck", neck, NECKS), ("last_stride", last_stride, LAST_STRIDES)):
             check_choice(name, value, choices)
         if (isinstance(scale_factor, bool) or not isinstance(scale_factor, (int, float))
                 or not float(scale_factor).is_integer() or scale_factor < 2):
@@ -148,7 +131,10 @@ class SAGNet(nn.Module):
         self.upsample = upsample
         self.embedding = embedding
         self.bn_stats = bn_stats
+        self.neck = neck
         self.backbone = build_backbone(backbone, pretrained=pretrained)
+        if last_stride != 2:
+            set_last_stride(self.backbone, last_stride)
         self.input_mean = tuple(self.backbone.input_mean)
         self.input_std = tuple(self.backbone.input_std)
         self.feature_dim = self.backbone.stage_channels[-1]
@@ -167,8 +153,8 @@ class SAGNet(nn.Module):
                                        l2norm=d in self.l2norm_depths, l2norm_dim=l2norm_dim,
                                        scale_factor=self.scale_factor, grid_scale=grid_scale)
             for d in self.depths})
-        self.head = EmbeddingHead(self.feature_dim, num_classes, dim=bottleneck_dim, dropout=dropout)
-        self.embedding_dim = bottleneck_dim if embedding == "bottleneck" else self.feature_dim
+        self.head = build_neck(neck, self.feature_dim, num_classes, bottleneck_dim=bottleneck_dim, dropout=dropout)
+        self.embedding_dim = self.head.dim if embedding == "bottleneck" else self.feature_dim
         self.frozen_stages = -1
 
     # ----------------------------------------------------------------- forward
@@ -220,17 +206,18 @@ class SAGNet(nn.Module):
         return F.interpolate(x, size=size, mode="bilinear", align_corners=False)
 
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:
-        """N×3×H×W → final lower-branch map N×C×H/32×W/32 (after the D4 grid when 4 is in depths)."""
+        """N×3×H×W → final lower-branch map N×C×H/32×W/32 (H/16×W/16 with last_stride=1), after the D4 grid
+        when 4 is in depths."""
         return self._run(x)
 
-    def forward_head(self, features: torch.Tensor) -> torch.Tensor:
-        """N×C×h×w → logits N×num_classes in train mode, N×embedding_dim embedding in eval mode."""
+    def forward_head(self, features: torch.Tensor) -> TrainOutput | torch.Tensor:
+        """N×C×h×w → a `TrainOutput` in train mode, the N×embedding_dim retrieval embedding in eval mode."""
         pooled = features.mean(dim=(2, 3))
         if self.training:
             return self.head(pooled)
         return pooled if self.embedding == "pool" else self.head.embed(pooled)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def forward(self, x: torch.Tensor) -> TrainOutput | torch.Tensor:
         return self.forward_head(self.forward_features(x))
 
     @torch.no_grad()

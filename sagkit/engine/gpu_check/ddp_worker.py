@@ -70,7 +70,7 @@ def _rank_step(args: argparse.Namespace) -> dict:
         if config.channels_last:
             images = images.contiguous(memory_format=torch.channels_last)
         with torch.no_grad():
-            local_loss = float(criterion(model(images).float(), targets))
+            local_loss = float(criterion(model(images), targets)[0])
         sums = torch.stack([p.detach().double().sum() for p in model.parameters()])
         gathered = [torch.zeros_like(sums) for _ in range(dist.get_world_size())]
         dist.all_gather(gathered, sums)
