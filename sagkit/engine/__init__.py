@@ -2,7 +2,8 @@
 
 Modules: ``trainer`` (train loop), ``evaluator`` (features, metrics), ``checkpoint`` (atomic files, RNG
 states), ``device`` (device, mixed precision, seeds), ``distributed`` (DDP), ``optim`` (SGD, schedule, loss),
-``run_dir`` (run folders), ``run_lock`` (one trainer per run folder), ``builders`` (model and data from a config).
+``run_dir`` (run folders), ``run_lock`` (one trainer per run folder), ``builders`` (model and data from a config),
+``export`` (ONNX files; imported on its own, since it needs onnx and onnxruntime).
 """
 
 from .checkpoint import load_checkpoint
