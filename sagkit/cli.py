@@ -1,4 +1,4 @@
-"""Command line: ``python -m sagkit {train,eval,synth,bench,workbook}`` (``--help`` on each).
+"""Command line: ``python -m sagkit {train,eval,export,synth,bench,workbook}`` (``--help`` on each).
 
 Errors from bad input are printed as one line ``sagkit <command>: error: ...`` with exit status 2.
 
@@ -259,6 +259,39 @@ def _cmd_eval(args: argparse.Namespace) -> int:
     return 0
 
 
+# ---------------------------------------------------------------------- export
+def _add_export(sub) -> None:
+    p = sub.add_parser(
+        "export",
+        help="write a run's model as an ONNX file",
+        description="Write the eval-mode model of a run folder as ONNX (sagkit.engine.export): normalised "
+        "N×3×H×W images in (H×W the run's input size), the retrieval embedding N×D out, batch size dynamic. "
+        "onnxruntime checks the file against PyTorch before it is put in place.",
+    )
+    p.add_argument("run", help="run folder (runs/<name>)")
+    p.add_argument("--out", metavar="FILE", help="ONNX file to write (default: <run name>.onnx in the current folder)")
+    p.add_argument("--opset", type=int, default=None, metavar="N",
+                   help="ONNX opset version (default: DEFAULT_OPSET of sagkit.engine.export, printed with the result); "
+                   "a value outside the supported range is refused, naming the range")
+    p.add_argument("--which", choices=("best", "last"), default="best", help="checkpoint of the run folder")
+    p.set_defaults(func=_cmd_export)
+
+
+def _cmd_export(args: argparse.Namespace) -> int:
+    try:
+        from sagkit.engine.export import DEFAULT_OPSET, export_run
+    except ModuleNotFoundError as err:
+        if err.name not in ("onnx", "onnxruntime"):
+            raise
+        raise CLIError(f"export needs the {err.name} package: pip install -e '.[export]'") from None
+    done = export_run(args.run, args.out, DEFAULT_OPSET if args.opset is None else args.opset, args.which)
+    height, width = done.input_size
+    print(done.path)
+    print(f"opset {done.opset}; input N×3×{height}×{width} (N dynamic), embedding N×{done.embedding_dim}; "
+          f"max |onnxruntime - torch| {done.max_abs_diff:.2g}")
+    return 0
+
+
 # ---------------------------------------------------------------------- synth
 def _add_synth(sub) -> None:
     p = sub.add_parser(
@@ -400,13 +433,14 @@ def _cmd_workbook(args: argparse.Namespace) -> int:
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="sagkit",
-        description="Self Attention Grid (SAG) for person re-identification: train, evaluate, generate "
-        "synthetic data, benchmark, run the workbook.",
+        description="Self Attention Grid (SAG) for person re-identification: train, evaluate, export to ONNX, "
+        "generate synthetic data, benchmark, run the workbook.",
     )
-    sub = parser.add_subparsers(dest="command", metavar="{train,eval,synth,bench,workbook}")
+    sub = parser.add_subparsers(dest="command", metavar="{train,eval,export,synth,bench,workbook}")
     sub.required = True
     _add_train(sub)
     _add_eval(sub)
+    _add_export(sub)
     _add_synth(sub)
     _add_bench(sub)
     _add_workbook(sub)

@@ -5,7 +5,8 @@ re-ranking, multi-query), ``feature_cache`` (features of a checkpoint on disk), 
 RNG states), ``device`` (device, mixed precision, seeds), ``distributed`` (DDP), ``optim`` (optimizers,
 schedules, the criterion), ``run_dir`` (run folders), ``run_lock`` (one trainer per run folder), ``builders`` (model and data
 from a config),
-``tb_log`` (TensorBoard event files).
+``tb_log`` (TensorBoard event files), ``export`` (ONNX files; imported on its own, since it needs onnx and
+onnxruntime).
 """
 
 from .checkpoint import load_checkpoint
