@@ -646,10 +646,23 @@ class Workbook:
         images = [self.display_image(r, ()) for r in records]
         return images, {depth: self._grids(depth, records) for depth in depths}
 
+    def baseline_activations(self, records: Sequence) -> dict:
+        """{"baseline channel norm", "baseline Grad-CAM": N×h×w} of ``records`` (sagkit.viz.activation)."""
+        import torch
+
+        from sagkit.viz.activation import named_activation_maps
+
+        model, size = self.load_model(()), self.config(()).eval_batch_size
+        transform = self.test_transform(model, ())
+        batches = (torch.stack([transform(_open_rgb(r.path)) for r in records[s:s + size]]).to(self.device())
+                   for s in range(0, len(records), size))
+        return named_activation_maps(model, batches)
+
     def explorer(self, depths: Iterable[int] = SINGLE_DEPTHS, num_images: int = 8, num_queries: int = 6,
-                 topk: int = 5, seed: int = 0):
-        """An :class:`sagkit.viz.AttentionExplorer` over sample queries: overlays at each depth and,
-        for each depth's model, the ranked gallery with its own grids."""
+                 topk: int = 5, seed: int = 0, baseline: bool = True):
+        """An :class:`sagkit.viz.AttentionExplorer` over sample queries: overlays at each depth (and the
+        baseline's activation maps unless ``baseline=False``) and, for each depth's model, the ranked
+        gallery with its own grids."""
         from sagkit.viz import AttentionExplorer, RankedQuery
 
         depths = tuple(depths)
@@ -674,7 +687,8 @@ class Workbook:
                 ))
                 offset += len(idx)
         titles = [f"id {r.pid} / cam {r.camid}" for r in samples]
-        return AttentionExplorer(images, grids, queries=queries, titles=titles)
+        activations = self.baseline_activations(samples) if baseline else None
+        return AttentionExplorer(images, grids, queries=queries, titles=titles, activations=activations)
 
 
 def _ids(query: Sequence, gallery: Sequence) -> tuple:

@@ -234,10 +234,14 @@ class SAGNet(nn.Module):
 
     def forward_head(self, features: torch.Tensor) -> torch.Tensor:
         """N×C×h×w → logits N×num_classes in train mode, N×embedding_dim embedding in eval mode."""
-        pooled = features.mean(dim=(2, 3))
         if self.training:
-            return self.head(pooled)
+            return self.forward_logits(features)
+        pooled = features.mean(dim=(2, 3))
         return pooled if self.embedding == "pool" else self.head.embed(pooled)
+
+    def forward_logits(self, features: torch.Tensor) -> torch.Tensor:
+        """N×C×h×w → identity logits N×num_classes in either mode (eval: dropout off); Grad-CAM scores these."""
+        return self.head(features.mean(dim=(2, 3)))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.forward_head(self.forward_features(x))
