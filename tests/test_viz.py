@@ -335,3 +335,38 @@ def test_explorer_show_rejects_a_bad_interactive_value():
     explorer = viz.AttentionExplorer([np.zeros((8, 4, 3), np.uint8)], {4: torch.rand(1, 1, 2, 1)})
     with pytest.raises(ValueError, match="interactive must be None"):
         explorer.show(interactive="yes")
+
+
+def test_explorer_depth_dropdown_starts_on_a_shown_choice_and_offers_the_baseline_maps():
+    images = [np.zeros((64, 32, 3), np.uint8), np.full((64, 32, 3), 90, np.uint8)]
+    grids = {4: torch.rand(2, 1, 2, 1), 2: torch.rand(2, 1, 8, 4)}
+    activations = {"baseline Grad-CAM": torch.rand(2, 2, 1)}
+    explorer = viz.AttentionExplorer(images, grids, activations=activations)
+    image_pick, depth_pick = explorer.widget().children[0].children
+    # ipywidgets shows a blank drop-down when value is None or not among the options' values
+    for pick in (image_pick, depth_pick):
+        assert pick.index == 0 and pick.label == pick.options[0][0] and pick.value == pick.options[0][1]
+    assert depth_pick.label == "all"
+    assert [label for label, _ in depth_pick.options] == ["all", "baseline Grad-CAM", "D2", "D4"]
+    depth_pick.value = "baseline Grad-CAM"
+    assert depth_pick.label == "baseline Grad-CAM"
+    fig = explorer.render_image(1, "baseline Grad-CAM")
+    assert len(fig.axes) == 2 and fig.axes[1].get_title() == "baseline\nGrad-CAM\n(h=2, w=1)"
+    assert len(explorer.render_image(0, "all").axes) == 1 + 3
+    assert explorer.render_image(0, 2).axes[1].get_title() == "D2 (h=8, w=4)"
+    with pytest.raises(ValueError, match="depth=3 is not shown here; choose one of \\['all', 'baseline Grad-CAM', 2, 4\\]"):
+        explorer.render_image(0, 3)
+    plt.close("all")
+
+
+def test_plot_attention_grids_puts_named_activation_maps_before_the_depths():
+    images = [np.zeros((64, 32, 3), np.uint8)] * 2
+    grids = {4: torch.rand(2, 1, 2, 1)}
+    fig = viz.plot_attention_grids(images, grids, activations={"baseline channel norm": torch.rand(2, 2, 1)})
+    titles = [ax.get_title() for ax in fig.axes[:3]]
+    assert titles == ["original", "baseline\nchannel norm\n(h=2, w=1)", "D4 (h=2, w=1)"]
+    with pytest.raises(ValueError, match="activations\\['x'\\] has 1 maps but there are 2 images"):
+        viz.plot_attention_grids(images, grids, activations={"x": torch.rand(1, 2, 1)})
+    with pytest.raises(ValueError, match="activations named \\['D4'\\] would hide"):
+        viz.plot_attention_grids(images, grids, activations={"D4": torch.rand(2, 2, 1)})
+    plt.close("all")

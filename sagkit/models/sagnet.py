@@ -217,6 +217,10 @@ class SAGNet(nn.Module):
             return self.head(pooled)
         return pooled if self.embedding == "pool" else self.head.embed(pooled)
 
+    def forward_logits(self, features: torch.Tensor) -> torch.Tensor:
+        """N×C×h×w → identity logits N×num_classes in either mode (eval: dropout off); Grad-CAM scores these."""
+        return self.head(features.mean(dim=(2, 3))).logits
+
     def forward(self, x: torch.Tensor) -> TrainOutput | torch.Tensor:
         return self.forward_head(self.forward_features(x))
 

@@ -1,6 +1,6 @@
 """An ipywidgets explorer for attention grids and ranked lists, with a static fallback.
 
-In JupyterLab it shows dropdowns (image, depth, query). Run headlessly (papermill, nbconvert, a plain
+In JupyterLab it shows dropdowns (image, depth or activation map, query, model). Run headlessly (papermill, nbconvert, a plain
 Python process, or ``SAGKIT_HEADLESS=1``) widgets cannot be seen, so it renders the same views as
 static figures instead.
 """
@@ -13,12 +13,14 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from sagkit.viz.heatmaps import grid_shape_label, overlay_heatmap
+from sagkit.viz.heatmaps import map_columns, map_title, overlay_heatmap
 from sagkit.viz.images import to_uint8_image
 from sagkit.viz.ranked_list import ranked_list_strip
 
 # Programs that start a kernel with nobody looking at it (matched against the parent's argv words).
 HEADLESS_PARENTS = ("papermill", "nbclient", "nbconvert", "jupyter-nbconvert", "jupyter-execute", "pytest", "py.test")
+# The depth drop-down's "every column" choice. Not None: to ipywidgets a None value means "nothing selected".
+ALL_MAPS = "all"
 
 
 @dataclass
@@ -65,7 +67,8 @@ class AttentionExplorer:
     """Browse attention overlays per image and depth, and ranked lists per query.
 
     ``images``: H×W×3 images; ``grids``: {depth: N×1×h×w} aligned with ``images``;
-    ``queries``: optional {depth: [RankedQuery, ...]} (the ranking of that depth's model).
+    ``queries``: optional {depth: [RankedQuery, ...]} (the ranking of that depth's model);
+    ``activations``: optional {name: N×h×w} maps of models without a grid (e.g. "baseline Grad-CAM").
     """
 
     def __init__(
@@ -76,14 +79,14 @@ class AttentionExplorer:
         titles: Sequence[str] | None = None,
         alpha: float = 0.5,
         cmap: str = "jet",
+        activations: Mapping[str, object] | None = None,
     ):
         if not images:
             raise ValueError("AttentionExplorer needs at least one image")
         self.images = [to_uint8_image(image) for image in images]
         self.grids = {int(d): g for d, g in grids.items()}
-        for depth, maps in self.grids.items():
-            if len(maps) != len(self.images):
-                raise ValueError(f"grids[{depth}] has {len(maps)} maps for {len(self.images)} images")
+        self.activations = {str(name): maps for name, maps in (activations or {}).items()}
+        self.columns = dict(map_columns(self.grids, self.activations, len(self.images)))
         self.queries = {int(d): list(q) for d, q in (queries or {}).items()}
         self.titles = list(titles) if titles is not None else [f"image {i}" for i in range(len(self.images))]
         self.alpha = alpha
@@ -93,19 +96,34 @@ class AttentionExplorer:
     def depths(self) -> list[int]:
         return sorted(self.grids)
 
-    def render_image(self, index: int = 0, depth: int | None = None):
-        """Original image beside its overlay at ``depth`` (all depths when None); returns a Figure."""
+    def map_options(self) -> list[tuple[str, object]]:
+        """The depth drop-down's (label, value) pairs: every column, each activation map, each depth."""
+        return ([("all", ALL_MAPS)] + [(name, name) for name in self.activations]
+                + [(f"D{d}", d) for d in self.depths])
+
+    def _chosen_columns(self, depth) -> list[str]:
+        """Column labels for a drop-down value: all (None or "all"), a depth (int) or an activation name."""
+        if depth is None or depth == ALL_MAPS:
+            return list(self.columns)
+        label = f"D{depth}" if isinstance(depth, (int, np.integer)) and not isinstance(depth, bool) else str(depth)
+        if label not in self.columns:
+            raise ValueError(f"depth={depth!r} is not shown here; choose one of {[v for _, v in self.map_options()]}")
+        return [label]
+
+    def render_image(self, index: int = 0, depth: int | str | None = None):
+        """Original image beside its overlay at ``depth`` (an int), an activation map (its name) or all
+        of them (None or "all"); returns a Figure."""
         import matplotlib.pyplot as plt
 
-        depths = self.depths if depth is None else [int(depth)]
+        labels = self._chosen_columns(depth)
         image = self.images[index]
-        fig, axes = plt.subplots(1, 1 + len(depths), figsize=(1.6 * (1 + len(depths)), 3.0), squeeze=False)
+        fig, axes = plt.subplots(1, 1 + len(labels), figsize=(1.6 * (1 + len(labels)), 3.0), squeeze=False)
         axes[0, 0].imshow(image)
         axes[0, 0].set_title(self.titles[index], fontsize=8)
-        for ax, d in zip(axes[0, 1:], depths):
-            grid = self.grids[d][index]
+        for ax, label in zip(axes[0, 1:], labels):
+            grid = self.columns[label][index]
             ax.imshow(overlay_heatmap(image, grid, alpha=self.alpha, cmap=self.cmap))
-            ax.set_title(f"D{d} ({grid_shape_label(grid)})", fontsize=8)
+            ax.set_title(map_title(label, grid), fontsize=8)
         for ax in axes.ravel():
             ax.axis("off")
         fig.tight_layout()
@@ -135,7 +153,7 @@ class AttentionExplorer:
         return fig
 
     def static(self) -> list:
-        """The headless rendering: every depth for the first image, and the first query at each depth."""
+        """The headless rendering: every column for the first image, and the first query at each depth."""
         figures = [self.render_image(0, None)]
         for depth in sorted(self.queries):
             if self.queries[depth]:
@@ -143,15 +161,14 @@ class AttentionExplorer:
         return figures
 
     def widget(self):
-        """An ipywidgets box with image/depth/query dropdowns driving the two views."""
+        """An ipywidgets box: image and depth (or activation map) drop-downs over the image view, query and
+        model drop-downs over the ranked list."""
         import ipywidgets as widgets
         import matplotlib.pyplot as plt
         from IPython.display import display
 
         image_pick = widgets.Dropdown(options=[(t, i) for i, t in enumerate(self.titles)], value=0, description="image")
-        depth_pick = widgets.Dropdown(
-            options=[("all", None)] + [(f"D{d}", d) for d in self.depths], value=None, description="depth"
-        )
+        depth_pick = widgets.Dropdown(options=self.map_options(), value=ALL_MAPS, description="depth")
         out_image = widgets.Output()
         controls = [image_pick, depth_pick]
 

@@ -88,6 +88,32 @@ def grid_shape_label(grid) -> str:
     return f"h={h}, w={w}"
 
 
+def map_title(label: str, grid) -> str:
+    """'D4 (h=5, w=2)'; a longer label such as 'baseline Grad-CAM' is wrapped after its first word and
+    the shape goes on its own line, so that titles fit the narrow columns."""
+    if len(label) <= 3:
+        return f"{label} ({grid_shape_label(grid)})"
+    wrapped = label.replace(" ", "\n", 1)
+    return f"{wrapped}\n({grid_shape_label(grid)})"
+
+
+def map_columns(grids: Mapping[int, object], activations: Mapping[str, object] | None, count: int) -> list[tuple[str, object]]:
+    """(label, maps) per overlay column: named activation maps first, in their order, then "D1".."D4".
+
+    ``grids``: {depth: N×1×h×w}; ``activations``: {name: N×h×w}, e.g. the baseline's Grad-CAM
+    (:mod:`sagkit.viz.activation`), which has no attention grid. Each must hold ``count`` maps.
+    """
+    named = [(f"activations[{name!r}]", str(name), maps) for name, maps in (activations or {}).items()]
+    depths = [(f"grids[{depth}]", f"D{depth}", grids[depth]) for depth in sorted(grids)]
+    clash = sorted({label for _, label, _ in named} & {label for _, label, _ in depths})
+    if clash:
+        raise ValueError(f"activations named {clash} would hide the attention grids of the same name: rename them")
+    for key, _, maps in named + depths:
+        if len(maps) != count:
+            raise ValueError(f"{key} has {len(maps)} maps but there are {count} images")
+    return [(label, maps) for _, label, maps in named + depths]
+
+
 def plot_attention_grids(
     images: Sequence,
     grids: Mapping[int, object],
@@ -97,22 +123,21 @@ def plot_attention_grids(
     std: Sequence[float] | None = None,
     row_titles: Sequence[str] | None = None,
     cell_size: tuple[float, float] = (1.3, 2.6),
+    activations: Mapping[str, object] | None = None,
 ):
     """Figure 4: one row per image; the original, then its grid overlaid for each depth in ``grids``.
 
     ``grids`` maps a depth (1-4) to an N×1×h×w array/tensor (or a list of N h×w maps) aligned with
-    ``images``. Returns a matplotlib Figure.
+    ``images``; ``activations`` adds named N×h×w maps (e.g. the baseline's) before the depths.
+    Returns a matplotlib Figure.
     """
     import matplotlib.pyplot as plt
 
-    depths = sorted(grids)
     n = len(images)
     if n == 0:
         raise ValueError("plot_attention_grids needs at least one image")
-    for depth in depths:
-        if len(grids[depth]) != n:
-            raise ValueError(f"grids[{depth}] has {len(grids[depth])} maps but there are {n} images")
-    ncols = 1 + len(depths)
+    columns = map_columns(grids, activations, n)
+    ncols = 1 + len(columns)
     fig, axes = plt.subplots(n, ncols, figsize=(cell_size[0] * ncols, cell_size[1] * n), squeeze=False)
     for row, image in enumerate(images):
         rgb = to_uint8_image(image, mean=mean, std=std)
@@ -121,11 +146,10 @@ def plot_attention_grids(
             axes[row, 0].set_title("original", fontsize=9)
         if row_titles is not None:
             axes[row, 0].set_ylabel(row_titles[row], fontsize=8)
-        for col, depth in enumerate(depths, start=1):
-            grid = grids[depth][row]
-            axes[row, col].imshow(overlay_heatmap(rgb, grid, alpha=alpha, cmap=cmap))
+        for col, (label, maps) in enumerate(columns, start=1):
+            axes[row, col].imshow(overlay_heatmap(rgb, maps[row], alpha=alpha, cmap=cmap))
             if row == 0:
-                axes[row, col].set_title(f"D{depth} ({grid_shape_label(grid)})", fontsize=9)
+                axes[row, col].set_title(map_title(label, maps[row]), fontsize=9)
     for ax in axes.ravel():
         ax.set_xticks([])
         ax.set_yticks([])

@@ -14,8 +14,9 @@ from PIL import Image
 
 from sagkit.data import build_transforms
 from sagkit.viz import AttentionExplorer, RankedQuery, rank_gallery, resize_image, to_uint8_image
+from sagkit.viz.activation import named_activation_maps
 
-__all__ = ["attention_grids", "display_image", "explorer", "ranked", "ranked_examples"]
+__all__ = ["attention_grids", "baseline_activations", "display_image", "explorer", "ranked", "ranked_examples"]
 
 
 def display_image(wb, record, depths: tuple = ()) -> np.ndarray:
@@ -55,17 +56,27 @@ def _open_rgb(path: str) -> Image.Image:
         return image.convert("RGB")
 
 
+def _batches(wb, depths: tuple, model, records: Sequence):
+    """Test-transformed image batches (B×3×H×W, eval_batch_size each) of ``records`` on the workbook's device."""
+    config = wb.config(depths)
+    transform = build_transforms(config.height, config.width, train=False, mean=model.input_mean,
+                                 std=model.input_std)
+    size = config.eval_batch_size
+    for start in range(0, len(records), size):
+        yield torch.stack([transform(_open_rgb(r.path)) for r in records[start:start + size]]).to(wb.device())
+
+
 def _grids(wb, depth: int, records: Sequence) -> torch.Tensor:
     """N×1×h×w attention grids of ``records`` from the single-depth run D``depth`` (batched)."""
     model = wb.load_model((depth,))
-    config = wb.config((depth,))
-    transform = build_transforms(config.height, config.width, train=False, mean=model.input_mean,
-                                 std=model.input_std)
-    maps = []
-    for start in range(0, len(records), config.eval_batch_size):
-        batch = torch.stack([transform(_open_rgb(r.path)) for r in records[start:start + config.eval_batch_size]])
-        maps.append(model.attention_grids(batch.to(wb.device()))[depth].float().cpu())
-    return torch.cat(maps)
+    return torch.cat([model.attention_grids(batch)[depth].float().cpu()
+                      for batch in _batches(wb, (depth,), model, records)])
+
+
+def baseline_activations(wb, records: Sequence) -> dict:
+    """{"baseline channel norm", "baseline Grad-CAM": N×h×w} of ``records`` from the baseline run."""
+    model = wb.load_model(())
+    return named_activation_maps(model, _batches(wb, (), model, records))
 
 
 def attention_grids(wb, records: Sequence, depths: tuple) -> tuple[list, dict]:
@@ -75,9 +86,10 @@ def attention_grids(wb, records: Sequence, depths: tuple) -> tuple[list, dict]:
 
 
 def explorer(wb, depths: tuple, num_images: int = 8, num_queries: int = 6, topk: int = 5,
-             seed: int = 0) -> AttentionExplorer:
-    """An :class:`sagkit.viz.AttentionExplorer` over sample queries: overlays at each depth and, for each
-    depth's model, the ranked gallery with its own grids."""
+             seed: int = 0, baseline: bool = True) -> AttentionExplorer:
+    """An :class:`sagkit.viz.AttentionExplorer` over sample queries: overlays at each depth (and the baseline
+    run's activation maps unless ``baseline=False``) and, for each depth's model, the ranked gallery with its
+    own grids."""
     samples = wb.sample_queries(max(num_images, num_queries), seed)
     images = [display_image(wb, r) for r in samples]
     grids, queries = {}, {}
@@ -99,4 +111,5 @@ def explorer(wb, depths: tuple, num_images: int = 8, num_queries: int = 6, topk:
             ))
             offset += len(idx)
     titles = [f"id {r.pid} / cam {r.camid}" for r in samples]
-    return AttentionExplorer(images, grids, queries=queries, titles=titles)
+    activations = baseline_activations(wb, samples) if baseline else None
+    return AttentionExplorer(images, grids, queries=queries, titles=titles, activations=activations)

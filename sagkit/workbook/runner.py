@@ -163,6 +163,6 @@ def _trained_configs(name: str, extra: Mapping, configs: Sequence[tuple]) -> set
         return {parse_depths(extra["depth"])}
     if name == "04_sota_tables":
         return {(4,)}
-    if name == "05_attention_heatmaps":
-        return {(d,) for d in parse_depths(extra["depths"])}
+    if name == "05_attention_heatmaps":  # the baseline's activation maps stand beside the grids
+        return {()} | {(d,) for d in parse_depths(extra["depths"])}
     return set()

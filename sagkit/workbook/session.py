@@ -239,7 +239,11 @@ class Workbook:
         """(images H×W×3, {d: N×1×h×w}) for single-depth runs D``d``: each depth's grid from its own model."""
         return pictures.attention_grids(self, records, tuple(depths))
 
+    def baseline_activations(self, records: Sequence) -> dict:
+        """{"baseline channel norm", "baseline Grad-CAM": N×h×w} of ``records`` (``sagkit.viz.activation``)."""
+        return pictures.baseline_activations(self, records)
+
     def explorer(self, depths: Iterable[int] = VALID_DEPTHS, num_images: int = 8, num_queries: int = 6,
-                 topk: int = 5, seed: int = 0):
+                 topk: int = 5, seed: int = 0, baseline: bool = True):
         """An :class:`sagkit.viz.AttentionExplorer` over sample queries (see ``pictures.explorer``)."""
-        return pictures.explorer(self, tuple(depths), num_images, num_queries, topk, seed)
+        return pictures.explorer(self, tuple(depths), num_images, num_queries, topk, seed, baseline)
