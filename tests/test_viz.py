@@ -226,6 +226,14 @@ def test_plot_dataset_distributions_three_panels(tmp_path):
     assert [ax.get_title() for ax in fig.axes[:3]] == ["identity distribution", "camera distribution", "images per identity"]
 
 
+def test_distribution_plot_drops_distractors_only_where_the_dataset_has_them():
+    frame = pd.DataFrame({"split": ["train", "query", "query", "gallery", "gallery"], "pid": [0, 0, 3, -1, 0]})
+    market = sagkit.viz.plots.person_rows(frame)  # Market: id 0 is a distractor outside train
+    assert market["pid"].tolist() == [0, 3]
+    msmt = sagkit.viz.plots.person_rows(frame, distractor_pid=None)  # MSMT17: id 0 is a person
+    assert msmt["pid"].tolist() == [0, 0, 3, 0]
+
+
 def test_figure1_groups_pick_cross_camera_lookalikes_and_hard_views(tmp_path):
     records = _write_images(tmp_path)
     groups = viz.figure1_groups(records, seed=0)

@@ -20,11 +20,22 @@ def records_frame(splits: Mapping[str, Sequence]) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=["split", "pid", "camid"])
 
 
-def plot_dataset_distributions(splits: Mapping[str, Sequence], title: str | None = None):
+def person_rows(frame: pd.DataFrame, distractor_pid: int | None = 0) -> pd.DataFrame:
+    """Rows of a ``records_frame`` that are people: junk (pid -1) left out everywhere, ``distractor_pid``
+    (None: no distractors) left out of every split but ``train``."""
+    person = frame["pid"] >= 0
+    if distractor_pid is not None:
+        person &= (frame["pid"] != distractor_pid) | (frame["split"] == "train")
+    return frame[person]
+
+
+def plot_dataset_distributions(splits: Mapping[str, Sequence], title: str | None = None,
+                               distractor_pid: int | None = 0):
     """Three panels: images per identity (sorted), camera distribution, histogram of images per identity.
 
     ``splits`` maps a split name (train, query, gallery) to its list of ImageRecord. Junk images (pid -1)
-    and, outside ``train``, distractors (pid 0) are left out.
+    and, outside ``train``, distractors (``distractor_pid``: Market's 0; None where every id is a person, as
+    in MSMT17, whose ``ReIDDataset.distractor_pid`` is None) are left out.
     """
     import matplotlib.pyplot as plt
     import seaborn as sns
@@ -33,7 +44,7 @@ def plot_dataset_distributions(splits: Mapping[str, Sequence], title: str | None
     if frame.empty:
         raise ValueError("plot_dataset_distributions got no records")
     # junk (-1) everywhere, and distractors (pid 0 in the test splits, as in Market-1501) are no identity
-    frame = frame[(frame["pid"] > 0) | ((frame["pid"] == 0) & (frame["split"] == "train"))]
+    frame = person_rows(frame, distractor_pid)
     per_id = frame.groupby(["split", "pid"]).size().rename("images").reset_index()
     per_id["rank"] = per_id.groupby("split")["images"].rank(method="first", ascending=False)
     fig, axes = plt.subplots(1, 3, figsize=(15, 3.8))
