@@ -143,6 +143,7 @@ def test_05_writes_figure4_and_renders_the_explorer_statically(executed, workspa
     "name, parameters, message",
     [
         ("03_ablation", {"depth": 5}, "depth must be 0 (the baseline), an integer 1..4"),
+        ("03_ablation", {"seeds": "0,0"}, "seeds must be one or more distinct non-negative integers"),
         ("01_data_exploration", {"dataset": "imagenet"}, "dataset 'imagenet' is unknown: use one of synthetic"),
         ("02_baseline", {"dataset": "market1501", "data_root": "/no/such/market"},
          "data_root '/no/such/market' does not exist"),

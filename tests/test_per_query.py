@@ -119,3 +119,16 @@ def test_sagkit_eval_prints_intervals(trained, capsys):
     text = capsys.readouterr().out
     low, high = results["intervals"]["rank1"]
     assert f"R1 {results['rank1']:.2f} [{low:.2f}, {high:.2f}]" in text and "percentile bootstrap" in text
+
+
+def test_results_commands_report_bad_input_in_one_line(tmp_path, capsys):
+    cases = [
+        (["results", "export", str(tmp_path / "no-runs")], "runs folder"),
+        (["results", "tables", "--results-dir", str(tmp_path)], "export runs first"),
+        (["results", "tables", "--seeds", "1,x"], "seeds must be one or more distinct non-negative integers"),
+        (["results", "tables", "--profile", "huge"], "--profile 'huge' is unknown"),
+    ]
+    for argv, message in cases:
+        assert main(argv) == 2
+        err = capsys.readouterr().err
+        assert err.startswith("sagkit results: error: ") and message in err and err.count("\n") == 1
