@@ -10,6 +10,7 @@ PROFILE ?= cpu
 DEVICE ?= auto
 RUNS_DIR ?= runs
 FIGURES_DIR ?= figures
+SEEDS ?= 0
 
 .PHONY: install workbook test bench clean-runs
 
@@ -25,7 +26,7 @@ $(STAMP): pyproject.toml
 
 workbook: $(STAMP)
 	$(PY) -m sagkit workbook --dataset $(DATASET) --data-root '$(DATA_ROOT)' --profile $(PROFILE) \
-		--device $(DEVICE) --runs-dir $(RUNS_DIR) --figures-dir $(FIGURES_DIR)
+		--device $(DEVICE) --runs-dir $(RUNS_DIR) --figures-dir $(FIGURES_DIR) --seeds '$(SEEDS)'
 
 test: $(STAMP)
 	$(PY) -m pytest -q

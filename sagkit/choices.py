@@ -1,4 +1,4 @@
-"""The values a user may choose for SAG depths and devices, defined once (no torch import: the CLI and the
+"""The values a user may choose for SAG depths, training seeds and devices, defined once (no torch import: the CLI and the
 config check them before torch loads). Dataset names belong to ``sagkit.data.registry``, profile names to
 ``sagkit.config``."""
 
@@ -13,6 +13,8 @@ DEPTH_HELP = (
     "depth must be 0 (the baseline), an integer 1..4 (one SAG module at that depth) or a comma-separated "
     "list of distinct depths such as '1,2,3' (stacked modules)"
 )
+SEEDS_HELP = "seeds must be one or more distinct non-negative integers, e.g. 0 or '0,1,2'"
+DEFAULT_SEEDS = (0,)
 DEVICE_RE = re.compile(r"^(auto|cpu|cuda|cuda:\d+)$")
 DEVICE_RULE = "use 'auto', 'cpu', 'cuda' or 'cuda:N'"
 
@@ -57,6 +59,28 @@ def parse_depths(value: Any) -> tuple[int, ...]:
     if any(d not in VALID_DEPTHS for d in items) or len(set(items)) != len(items):
         raise ValueError(f"{DEPTH_HELP}; got {value!r}")
     return tuple(sorted(items))
+
+
+def parse_seeds(value: Any) -> tuple[int, ...]:
+    """Training seeds as a user types them: 0 / '0' → (0,); '0,1,2', '0 1 2' or [0, 1, 2] → (0, 1, 2), in the
+    order given. Anything else raises ValueError quoting :data:`SEEDS_HELP`."""
+    if isinstance(value, bool) or value is None:
+        raise ValueError(f"{SEEDS_HELP}; got {value!r}")
+    if isinstance(value, int):
+        items: list = [value]
+    elif isinstance(value, str):
+        try:
+            items = [int(p) for p in value.strip().strip("()[]").replace(",", " ").split()]
+        except ValueError:
+            raise ValueError(f"{SEEDS_HELP}; got {value!r}") from None
+    elif isinstance(value, (list, tuple)):
+        items = list(value)
+    else:
+        raise ValueError(f"{SEEDS_HELP}; got {value!r}")
+    if (not items or any(isinstance(s, bool) or not isinstance(s, int) or s < 0 for s in items)
+            or len(set(items)) != len(items)):
+        raise ValueError(f"{SEEDS_HELP}; got {value!r}")
+    return tuple(items)
 
 
 def check_device(device: Any, name: str = "device") -> str:

@@ -1,4 +1,4 @@
-"""Command line: ``python -m sagkit {train,eval,export,synth,bench,workbook}`` (``--help`` on each).
+"""Command line: ``python -m sagkit {train,eval,export,synth,bench,workbook,results}`` (``--help`` on each).
 
 Errors from bad input are printed as one line ``sagkit <command>: error: ...`` with exit status 2.
 
@@ -176,13 +176,22 @@ def _cmd_train(args: argparse.Namespace) -> int:
 
 
 def _format_metrics(m: dict) -> str:
-    """The metrics of a results dict (``Retrieval.summary``), one line per evaluation that is there."""
+    """The metrics of a results dict (``Retrieval.summary``), one line per evaluation that is there, each
+    followed by its bootstrap interval ``[low, high]`` when ``m["intervals"]`` has it."""
+    intervals = m.get("intervals") or {}
     lines = []
     for prefix, label in (("", ""), ("rerank_", "with re-ranking: "), ("multi_", "multi-query: "),
                           ("multi_rerank_", "multi-query with re-ranking: ")):
         if f"{prefix}rank1" in m:
-            lines.append(label + "  ".join(f"{name} {m[prefix + key]:.2f}" for key, name in
-                                           (("rank1", "R1"), ("rank5", "R5"), ("rank10", "R10"), ("mAP", "mAP"))))
+            cells = []
+            for key, name in (("rank1", "R1"), ("rank5", "R5"), ("rank10", "R10"), ("mAP", "mAP")):
+                span = intervals.get(prefix + key)
+                cells.append(f"{name} {m[prefix + key]:.2f}" + (f" [{span[0]:.2f}, {span[1]:.2f}]" if span else ""))
+            lines.append(label + "  ".join(cells))
+    if intervals and m.get("interval_method"):
+        method = m["interval_method"]
+        lines.append(f"[low, high]: {100 * method['confidence']:g}% {method['method']} ({method['resamples']} "
+                     f"resamples, seed {method['seed']})")
     return "\n".join(lines)
 
 
@@ -192,7 +201,8 @@ def _add_eval(sub) -> None:
         "eval",
         help="evaluate a checkpoint or run folder on a dataset",
         description="Evaluate a trained model (run folder or checkpoint .pt) on a dataset's query/gallery "
-        "split and print rank-1/5/10 and mAP (percent), with and without re-ranking.",
+        "split and print rank-1/5/10 and mAP (percent), with and without re-ranking, each with its 95% percentile "
+        "bootstrap interval over the queries.",
     )
     p.add_argument("path", help="run folder (runs/<name>) or checkpoint file")
     p.add_argument("--which", choices=("best", "last"), default="best", help="checkpoint of a run folder")
@@ -218,8 +228,10 @@ def _cmd_eval(args: argparse.Namespace) -> int:
     from sagkit.data import load_dataset
     from sagkit.engine.device import resolve_device, retain_freed_memory
     from sagkit.engine.feature_cache import FeatureCache
+    from sagkit.engine.per_query import retrieval_queries
     from sagkit.engine.retrieval import retrieve_dataset
     from sagkit.engine.run_dir import checkpoint_path, model_from_checkpoint, run_model
+    from sagkit.evaluation.bootstrap import interval_method, run_intervals
 
     _configure_logging()
     path = Path(args.path)
@@ -249,7 +261,9 @@ def _cmd_eval(args: argparse.Namespace) -> int:
         changes["batch_size"] = args.batch_size
     if args.num_workers is not None:
         changes["num_workers"] = args.num_workers
-    metrics = retrieve_dataset(model, dataset, config, device=device, cache=cache, **changes).summary()
+    retrieval = retrieve_dataset(model, dataset, config, device=device, cache=cache, **changes)
+    metrics = {**retrieval.summary(), "intervals": run_intervals(retrieval_queries(retrieval).scores),
+               "interval_method": interval_method()}
     if args.json:
         print(json.dumps(metrics, indent=2, sort_keys=True))
     else:
@@ -415,6 +429,8 @@ def _add_workbook(sub) -> None:
     p.add_argument("--device", default="auto")
     p.add_argument("--runs-dir", default="runs")
     p.add_argument("--figures-dir", default="figures")
+    p.add_argument("--seeds", default="0", help="training seeds of the ablation, e.g. 0,1,2 (one run each; "
+                   "Table 1 gives their mean, spread and 95%% interval)")
     p.set_defaults(func=_cmd_workbook)
 
 
@@ -424,9 +440,65 @@ def _cmd_workbook(args: argparse.Namespace) -> int:
     _configure_logging()
     result = run_workbook(
         dataset=args.dataset, data_root=_optional_path(args.data_root), profile=args.profile,
-        device=args.device, runs_dir=args.runs_dir, figures_dir=args.figures_dir,
+        device=args.device, runs_dir=args.runs_dir, figures_dir=args.figures_dir, seeds=args.seeds,
     )
     return int(result) if isinstance(result, int) else 0
+
+
+# ---------------------------------------------------------------------- results
+def _add_results(sub) -> None:
+    p = sub.add_parser(
+        "results",
+        help="keep run summaries in the results folder; rebuild the tables and Figure 3 from it",
+        description="export: copy the finished runs of RUNS_DIR (results.json, per_query.npz) into "
+        "<results-dir>/<dataset>/<run name>/. tables: rebuild Table 1 (with seeds, intervals and the paired "
+        "comparison), Figure 3 and Tables 3-5 from the results folder alone.",
+    )
+    actions = p.add_subparsers(dest="action", metavar="{export,tables}")
+    actions.required = True
+    export = actions.add_parser("export", help="copy finished runs into the results folder")
+    export.add_argument("runs_dir", metavar="RUNS_DIR", help="folder holding run folders (e.g. runs)")
+    export.add_argument("--results-dir", default="results")
+    export.add_argument("--device", default="cpu", help="for runs that predate per_query.npz and lack kept features")
+    export.set_defaults(func=_cmd_results_export)
+    tabs = actions.add_parser("tables", help="rebuild Table 1, Figure 3 and Tables 3-5 from the results folder")
+    tabs.add_argument("--results-dir", default="results")
+    tabs.add_argument("--dataset", default="synthetic")
+    tabs.add_argument("--profile", default="cpu", help="the profile whose runs make the tables (paper, cpu, tiny, bot)")
+    tabs.add_argument("--seeds", default=None, help="only these seeds, e.g. 0,1,2 (default: every kept seed)")
+    tabs.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                      help="config fields the runs were trained with on top of the profile (as for train)")
+    tabs.add_argument("--out", default=None, help="output folder (default: figures, or figures/<dataset>)")
+    tabs.set_defaults(func=_cmd_results_tables)
+
+
+def _cmd_results_export(args: argparse.Namespace) -> int:
+    from sagkit.results_folder import export_runs
+
+    written = export_runs(args.runs_dir, args.results_dir, device=args.device)
+    for folder in written:
+        print(folder)
+    print(f"{len(written)} runs kept in {args.results_dir}")
+    return 0
+
+
+def _cmd_results_tables(args: argparse.Namespace) -> int:
+    from sagkit.choices import parse_seeds
+    from sagkit.config import PROFILES
+    from sagkit.results_folder import write_tables
+    from sagkit.tables import table1_summary, to_markdown
+    from sagkit.workbook.parameters import figures_dir_for
+
+    if args.profile not in PROFILES:
+        raise CLIError(f"--profile {args.profile!r} is unknown: use one of {', '.join(PROFILES)}")
+    seeds = None if args.seeds is None else parse_seeds(args.seeds)
+
+    out = Path(args.out) if args.out else figures_dir_for("figures", args.dataset)
+    done = write_tables(args.results_dir, args.dataset, args.profile, out, seeds=seeds,
+                        overrides=parse_overrides(args.overrides))
+    print(to_markdown(table1_summary(done["table1"])), end="")
+    print(f"{len(done['files'])} files written in {out}")
+    return 0
 
 
 # ---------------------------------------------------------------------- main
@@ -436,7 +508,7 @@ def build_parser() -> argparse.ArgumentParser:
         description="Self Attention Grid (SAG) for person re-identification: train, evaluate, export to ONNX, "
         "generate synthetic data, benchmark, run the workbook.",
     )
-    sub = parser.add_subparsers(dest="command", metavar="{train,eval,export,synth,bench,workbook}")
+    sub = parser.add_subparsers(dest="command", metavar="{train,eval,export,synth,bench,workbook,results}")
     sub.required = True
     _add_train(sub)
     _add_eval(sub)
@@ -444,6 +516,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_synth(sub)
     _add_bench(sub)
     _add_workbook(sub)
+    _add_results(sub)
     return parser
 
 

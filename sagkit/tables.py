@@ -19,10 +19,13 @@ import pandas as pd
 
 from sagkit import reference
 from sagkit.atomic import atomic_write_text
+from sagkit.evaluation.bootstrap import INTERVAL_METRICS, SUMMARY_PREFIXES
+from sagkit.seed_stats import seed_statistics, stat_columns
 
-METRICS = ("rank1", "rank5", "rank10", "mAP")
+METRICS = INTERVAL_METRICS  # the four metrics of the paper's tables
 COLUMNS = {"rank1": "R1", "rank5": "R5", "rank10": "R10", "mAP": "mAP"}  # the paper's column names
 PAPER_COLUMNS = tuple(COLUMNS[m] for m in METRICS)
+STAT_COLUMNS = stat_columns(COLUMNS)  # Table 1's columns after the paper's: seeds, spread, interval, comparison
 TABLE1_ORDER = reference.TABLE1_ORDER
 SOTA_NAMES = {3: "table3_market1501", 4: "table4_cuhk03", 5: "table5_dukemtmc"}
 DEFAULT_PAPER_DATASET = "market1501"
@@ -52,29 +55,34 @@ def _order_key(label: str) -> tuple:
 def assemble_table1(
     measured: Iterable[Mapping], dataset: str, paper_dataset: str | None = None
 ) -> pd.DataFrame:
-    """Table 1 from measured rows, in the paper's row order, beside the paper's numbers.
+    """Table 1 from measured rows, in the paper's row order, beside the paper's numbers, with seeds' statistics.
 
-    ``measured``: dicts with ``depths`` (or ``config``), ``rank1``, ``rank5``, ``rank10``, ``mAP`` in percent
-    and optionally ``run`` (e.g. :func:`table1_row` of a results.json). A later row for the same configuration replaces an earlier one. The paper's
-    numbers are those of ``paper_dataset`` (default: ``dataset`` when the paper reports it, else
-    Market-1501); configurations not in the paper come after its eight rows.
-    Columns: config, R1, R5, R10, mAP, run, dataset, paper_R1..paper_mAP, paper_dataset, note.
+    ``measured``: dicts with ``depths`` (or ``config``), ``rank1``, ``rank5``, ``rank10``, ``mAP`` in percent,
+    optionally ``run``, ``seed`` (default 0) and ``queries`` (the run's single-query
+    :class:`~sagkit.evaluation.query_scores.QueryScores`), e.g. :func:`table1_row` of a results.json. A later
+    row for the same configuration and seed replaces an earlier one. R1..mAP are means over a configuration's
+    seeds (:func:`sagkit.seed_stats.seed_statistics` adds their spread, 95% interval and the paired
+    comparison with the baseline). The paper's numbers are those of ``paper_dataset`` (default: ``dataset`` when the
+    paper reports it, else Market-1501); configurations not in the paper come after its eight rows.
+    Columns: config, R1, R5, R10, mAP, run, dataset, paper_R1..paper_mAP, paper_dataset, note, then
+    :data:`STAT_COLUMNS`.
     """
     if paper_dataset is None:
         paper_dataset = dataset if dataset in reference.PAPER_DATASETS else DEFAULT_PAPER_DATASET
     paper = reference.table1(paper_dataset).set_index("config")
-    rows: dict[str, dict] = {}
+    by_config: dict[str, dict[int, Mapping]] = {}
     for item in measured:
         label = item["config"] if "config" in item else config_label(item["depths"])
+        by_config.setdefault(label, {})[int(item.get("seed", 0))] = item
+    baseline = by_config.get("Baseline", {})
+    out = []
+    for label in sorted(by_config, key=_order_key):
+        seeds = dict(sorted(by_config[label].items()))
         row = {"config": label}
         for metric in METRICS:
-            value = item.get(metric)
-            row[COLUMNS[metric]] = float(value) if value is not None else math.nan
-        row["run"] = item.get("run", "")
-        rows[label] = row
-    out = []
-    for label in sorted(rows, key=_order_key):
-        row = dict(rows[label])
+            values = [float(v) for v in (item.get(metric) for item in seeds.values()) if v is not None]
+            row[COLUMNS[metric]] = sum(values) / len(values) if values else math.nan
+        row["run"] = "; ".join(str(item.get("run", "")) for item in seeds.values())
         row["dataset"] = dataset
         if label in paper.index:
             for column in PAPER_COLUMNS:
@@ -84,17 +92,45 @@ def assemble_table1(
             row.update({f"paper_{c}": math.nan for c in PAPER_COLUMNS})
             row["note"] = "not in the paper"
         row["paper_dataset"] = paper_dataset
+        row.update(seed_statistics(seeds, baseline if label != "Baseline" else {}, COLUMNS, label))
         out.append(row)
     columns = ["config", *PAPER_COLUMNS, "run", "dataset", *[f"paper_{c}" for c in PAPER_COLUMNS], "paper_dataset",
-               "note"]
+               "note", *STAT_COLUMNS]
     return pd.DataFrame(out, columns=columns)
 
 
-def table1_row(results: Mapping) -> dict:
-    """A measured Table 1 row from one run's results.json."""
-    row = {"depths": tuple(results.get("depths") or ()), "run": results.get("name", "")}
+def table1_row(results: Mapping, queries=None) -> dict:
+    """A measured Table 1 row from one run's results.json (``queries``: its single-query QueryScores)."""
+    config = results.get("config") or {}
+    row = {"depths": tuple(results.get("depths") or ()), "run": results.get("name", ""),
+           "seed": int(config.get("seed", 0))}
     row.update({metric: results.get(metric) for metric in METRICS})
+    if queries is not None:
+        row["queries"] = queries
     return row
+
+
+def _spread(mean: float, sd: float, low: float, high: float, sign: str = "") -> str:
+    if math.isnan(mean):
+        return "-"
+    text = format(mean, f"{sign}.2f") + ("" if math.isnan(sd) else f" ± {sd:.2f}")
+    return text + ("" if math.isnan(low) else f" [{low:{sign}.2f}, {high:{sign}.2f}]")
+
+
+def table1_summary(frame: pd.DataFrame) -> pd.DataFrame:
+    """Table 1 as the README shows it: per configuration its seeds, R1 and mAP as ``mean ± sd [low, high]``
+    (sd across seeds, 95% interval) and the difference from the baseline ``d [low, high]`` with its verdict."""
+    out = []
+    for row in frame.to_dict("records"):
+        item = {"config": row["config"], "seeds": row["seeds"]}
+        for column in ("R1", "mAP"):
+            item[column] = _spread(row[column], row[f"{column}_sd"], row[f"{column}_low"], row[f"{column}_high"])
+        for column in ("R1", "mAP"):
+            item[f"{column} vs baseline"] = _spread(row[f"d{column}"], math.nan, row[f"d{column}_low"],
+                                                   row[f"d{column}_high"], "+")
+            item[f"verdict ({column})"] = row[f"verdict_{column}"] or "-"
+        out.append(item)
+    return pd.DataFrame(out)
 
 
 def protocol_note(info: Mapping) -> str:
@@ -117,13 +153,17 @@ def assemble_table2(dataset, name: str) -> pd.DataFrame:
 
 
 def measured_sota_rows(
-    number: int, method: str, dataset: str, evaluations: Mapping[str, Mapping[str, float]], note: str = ""
+    number: int, method: str, dataset: str, evaluations: Mapping[str, Mapping[str, float]], note: str = "",
+    intervals: Mapping[str, Sequence[float]] | None = None,
 ) -> list[dict]:
     """Rows for comparison table ``number`` from one model's evaluations (percent).
 
     ``evaluations`` keys: ``single`` (required), ``multi``, ``single_rr``, ``multi_rr`` (each a dict
     with rank1, rank5, rank10, mAP). Gives ``method`` and, when re-ranked numbers exist, ``method+RR``.
     Table 3 uses single- and multi-query R1/mAP; Tables 4 and 5 single-query R1/R5/R10/mAP.
+    ``intervals``: the run's bootstrap intervals named as in results.json (``rank1``, ``rerank_mAP``,
+    ``multi_rank1`` ..., :func:`sagkit.evaluation.bootstrap.run_intervals`); each measured column ``C`` then
+    gets ``C_low`` and ``C_high``.
     """
     if number not in SOTA_NAMES:
         raise ValueError(f"comparison tables are 3, 4 and 5; got {number!r}")
@@ -141,28 +181,31 @@ def measured_sota_rows(
             "dataset": dataset,
             "arxiv_only": False,
         }
-        if number == 3:
-            multi = evaluations.get(multi_key) or {}
-            row.update(
-                sq_R1=single.get("rank1", math.nan),
-                sq_mAP=single.get("mAP", math.nan),
-                mq_R1=multi.get("rank1", math.nan),
-                mq_mAP=multi.get("mAP", math.nan),
-            )
+        if number == 3:  # single- and multi-query R1/mAP
+            cells = {"sq_R1": (single_key, "rank1"), "sq_mAP": (single_key, "mAP"), "mq_R1": (multi_key, "rank1"),
+                     "mq_mAP": (multi_key, "mAP")}
         else:
-            row.update({COLUMNS[metric]: single.get(metric, math.nan) for metric in METRICS})
+            cells = {COLUMNS[metric]: (single_key, metric) for metric in METRICS}
+        row.update({column: (evaluations.get(evaluation) or {}).get(metric, math.nan)
+                    for column, (evaluation, metric) in cells.items()})
+        if intervals is not None:
+            for column, (evaluation, metric) in cells.items():
+                low, high = intervals.get(SUMMARY_PREFIXES[evaluation] + metric, (math.nan, math.nan))
+                row[f"{column}_low"], row[f"{column}_high"] = low, high
         row["note"] = "; ".join(part for part in (note, "k-reciprocal re-ranking" if suffix else "") if part)
         rows.append(row)
     return rows
 
 
 def assemble_sota_table(number: int, measured_rows: Sequence[Mapping] = ()) -> pd.DataFrame:
-    """Paper Table 3, 4 or 5 (``source = reported``) followed by ``measured_rows`` (``source = measured``)."""
+    """Paper Table 3, 4 or 5 (``source = reported``) followed by ``measured_rows`` (``source = measured``);
+    columns the paper has not (the measured intervals) come last, empty in the paper's rows."""
     published = reference.sota_table(number).copy()
     published.insert(2, "source", "reported")
     published.insert(3, "dataset", reference.SOTA_TABLE_DATASET[number])
     rows = [{**row, "arxiv_only": bool(row.get("arxiv_only", False))} for row in measured_rows]
-    measured = pd.DataFrame(rows, columns=list(published.columns))
+    extra = [c for row in rows for c in row if c not in published.columns]  # e.g. the intervals' _low, _high
+    measured = pd.DataFrame(rows, columns=list(published.columns) + list(dict.fromkeys(extra)))
     if measured.empty:
         return published.reset_index(drop=True)
     return pd.concat([published, measured], ignore_index=True)
@@ -215,6 +258,7 @@ __all__ = [
     "measured_sota_rows",
     "protocol_note",
     "table1_row",
+    "table1_summary",
     "to_markdown",
     "write_table",
 ]

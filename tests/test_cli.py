@@ -89,7 +89,8 @@ def test_workbook_subcommand_calls_run_workbook_lazily(monkeypatch, capsys):
                "--runs-dir", "r", "--figures-dir", "f"])
     assert rc == 0
     assert calls == [{"dataset": "synthetic", "data_root": None, "profile": "tiny", "device": "cpu",
-                      "runs_dir": "r", "figures_dir": "f"}]
+                      "runs_dir": "r", "figures_dir": "f", "seeds": "0"}]
+    assert main(["workbook", "--seeds", "0,1,2"]) == 0 and calls[-1]["seeds"] == "0,1,2"
 
 
 def test_bench_lists_the_training_benchmark(capsys):
@@ -124,6 +125,9 @@ def test_tiny_train_then_eval_via_cli(tmp_path, capsys):
 
     assert main(["eval", str(run), "--device", "cpu", "--json"]) == 0
     metrics = json.loads(capsys.readouterr().out)
+    assert metrics.pop("interval_method") == results["interval_method"]
+    for key, span in metrics.pop("intervals").items():  # the same per-query results, the same bootstrap
+        assert span == pytest.approx(results["intervals"][key], abs=1e-9), key
     for key, value in metrics.items():
         assert value == pytest.approx(results[key], abs=1e-9), key
     assert main(["eval", str(run / "checkpoint_last.pt"), "--device", "cpu", "--no-rerank"]) == 0

@@ -45,7 +45,8 @@ def test_tiny_training_learns_and_writes_its_run_folder(tiny_run):
     run = Path(results["run_dir"])
     assert run == cfg.run_dir() and run.name.startswith("synthetic-efficientnet_lite0-D4-")
     assert {p.name for p in run.iterdir()} == {
-        "config.json", "metrics.csv", "results.json", "checkpoint_best.pt", "checkpoint_last.pt", "features",
+        "config.json", "metrics.csv", "results.json", "per_query.npz", "checkpoint_best.pt", "checkpoint_last.pt",
+        "features",
         *(["tensorboard"] if tb_log.AVAILABLE else [])}
     assert ExperimentConfig.from_json(run / "config.json") == cfg
     assert json.loads((run / "results.json").read_text()) == results

@@ -37,10 +37,10 @@ def workspace(tmp_path_factory):
 
 @pytest.fixture(scope="session")
 def executed(workspace):
-    """Run 01, 02, 03 (depth 4), 04, 05 (D4 only) in order; returns {name: executed notebook}."""
+    """Run 01, 02, 03 (depth 4, seeds 0 and 1), 04, 05 (D4 only) in order; returns {name: executed notebook}."""
     base, params = workspace
     out = {}
-    for name, extra in (("01_data_exploration", {}), ("02_baseline", {}), ("03_ablation", {"depth": 4}),
+    for name, extra in (("01_data_exploration", {}), ("02_baseline", {}), ("03_ablation", {"depth": 4, "seeds": "0,1"}),
                         ("04_sota_tables", {}), ("05_attention_heatmaps", {"depths": "4", "interactive": False})):
         out[name] = _execute(name, base / f"{name}.out.ipynb", **params, **extra)
     return out
@@ -102,8 +102,15 @@ def test_03_records_its_row_and_assembles_table1(executed, workspace):
     assert table["config"].tolist() == ["Baseline", "D4"]  # paper order, both runs found in the runs folder
     assert table[["R1", "R5", "R10", "mAP"]].notna().all().all()
     assert table["paper_R1"].tolist() == [83.49, 90.17] and set(table["paper_dataset"]) == {"market1501"}
+    # seeds "0,1": D4 has two seeds (mean, spread, interval); the baseline (notebook 02) seed 0 only
+    assert table["seeds"].astype(str).tolist() == ["0", "0,1"] and table["n_seeds"].tolist() == [1, 2]
+    assert table[["R1_low", "R1_high", "mAP_low", "mAP_high"]].notna().all().all()
+    assert table["R1_sd"].isna().tolist() == [True, False]
+    d4 = table.set_index("config").loc["D4"]
+    assert d4["verdict_R1"] in ("better", "worse", "not distinguishable") and d4["dR1_low"] <= d4["dR1_high"]
     runs = [p for p in (base / "runs").iterdir() if (p / "results.json").is_file()]
-    assert len(runs) == 2, "the baseline and D4 are trained once and reused by 04 and 05"
+    assert len(runs) == 3, "the baseline and D4 seeds 0, 1 are trained once; 04 and 05 reuse seed 0"
+    assert all((p / "per_query.npz").is_file() for p in runs)
 
 
 def test_04_writes_tables_3_to_5_with_measured_rows(executed, workspace):
@@ -118,6 +125,8 @@ def test_04_writes_tables_3_to_5_with_measured_rows(executed, workspace):
         assert set(table["source"]) == {"reported", "measured"}
         assert measured["method"].tolist() == ["Baseline", "Baseline+RR", "SAG D4", "SAG D4+RR"]
         assert (measured["dataset"] == "synthetic").all() and measured[cols].notna().all().all()
+        spans = [f"{c}_{end}" for c in cols for end in ("low", "high")]
+        assert measured[spans].notna().all().all() and table[table["source"] == "reported"][spans].isna().all().all()
 
 
 def test_05_writes_figure4_and_renders_the_explorer_statically(executed, workspace):
@@ -134,6 +143,7 @@ def test_05_writes_figure4_and_renders_the_explorer_statically(executed, workspa
     "name, parameters, message",
     [
         ("03_ablation", {"depth": 5}, "depth must be 0 (the baseline), an integer 1..4"),
+        ("03_ablation", {"seeds": "0,0"}, "seeds must be one or more distinct non-negative integers"),
         ("01_data_exploration", {"dataset": "imagenet"}, "dataset 'imagenet' is unknown: use one of synthetic"),
         ("02_baseline", {"dataset": "market1501", "data_root": "/no/such/market"},
          "data_root '/no/such/market' does not exist"),

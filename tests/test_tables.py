@@ -4,10 +4,13 @@ import math
 import os
 import stat
 
+import numpy as np
 import pandas as pd
 import pytest
 
 from sagkit import reference, tables
+from sagkit.evaluation.bootstrap import bootstrap_interval
+from sagkit.evaluation.query_scores import QueryScores
 
 
 def test_reference_table1_has_24_rows_in_paper_order_with_the_typo_note():
@@ -114,3 +117,68 @@ def test_write_table_csv_and_markdown(tmp_path):
     assert stat.S_IMODE(csv_path.stat().st_mode) == 0o666 & ~umask
     with pytest.raises(ValueError, match="plain file stem"):
         tables.write_table(frame, tmp_path, "../x")
+
+
+def _queries(ap, hits):
+    ap = np.asarray(ap, float)
+    return QueryScores(ap=ap, inp=ap, first_hit=np.ones(len(ap), np.int64), hits=np.asarray(hits, float),
+                       valid=np.ones(len(ap), bool))
+
+
+def _seed_row(depths, seed, queries):
+    metrics = queries.metrics()
+    return {"depths": depths, "seed": seed, "run": f"{tables.config_label(depths)}-s{seed}", "queries": queries,
+            **{m: metrics[m] for m in tables.METRICS}}
+
+
+def test_assemble_table1_with_several_seeds_gives_spread_interval_and_verdicts():
+    rng = np.random.default_rng(0)
+    rows, base = [], {}
+    for seed in (0, 1, 2):
+        hits = np.maximum.accumulate((rng.random((90, 3)) < 0.5).astype(float), axis=1)
+        ap = rng.random(90) * 0.8
+        base[seed] = _queries(ap, hits)
+        rows.append(_seed_row((), seed, base[seed]))
+        rows.append(_seed_row((1,), seed, _queries(ap, hits)))  # the baseline's results again
+        better_hits = np.ones_like(hits)  # a hit at rank 1 on every query
+        rows.append(_seed_row((4,), seed, _queries(ap + 0.1, better_hits)))
+    rows.append(_fake((2,), 30.0))  # one seed, no per-query results
+    t = tables.assemble_table1(rows, dataset="synthetic")
+    assert list(t.columns[:11]) == ["config", "R1", "R5", "R10", "mAP", "run", "dataset", "paper_R1", "paper_R5",
+                                    "paper_R10", "paper_mAP"]
+    assert list(t.columns[-len(tables.STAT_COLUMNS):]) == list(tables.STAT_COLUMNS)
+    t = t.set_index("config")
+    assert t.index.tolist() == ["Baseline", "D1", "D2", "D4"]
+    r1 = [base[s].metrics()["rank1"] for s in (0, 1, 2)]
+    assert t.loc["Baseline", "R1"] == pytest.approx(np.mean(r1))
+    assert t.loc["Baseline", "R1_sd"] == pytest.approx(np.std(r1, ddof=1))
+    assert t.loc["Baseline", "seeds"] == "0,1,2" and t.loc["Baseline", "n_seeds"] == 3
+    assert t.loc["Baseline", "run"] == "Baseline-s0; Baseline-s1; Baseline-s2"
+    assert t.loc["Baseline", "R1_low"] < t.loc["Baseline", "R1"] < t.loc["Baseline", "R1_high"]
+    matrix = np.stack([base[s].values("mAP") for s in (0, 1, 2)])
+    assert [t.loc["Baseline", "mAP_low"], t.loc["Baseline", "mAP_high"]] == pytest.approx(
+        [100 * v for v in bootstrap_interval(matrix)])
+    assert t.loc["Baseline", "verdict_R1"] == "" and math.isnan(t.loc["Baseline", "dR1"])
+    assert t.loc["D1", "dR1"] == 0.0 and t.loc["D1", "verdict_R1"] == t.loc["D1", "verdict_mAP"] == "not distinguishable"
+    assert t.loc["D4", "verdict_R1"] == "better" and t.loc["D4", "verdict_mAP"] == "better"
+    assert t.loc["D4", "dmAP"] == pytest.approx(10.0) and t.loc["D4", "dmAP_low"] == pytest.approx(10.0)
+    assert t.loc["D4", "R1_high"] == 100.0 and t.loc["D4", "R1_sd"] == 0.0
+    # the one-seed row without per-query results keeps its numbers and has no interval or comparison
+    assert t.loc["D2", "R1"] == 30.0 and t.loc["D2", "n_seeds"] == 1 and math.isnan(t.loc["D2", "R1_sd"])
+    assert math.isnan(t.loc["D2", "R1_low"]) and t.loc["D2", "verdict_R1"] == ""
+    short = tables.table1_summary(t.reset_index()).set_index("config")
+    assert short.loc["D4", "verdict (R1)"] == "better" and short.loc["D2", "verdict (mAP)"] == "-"
+    assert short.loc["D2", "R1"] == "30.00" and short.loc["D4", "mAP vs baseline"].startswith("+10.00 [+10.00, ")
+
+
+def test_sota_rows_carry_intervals():
+    evals = {"single": {"rank1": 60.0, "rank5": 70.0, "rank10": 80.0, "mAP": 40.0},
+             "multi": {"rank1": 62.0, "mAP": 44.0}}
+    intervals = {"rank1": [55.0, 65.0], "mAP": [35.0, 45.0], "multi_rank1": [57.0, 67.0], "multi_mAP": [39.0, 49.0],
+                 "rank5": [66.0, 74.0], "rank10": [76.0, 84.0]}
+    row = tables.measured_sota_rows(3, "SAG D4", "synthetic", evals, intervals=intervals)[0]
+    assert (row["sq_R1_low"], row["sq_R1_high"], row["mq_mAP_low"]) == (55.0, 65.0, 39.0)
+    t4 = tables.assemble_sota_table(4, tables.measured_sota_rows(4, "SAG D4", "synthetic", evals, intervals=intervals))
+    assert list(t4.columns[-8:]) == ["R1_low", "R1_high", "R5_low", "R5_high", "R10_low", "R10_high", "mAP_low",
+                                     "mAP_high"]
+    assert t4.iloc[-1]["R10_high"] == 84.0 and t4[t4.source == "reported"]["R1_low"].isna().all()

@@ -204,6 +204,19 @@ def test_plot_depth_effect_measured_and_paper_lines():
     assert [t.get_text() for t in fig.axes[0].get_xticklabels()] == ["Baseline", "D1", "D2", "D3", "D4"]
 
 
+def test_plot_depth_effect_draws_intervals_as_error_bars():
+    table = pd.DataFrame({"config": ["Baseline", "D4"], "R1": [10.0, 40.0], "R1_low": [6.0, 35.0],
+                          "R1_high": [15.0, 41.0], "mAP": [5.0, 8.0], "mAP_low": [4.0, 7.0], "mAP_high": [6.0, 9.0],
+                          "n_seeds": [3, 3]})
+    fig = viz.plot_depth_effect(table)
+    (bars,) = fig.axes[0].containers
+    data_line, _, (segments,) = bars
+    assert list(data_line.get_xdata()) == [0, 4] and list(data_line.get_ydata()) == [10.0, 40.0]
+    ends = [tuple(seg[:, 1]) for seg in segments.get_segments()]
+    assert ends == [(6.0, 15.0), (35.0, 41.0)]
+    assert fig.axes[0].get_legend().get_texts()[0].get_text() == "measured (3 seeds), 95% interval"
+
+
 def _write_images(tmp_path, n_ids=5, per_id=4):
     records = []
     rng = np.random.default_rng(0)

@@ -110,6 +110,10 @@ def test_workbook_plan_order_and_parameters():
     assert [stem for _, _, stem in plan][2:8] == ["03_ablation_Baseline", "03_ablation_D1", "03_ablation_D2",
                                                   "03_ablation_D3", "03_ablation_D4", "03_ablation_D1-2"]
     assert plan[-1][1] == {"depths": "1,2,3,4", "interactive": False}
+    assert all(extra["seeds"] == "0" for name, extra, _ in plan if name == "03_ablation")
+    seeded = workbook.workbook_plan([(), (4,)], seeds=(0, 1, 2))
+    assert [extra for name, extra, _ in seeded if name == "03_ablation"] == [{"depth": 0, "seeds": "0,1,2"},
+                                                                          {"depth": 4, "seeds": "0,1,2"}]
 
 
 def test_run_workbook_runs_the_plan_in_order_with_progress_lines(tmp_path, monkeypatch, caplog):
@@ -140,6 +144,13 @@ def test_run_workbook_runs_the_plan_in_order_with_progress_lines(tmp_path, monke
     lines = [r.getMessage() for r in caplog.records]
     assert sum("done in" in line for line in lines) == 6
     assert "[4/6] 03_ablation depth=4 ..." in lines and "notebooks in" in lines[-1]
+    assert params[3]["seeds"] == "0" and "seeds" not in params[4]
+    calls.clear()
+    workbook.run_workbook(profile="tiny", runs_dir="r", figures_dir="f", depths="0 4", retrain=True, seeds="0,1")
+    params = [c[2] for c in calls]
+    # 03 depth=0 retrains: seed 1 of the baseline is not among what 02 retrained
+    assert [p["retrain"] for p in params] == [False, True, True, True, False, False]
+    assert params[2]["seeds"] == params[3]["seeds"] == "0,1"
 
 
 def test_run_workbook_checks_parameters_before_running_anything(monkeypatch):
@@ -154,3 +165,6 @@ def test_run_workbook_checks_parameters_before_running_anything(monkeypatch):
         workbook.run_workbook(depths="0 9")
     with pytest.raises(ValueError, match="unknown notebook"):
         workbook.run_workbook(notebooks=["06_extra"])
+    for bad in ("0,0", "-1", "a", "", True, 1.5):
+        with pytest.raises(ValueError, match="seeds must be one or more distinct non-negative integers"):
+            workbook.run_workbook(seeds=bad)

@@ -18,6 +18,7 @@ import torch
 from sagkit.data import build_test_loader, build_transforms
 from sagkit.evaluation import (QueryResults, compute_distance_matrix, evaluate_queries, extract_features,
                                pool_multi_query, re_rank_features)
+from sagkit.evaluation.bootstrap import SUMMARY_PREFIXES
 from sagkit.evaluation.protocol import MARKET, Protocol
 
 from .distributed import DistInfo, gather_in_order, shard_range
@@ -26,7 +27,6 @@ from .feature_cache import FeatureCache
 __all__ = ["EvalSettings", "Retrieval", "Scores", "extract_split_features", "retrieve", "retrieve_dataset",
            "score"]
 
-METRIC_NAMES = ("rank1", "rank5", "rank10", "mAP", "mINP")
 MAX_RANK = 50
 
 
@@ -91,10 +91,10 @@ class Retrieval:
     def summary(self) -> dict:
         """Flat metrics as results.json and ``sagkit eval --json`` store them: ``rank1`` ... ``mINP``, then
         ``rerank_``, ``multi_`` and ``multi_rerank_`` prefixed copies."""
-        out = dict(self.single.metrics)
-        for prefix, scores in (("rerank_", self.single_rr), ("multi_", self.multi), ("multi_rerank_", self.multi_rr)):
-            if scores is not None:
-                out.update({prefix + k: v for k, v in scores.metrics.items()})
+        out = {}
+        for name, prefix in SUMMARY_PREFIXES.items():
+            if getattr(self, name) is not None:
+                out.update({prefix + k: v for k, v in getattr(self, name).metrics.items()})
         return out
 
 

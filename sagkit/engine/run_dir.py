@@ -4,7 +4,8 @@ Layout: ``config.json`` (the config it ran with), ``metrics.csv`` (one row per e
 (resume point), ``checkpoint_best.pt`` (selected on validation), ``results.json`` (written last: its presence
 with ``"complete": true`` marks a finished run), ``features/`` (test features of the best checkpoint,
 ``sagkit.engine.feature_cache``), ``tensorboard/`` (the metrics as TensorBoard event files when tensorboard
-is installed, ``sagkit.engine.tb_log``). ``.lock`` exists while a process trains the run
+is installed, ``sagkit.engine.tb_log``), ``per_query.npz`` (the test's per-query results, written just before
+``results.json``, ``sagkit.engine.per_query``). ``.lock`` exists while a process trains the run
 (``sagkit.engine.run_lock``); the readers below refuse an unfinished run that is locked.
 """
 
@@ -30,6 +31,7 @@ __all__ = [
     "CONFIG_FILE",
     "METRICS_FILE",
     "RESULTS_FILE",
+    "PER_QUERY_FILE",
     "CHECKPOINT_BEST",
     "CHECKPOINT_LAST",
     "checkpoint_path",
@@ -53,10 +55,11 @@ __all__ = [
 CONFIG_FILE = "config.json"
 METRICS_FILE = "metrics.csv"
 RESULTS_FILE = "results.json"
+PER_QUERY_FILE = "per_query.npz"
 CHECKPOINT_BEST = "checkpoint_best.pt"
 CHECKPOINT_LAST = "checkpoint_last.pt"
 TENSORBOARD_DIR = "tensorboard"
-RUN_FILES = (CONFIG_FILE, METRICS_FILE, RESULTS_FILE, CHECKPOINT_BEST, CHECKPOINT_LAST)
+RUN_FILES = (CONFIG_FILE, METRICS_FILE, RESULTS_FILE, PER_QUERY_FILE, CHECKPOINT_BEST, CHECKPOINT_LAST)
 
 log = logging.getLogger("sagkit.engine")
 

@@ -23,6 +23,7 @@ import torch
 from torch import nn
 
 from sagkit.config import ExperimentConfig
+from sagkit.evaluation.bootstrap import interval_method, run_intervals
 
 from . import run_dir as rd
 from . import run_lock
@@ -42,6 +43,7 @@ from .device import (
 from .distributed import DistInfo, all_reduce_min, barrier, cleanup_distributed, env_dist_info, init_distributed
 from .feature_cache import FeatureCache
 from .optim import build_criterion, build_optimizer, build_scheduler, current_lrs
+from .per_query import retrieval_queries, write_per_query
 from .retrieval import EvalSettings, retrieve, retrieve_dataset
 from .tb_log import ScalarLog
 
@@ -464,7 +466,8 @@ def _train(config: ExperimentConfig, device: torch.device, info: DistInfo, *, re
 
 
 def _test(s: _Session, p: _Progress, wall_start: float) -> dict:
-    """Evaluate the selected checkpoint on the test split and write ``results.json`` (rank 0)."""
+    """Evaluate the selected checkpoint on the test split; write ``per_query.npz`` then ``results.json``
+    (with bootstrap intervals over the queries) on rank 0."""
     config = s.config
     t0 = time.perf_counter()
     best = load_checkpoint(s.best_path, map_location=s.device)
@@ -472,6 +475,7 @@ def _test(s: _Session, p: _Progress, wall_start: float) -> dict:
     # The test features are kept beside the checkpoint: the notebooks and `sagkit eval` score the same ones.
     retrieval = retrieve_dataset(s.model, s.data.dataset, config, device=s.device, transform=s.data.test_transform,
                                  dist_info=s.info, cache=FeatureCache(s.best_path), multi_query=True)
+    queries = retrieval_queries(retrieval)
     p.timings["test_s"] += time.perf_counter() - t0
     p.timings["total_s"] += time.perf_counter() - wall_start
     rows = p.rows
@@ -486,6 +490,8 @@ def _test(s: _Session, p: _Progress, wall_start: float) -> dict:
         "depths": list(config.depths),
         **retrieval.summary(),
         "cmc": retrieval.single.cmc.tolist(),
+        "intervals": run_intervals(queries.scores),
+        "interval_method": interval_method(),
         "protocol": retrieval.protocol.describe(),
         "best_epoch": best.get("best_epoch", best["epoch"]),
         "select_metric": config.select_metric,
@@ -511,6 +517,7 @@ def _test(s: _Session, p: _Progress, wall_start: float) -> dict:
         "finished_at": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
     }
     if s.info.is_main:
+        write_per_query(s.run_dir, queries)  # before results.json, whose presence marks the run finished
         rd.write_results(s.run_dir, results)
     barrier(s.info)
     return results

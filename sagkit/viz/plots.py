@@ -156,11 +156,30 @@ def plot_cmc(curves, max_rank: int = 20, title: str = "CMC curve", ax=None):
     return fig
 
 
+def _plot_measured(ax, x: np.ndarray, rows: pd.DataFrame, metric: str) -> None:
+    """Measured means as a line, with their interval as error bars where Table 1 has one."""
+    y = rows[metric].astype(float).to_numpy()
+    label = "measured"
+    if "n_seeds" in rows and rows["n_seeds"].notna().any():
+        counts = sorted({int(n) for n in rows["n_seeds"].dropna()})
+        label += f" ({'/'.join(map(str, counts))} seed{'s' if counts != [1] else ''})"
+    low_col, high_col = f"{metric}_low", f"{metric}_high"
+    if low_col in rows and high_col in rows and rows[low_col].notna().any():
+        low = rows[low_col].astype(float).to_numpy()
+        high = rows[high_col].astype(float).to_numpy()
+        yerr = np.vstack([np.nan_to_num(y - low), np.nan_to_num(high - y)])
+        ax.errorbar(x, y, yerr=yerr, fmt="o-", color="tab:blue", capsize=4, label=label + ", 95% interval")
+    else:
+        ax.plot(x, y, "o-", color="tab:blue", label=label)
+
+
 def plot_depth_effect(table: pd.DataFrame, title: str | None = None):
     """Figure 3: rank-1 and mAP against the SAG position (Baseline, D1..D4), measured beside paper.
 
     ``table``: Table 1 as assembled by :func:`sagkit.tables.assemble_table1` (columns ``config``,
-    ``R1``, ``mAP`` and optionally ``paper_R1``, ``paper_mAP``, ``paper_dataset``).
+    ``R1``, ``mAP`` and optionally ``paper_R1``, ``paper_mAP``, ``paper_dataset``). When it has
+    ``R1_low``/``R1_high`` (``mAP_low``/``mAP_high``), the measured points carry them as error bars (the 95%
+    interval over seeds and queries); the legend says how many seeds.
     """
     import matplotlib.pyplot as plt
 
@@ -174,7 +193,7 @@ def plot_depth_effect(table: pd.DataFrame, title: str | None = None):
         measured = rows[metric].astype(float) if metric in rows else pd.Series(np.nan, index=rows.index)
         mask = measured.notna().to_numpy()
         if mask.any():
-            ax.plot(positions[mask], measured.to_numpy()[mask], "o-", color="tab:blue", label="measured")
+            _plot_measured(ax, positions[mask], rows[mask], metric)
         paper_col = f"paper_{metric}"
         if paper_col in rows:
             paper = rows[paper_col].astype(float).to_numpy()

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from sagkit.choices import DEPTH_HELP, check_device, parse_depths
+from sagkit.choices import DEFAULT_SEEDS, DEPTH_HELP, check_device, parse_depths, parse_seeds
 from sagkit.config import PROFILES, get_profile
 from sagkit.data.registry import DATASETS
 
@@ -94,6 +94,7 @@ class WorkbookParameters:
     retrain: bool = False
     overrides: dict = field(default_factory=dict)
     attention_depths: tuple[int, ...] | None = None
+    seeds: tuple[int, ...] = DEFAULT_SEEDS
 
 
 def check_parameters(
@@ -108,6 +109,7 @@ def check_parameters(
     overrides: Mapping[str, Any] | None = None,
     base: Path | None = None,
     attention_depths: Any = None,
+    seeds: Any = DEFAULT_SEEDS,
 ) -> WorkbookParameters:
     """Validate the common notebook parameters; raise ValueError/FileNotFoundError saying what is allowed.
 
@@ -115,6 +117,7 @@ def check_parameters(
     optional for ``synthetic`` (default: the generator's cache folder). ``profile``: paper, cpu or tiny.
     ``device``: auto, cpu, cuda or cuda:N. ``depth`` (notebook 03): see :func:`parse_depths`.
     ``attention_depths`` (notebook 05): see :func:`parse_attention_depths`.
+    ``seeds`` (notebook 03): training seeds, e.g. 0 or "0,1,2" (each its own run; Table 1 uses these).
     ``overrides``: extra ExperimentConfig fields (e.g. ``{"epochs": 1}``).
     """
     if not isinstance(dataset, str) or dataset not in DATASETS:
@@ -141,6 +144,7 @@ def check_parameters(
         raise NotADirectoryError(f"data_root {str(root)!r} is a file: pass the folder holding {dataset}")
     depths = None if depth is None else parse_depths(depth)
     shown = None if attention_depths is None else parse_attention_depths(attention_depths)
+    seed_list = parse_seeds(seeds)
     for name, value in (("runs_dir", runs_dir), ("figures_dir", figures_dir)):
         if _optional_text(value) is None:
             raise ValueError(f"{name} must be a folder path; got {value!r}")
@@ -164,4 +168,5 @@ def check_parameters(
         retrain=retrain,
         overrides=dict(overrides or {}),
         attention_depths=shown,
+        seeds=seed_list,
     )

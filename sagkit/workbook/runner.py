@@ -12,6 +12,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from sagkit.choices import DEFAULT_SEEDS, parse_seeds
 from sagkit.tables import config_label
 
 from .parameters import check_parameters, parse_depth_list, parse_depths, resolve_path, workbook_base
@@ -42,13 +43,16 @@ def notebooks_dir() -> Path:
     return folder
 
 
-def workbook_plan(configs: Sequence[tuple[int, ...]] = DEFAULT_DEPTHS) -> list[tuple[str, dict, str]]:
-    """(notebook, extra parameters, output stem) in execution order: 01, 02, 03 per config, 04, 05."""
+def workbook_plan(configs: Sequence[tuple[int, ...]] = DEFAULT_DEPTHS,
+                  seeds: Sequence[int] = DEFAULT_SEEDS) -> list[tuple[str, dict, str]]:
+    """(notebook, extra parameters, output stem) in execution order: 01, 02, 03 per config (each training
+    every seed of ``seeds``), 04, 05."""
     plan: list[tuple[str, dict, str]] = [("01_data_exploration", {}, "01_data_exploration"),
                                          ("02_baseline", {}, "02_baseline")]
     for depths in configs:
         value: Any = depths[0] if len(depths) == 1 else (",".join(map(str, depths)) if depths else 0)
-        plan.append(("03_ablation", {"depth": value}, f"03_ablation_{config_label(depths).replace(',', '-')}"))
+        plan.append(("03_ablation", {"depth": value, "seeds": ",".join(map(str, seeds))},
+                     f"03_ablation_{config_label(depths).replace(',', '-')}"))
     plan.append(("04_sota_tables", {}, "04_sota_tables"))
     singles = [d[0] for d in configs if len(d) == 1]
     plan.append(("05_attention_heatmaps", {"depths": ",".join(map(str, singles or [4])), "interactive": False},
@@ -98,19 +102,22 @@ def run_workbook(
     output_dir: str | os.PathLike | None = None,
     kernel_name: str = "python3",
     parameters: Mapping[str, Any] | None = None,
+    seeds: Any = DEFAULT_SEEDS,
 ) -> list[Path]:
     """Execute notebooks 01..05 with papermill, in order; 03 once per configuration in ``depths``.
 
     Each notebook trains what it needs or reuses finished runs (``retrain=True`` retrains each
-    configuration once). Executed notebooks go to ``output_dir`` (default ``<runs_dir>/notebooks/
-    <dataset>/``), figures and tables to ``figures_dir`` (``figures_dir/<dataset>`` for real data).
+    configuration once). ``seeds`` (e.g. "0,1,2"): notebook 03 trains every configuration once per seed, and
+    Table 1 and Figure 3 give the seeds' means, spread and intervals; the other notebooks use seed 0.
+    Executed notebooks go to ``output_dir`` (default ``<runs_dir>/notebooks/<dataset>/``), figures and
+    tables to ``figures_dir`` (``figures_dir/<dataset>`` for real data).
     ``notebooks`` restricts to some of :data:`NOTEBOOKS`; ``parameters`` are passed to every notebook.
     Logs one line per notebook and the total time; returns the executed notebooks' paths.
     Stops at the first failing notebook (papermill's PapermillExecutionError, naming the output file).
     """
     import papermill  # here, not at the top: every notebook kernel imports sagkit.workbook, none needs papermill
 
-    params = check_parameters(dataset, data_root, profile, device, runs_dir, figures_dir, retrain)
+    params = check_parameters(dataset, data_root, profile, device, runs_dir, figures_dir, retrain, seeds=seeds)
     configs = parse_depth_list(depths)
     if notebooks is not None:
         unknown = sorted(set(notebooks) - set(NOTEBOOKS))
@@ -128,19 +135,21 @@ def run_workbook(
         "figures_dir": str(resolve_path(figures_dir)),
         **dict(parameters or {}),
     }
-    plan = [step for step in workbook_plan(configs) if notebooks is None or step[0] in notebooks]
+    plan = [step for step in workbook_plan(configs, params.seeds) if notebooks is None or step[0] in notebooks]
     _ensure_log_handler()
-    log.info("sagkit workbook: %d notebooks, dataset=%s profile=%s device=%s; runs in %s, figures in %s",
-             len(plan), params.dataset, params.profile, params.device, params.runs_dir, params.figures_dir)
+    log.info("sagkit workbook: %d notebooks, dataset=%s profile=%s device=%s seeds=%s; runs in %s, figures in %s",
+             len(plan), params.dataset, params.profile, params.device, ",".join(map(str, params.seeds)),
+             params.runs_dir, params.figures_dir)
     retrained: set = set()
     executed = []
     start = time.perf_counter()
     for i, (name, extra, stem) in enumerate(plan, start=1):
         step_params = {**common, **extra}
-        trains = _trained_configs(name, extra, configs)
+        trains = _trained_runs(name, extra, DEFAULT_SEEDS[0])
         step_params["retrain"] = bool(retrain and trains and not trains <= retrained)
         retrained |= trains
-        label = name + "".join(f" {k}={v}" for k, v in extra.items() if k != "interactive")
+        shown = {k: v for k, v in extra.items() if k != "interactive" and not (k == "seeds" and v == "0")}
+        label = name + "".join(f" {k}={v}" for k, v in shown.items())
         output = out_dir / f"{stem}.ipynb"
         log.info("[%d/%d] %s ...", i, len(plan), label)
         t0 = time.perf_counter()
@@ -156,13 +165,14 @@ def run_workbook(
     return executed
 
 
-def _trained_configs(name: str, extra: Mapping, configs: Sequence[tuple]) -> set:
+def _trained_runs(name: str, extra: Mapping, other_seed: int) -> set:
+    """The (depths, seed) runs a notebook of the plan trains; notebooks other than 03 train ``other_seed``."""
     if name == "02_baseline":
-        return {()}
+        return {((), other_seed)}
     if name == "03_ablation":
-        return {parse_depths(extra["depth"])}
+        return {(parse_depths(extra["depth"]), seed) for seed in parse_seeds(extra["seeds"])}
     if name == "04_sota_tables":
-        return {(4,)}
+        return {((4,), other_seed)}
     if name == "05_attention_heatmaps":  # the baseline's activation maps stand beside the grids
-        return {()} | {(d,) for d in parse_depths(extra["depths"])}
+        return {((), other_seed)} | {((d,), other_seed) for d in parse_depths(extra["depths"])}
     return set()

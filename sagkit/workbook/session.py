@@ -20,9 +20,11 @@ from sagkit.data.synthetic import read_synthetic_metadata
 from sagkit.engine import find_runs, resolve_device, train
 from sagkit.engine.device import retain_freed_memory
 from sagkit.engine.feature_cache import FeatureCache
+from sagkit.engine.per_query import RunQueries, ensure_per_query
 from sagkit.engine.retrieval import Retrieval, retrieve_dataset
 from sagkit.engine.run_dir import CHECKPOINT_BEST, METRICS_FILE, is_complete, load_model_from_run, read_metrics, read_results
 from sagkit.engine.run_lock import check_not_training
+from sagkit.evaluation.bootstrap import run_intervals
 from sagkit.viz import is_headless, save_figure
 from sagkit.viz.samples import figure1_groups
 
@@ -43,15 +45,15 @@ class Workbook:
     def __init__(self, params: WorkbookParameters):
         self.params = params
         self._dataset = None
-        self._retrievals: dict[tuple, tuple[str, Retrieval]] = {}
-        self._model: tuple | None = None  # (depths, finished_at, model): the last model loaded
+        self._retrievals: dict[tuple, tuple[str, Retrieval]] = {}  # (depths, seed) -> (finished_at, result)
+        self._model: tuple | None = None  # (depths, seed, finished_at, model): the last model loaded
 
     def __repr__(self) -> str:
         p = self.params
         return (
             f"Workbook(dataset={p.dataset!r}, data_root={str(p.data_root) if p.data_root else None!r}, "
             f"profile={p.profile!r}, device={p.device!r}, runs_dir={str(p.runs_dir)!r}, "
-            f"figures_dir={str(p.figures_dir)!r}, retrain={p.retrain})"
+            f"figures_dir={str(p.figures_dir)!r}, retrain={p.retrain}, seeds={p.seeds})"
         )
 
     # ------------------------------------------------------------------ configs and runs
@@ -60,8 +62,14 @@ class Workbook:
         """The ``depth`` parameter of notebook 03 (``()`` when not given)."""
         return self.params.depths or ()
 
-    def config(self, depths: Iterable[int] = ()) -> ExperimentConfig:
-        """The ExperimentConfig of configuration ``depths`` under this workbook's profile and dataset."""
+    @property
+    def seeds(self) -> tuple[int, ...]:
+        """The ``seeds`` parameter of notebook 03 (default ``(0,)``); methods taking ``seed=None`` use the first."""
+        return self.params.seeds
+
+    def config(self, depths: Iterable[int] = (), seed: int | None = None) -> ExperimentConfig:
+        """The ExperimentConfig of configuration ``depths`` trained with ``seed`` (None: the first of
+        :attr:`seeds`) under this workbook's profile and dataset."""
         p = self.params
         fields: dict[str, Any] = {
             "dataset": p.dataset,
@@ -73,26 +81,34 @@ class Workbook:
         if p.dataset != "synthetic":
             fields["dataset_options"] = {}
         fields.update(p.overrides)
+        if seed is not None or "seed" not in p.overrides:  # seed 0 is the config's default: the same run key
+            fields["seed"] = self.seeds[0] if seed is None else int(seed)
         return get_profile(p.profile, **fields)
 
-    def run_dir(self, depths: Iterable[int] = ()) -> Path:
-        return Path(self.config(depths).run_dir())
+    def run_dir(self, depths: Iterable[int] = (), seed: int | None = None) -> Path:
+        return Path(self.config(depths, seed).run_dir())
 
-    def train(self, depths: Iterable[int] = (), retrain: bool | None = None) -> dict:
-        """Train configuration ``depths`` (``()`` = baseline) or reuse its finished run; its results dict."""
+    def train(self, depths: Iterable[int] = (), retrain: bool | None = None, seed: int | None = None) -> dict:
+        """Train configuration ``depths`` (``()`` = baseline) with ``seed`` or reuse its finished run; its
+        results dict."""
         retrain = self.params.retrain if retrain is None else retrain
         # progress bars in a live notebook; none in executed (papermill) notebooks, which keep every line
-        results = train(self.config(tuple(depths)), retrain=retrain, progress=not is_headless())
-        self._retrievals.pop(tuple(depths), None)
+        config = self.config(tuple(depths), seed)
+        results = train(config, retrain=retrain, progress=not is_headless())
+        self._retrievals.pop((tuple(depths), config.seed), None)
         return results
 
-    def is_finished(self, depths: Iterable[int] = ()) -> bool:
-        return is_complete(self.run_dir(depths))
+    def train_seeds(self, depths: Iterable[int] = (), retrain: bool | None = None) -> list[dict]:
+        """:meth:`train` once per seed of :attr:`seeds`; the results dicts in that order."""
+        return [self.train(depths, retrain, seed) for seed in self.seeds]
 
-    def results(self, depths: Iterable[int] = ()) -> dict:
+    def is_finished(self, depths: Iterable[int] = (), seed: int | None = None) -> bool:
+        return is_complete(self.run_dir(depths, seed))
+
+    def results(self, depths: Iterable[int] = (), seed: int | None = None) -> dict:
         """results.json of a finished configuration (FileNotFoundError naming the run otherwise; RunLocked
         while another process trains it)."""
-        run_dir = self.run_dir(depths)
+        run_dir = self.run_dir(depths, seed)
         results = read_results(run_dir)
         check_not_training(run_dir, bool(results and results.get("complete")))
         if not results or not results.get("complete"):
@@ -108,14 +124,17 @@ class Workbook:
             raise FileNotFoundError(f"{run_dir / METRICS_FILE} does not exist: has the run started?")
         return pd.DataFrame(read_metrics(run_dir))
 
-    def finished_runs(self) -> list[dict]:
-        """results.json of every finished run in runs_dir made with this dataset and profile (any depths),
-        oldest first."""
+    def finished_runs(self, seeds: Iterable[int] | None = None) -> list[dict]:
+        """results.json of every finished run in runs_dir made with this dataset and profile (any depths) and
+        one of ``seeds`` (default :attr:`seeds`), oldest first."""
+        seeds = set(self.seeds if seeds is None else seeds)
         found = []
         for results in find_runs(self.params.runs_dir):
             try:
                 config = ExperimentConfig.from_run(dict(results["config"]))
-                wanted = self.config(config.depths)
+                if config.seed not in seeds:
+                    continue
+                wanted = self.config(config.depths, config.seed)
             except (KeyError, TypeError, ValueError):
                 continue
             # Exactly the run this workbook would train for these depths (a run predating a new field is not).
@@ -128,14 +147,36 @@ class Workbook:
         keys = ("name", "dataset", "backbone", "depths", "rank1", "rank5", "rank10", "mAP", "rerank_rank1",
                 "rerank_mAP", "best_epoch", "epochs", "device", "finished_at")
         row = {k: results[k] for k in keys if k in results}
+        row["seed"] = (results.get("config") or {}).get("seed", 0)
         if "timings" in results:
             row["train_time_s"] = results["timings"].get("total_s")
         return pd.Series(row, dtype=object)
 
+    def summaries(self, runs: Iterable[Mapping]) -> pd.DataFrame:
+        """:meth:`summary` of several results dicts (e.g. one per seed), one row each."""
+        return pd.DataFrame([self.summary(r) for r in runs])
+
     # ------------------------------------------------------------------ tables
+    def per_query(self, depths: Iterable[int] = (), seed: int | None = None) -> RunQueries:
+        """The per-query results of a finished run's test (its ``per_query.npz``; a run that predates the file
+        gets it once from its kept features)."""
+        depths = tuple(depths)
+        self.results(depths, seed)  # a finished run, not one in training
+        return ensure_per_query(self.run_dir(depths, seed), lambda: self.evaluate(depths, seed))
+
+    def intervals(self, depths: Iterable[int] = (), seed: int | None = None) -> dict:
+        """The run's bootstrap intervals as results.json names them (computed from per-query results for a run
+        that predates them)."""
+        return self.results(depths, seed).get("intervals") or run_intervals(self.per_query(depths, seed).scores)
+
     def table1(self, paper_dataset: str | None = None) -> pd.DataFrame:
-        """Table 1 from every finished configuration in runs_dir, paper order, beside the paper's numbers."""
-        rows = [tables.table1_row(r) for r in self.finished_runs()]
+        """Table 1 from every finished configuration in runs_dir trained with one of :attr:`seeds`, paper
+        order, beside the paper's numbers: means over seeds, their spread and interval, and the paired
+        comparison with the baseline (``sagkit.seed_stats``)."""
+        rows = []
+        for results in self.finished_runs():
+            depths, seed = tuple(results.get("depths") or ()), int(results["config"].get("seed", 0))
+            rows.append(tables.table1_row(results, self.per_query(depths, seed).scores["single"]))
         return tables.assemble_table1(rows, self.params.dataset, paper_dataset=paper_dataset)
 
     def table2(self, dataset=None) -> pd.DataFrame:
@@ -151,7 +192,8 @@ class Workbook:
             name = "Baseline" if not depths else f"SAG {tables.config_label(depths)}"
             config = self.config(depths)
             note = f"{config.backbone}, profile {self.params.profile}, run {config.run_name()}"
-            rows += tables.measured_sota_rows(number, name, self.params.dataset, self.measurements(depths), note=note)
+            rows += tables.measured_sota_rows(number, name, self.params.dataset, self.measurements(depths), note=note,
+                                              intervals=self.intervals(depths))
         return rows
 
     # ------------------------------------------------------------------ output files
@@ -197,29 +239,31 @@ class Workbook:
             retain_freed_memory()
         return device
 
-    def load_model(self, depths: Iterable[int] = ()):
+    def load_model(self, depths: Iterable[int] = (), seed: int | None = None):
         """The trained model of a finished run (best checkpoint), eval mode, on the workbook's device."""
         depths = tuple(depths)
-        stamp = self.results(depths).get("finished_at")
-        if self._model is None or self._model[:2] != (depths, stamp):
-            model = load_model_from_run(self.run_dir(depths), device=self.device())
-            if self.config(depths).channels_last:
+        config = self.config(depths, seed)
+        stamp = self.results(depths, seed).get("finished_at")
+        if self._model is None or self._model[:3] != (depths, config.seed, stamp):
+            model = load_model_from_run(config.run_dir(), device=self.device())
+            if config.channels_last:
                 model = model.to(memory_format=torch.channels_last)
-            self._model = (depths, stamp, model)
-        return self._model[2]
+            self._model = (depths, config.seed, stamp, model)
+        return self._model[3]
 
-    def evaluate(self, depths: Iterable[int] = ()) -> Retrieval:
+    def evaluate(self, depths: Iterable[int] = (), seed: int | None = None) -> Retrieval:
         """The retrieval pipeline's result for a finished run on the test split (the run's protocol, its
         re-ranking setting, multi-query), from the features kept in the run folder; kept for later calls."""
         depths = tuple(depths)
-        stamp = str(self.results(depths).get("finished_at"))
-        if depths in self._retrievals and self._retrievals[depths][0] == stamp:
-            return self._retrievals[depths][1]
-        config = self.config(depths)
-        cache = FeatureCache(self.run_dir(depths) / CHECKPOINT_BEST)
-        result = retrieve_dataset(lambda: self.load_model(depths), self.load_dataset(), config, device=self.device(),
-                                  cache=cache, multi_query=True)
-        self._retrievals[depths] = (stamp, result)
+        config = self.config(depths, seed)
+        key = (depths, config.seed)
+        stamp = str(self.results(depths, seed).get("finished_at"))
+        if key in self._retrievals and self._retrievals[key][0] == stamp:
+            return self._retrievals[key][1]
+        cache = FeatureCache(config.run_dir() / CHECKPOINT_BEST)
+        result = retrieve_dataset(lambda: self.load_model(depths, seed), self.load_dataset(), config,
+                                  device=self.device(), cache=cache, multi_query=True)
+        self._retrievals[key] = (stamp, result)
         return result
 
     def measurements(self, depths: Iterable[int] = ()) -> dict:

@@ -1,0 +1,123 @@
+"""The results folder, ``results/<dataset>/<run name>/``: the small summaries of measured runs (``results.json``
+and ``per_query.npz``; no images, no checkpoints) kept in the repository, so that the README's tables and
+Figure 3 are regenerated from them rather than retyped, and a later change adds seeds or configurations
+without rerunning what is there.
+
+:func:`export_runs` copies finished runs in (a run that predates ``per_query.npz`` gets it once from its
+kept features); :func:`write_tables` rebuilds Table 1, Figure 3 and Tables 3-5's measured rows from the
+folder alone (``python -m sagkit results export|tables``).
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+from typing import Any
+
+from sagkit import tables
+from sagkit.atomic import atomic_write
+from sagkit.config import ExperimentConfig, get_profile
+from sagkit.engine.per_query import ensure_per_query, evaluate_run, read_per_query
+from sagkit.engine.run_dir import PER_QUERY_FILE, RESULTS_FILE, find_runs
+from sagkit.evaluation.bootstrap import SUMMARY_PREFIXES, run_intervals
+from sagkit.viz import save_figure
+from sagkit.viz.plots import plot_depth_effect
+
+__all__ = ["KEPT_FILES", "export_runs", "profile_runs", "read_results_folder", "write_tables"]
+
+KEPT_FILES = (RESULTS_FILE, PER_QUERY_FILE)
+SOTA_CONFIGS = ((), (4,))  # the paper's tables compare the baseline and SAG at D4
+
+
+def _copy(source: Path, target: Path) -> None:
+    atomic_write(target, lambda tmp: shutil.copyfile(source, tmp))
+
+
+def export_runs(runs_dir: str | Path, results_dir: str | Path = "results", device: str = "cpu") -> list[Path]:
+    """Copy every finished run of ``runs_dir`` into ``results_dir/<dataset>/<run name>/`` (KEPT_FILES, each
+    atomically; an entry of the same name is replaced). Returns the folders written."""
+    runs_dir, results_dir = Path(runs_dir), Path(results_dir)
+    if not runs_dir.is_dir():
+        raise FileNotFoundError(f"runs folder {runs_dir} does not exist: give the folder holding the run folders")
+    written = []
+    for results in find_runs(runs_dir):
+        run = runs_dir / results["name"] if (runs_dir / results["name"]).is_dir() else Path(results["run_dir"])
+        ensure_per_query(run, lambda run=run: evaluate_run(run, device))
+        target = results_dir / str(results["dataset"]) / run.name
+        for name in KEPT_FILES:
+            _copy(run / name, target / name)
+        written.append(target)
+    return written
+
+
+def read_results_folder(results_dir: str | Path, dataset: str) -> list[tuple[dict, object]]:
+    """``(results.json dict, RunQueries)`` of every run kept in ``results_dir/<dataset>/``, by run name."""
+    folder = Path(results_dir) / dataset
+    if not folder.is_dir():
+        raise FileNotFoundError(f"{folder} does not exist: export runs first (python -m sagkit results export "
+                                f"RUNS_DIR --results-dir {results_dir})")
+    found = []
+    for run in sorted(p for p in folder.iterdir() if (p / RESULTS_FILE).is_file()):
+        results = json.loads((run / RESULTS_FILE).read_text(encoding="utf-8"))
+        if results.get("complete"):
+            found.append((results, read_per_query(run)))
+    return found
+
+
+def profile_runs(kept: Iterable[tuple[dict, object]], profile: str,
+                 overrides: Mapping[str, Any] | None = None) -> list[tuple[dict, object]]:
+    """The kept runs that profile ``profile`` with ``overrides`` (ExperimentConfig fields) trains, any depths and
+    seed, as the workbook would train them."""
+    chosen = []
+    for results, queries in kept:
+        config = ExperimentConfig.from_run(dict(results["config"]))
+        fields: dict[str, Any] = {"dataset": config.dataset}
+        if config.dataset != "synthetic":
+            fields["dataset_options"] = {}
+        fields.update({**dict(overrides or {}), "depths": config.depths, "seed": config.seed})
+        if get_profile(profile, **fields).result_fields() == config.result_fields():
+            chosen.append((results, queries))
+    return sorted(chosen, key=lambda item: str(item[0].get("finished_at", "")))
+
+
+def _evaluations(results: dict) -> dict:
+    """results.json's flat metrics back as ``{"single": {...}, "single_rr": ...}`` (those it has)."""
+    return {name: {m: results[prefix + m] for m in tables.METRICS} for name, prefix in SUMMARY_PREFIXES.items()
+            if prefix + "rank1" in results}
+
+
+def write_tables(results_dir: str | Path, dataset: str, profile: str, out_dir: str | Path,
+                 seeds: Iterable[int] | None = None, overrides: Mapping[str, Any] | None = None) -> dict:
+    """Table 1 (csv, md; ``table1_summary`` the README's short form), Figure 3 (png, pdf) and Tables 3-5 of the
+    runs of ``profile`` (with ``overrides``) kept for ``dataset``, in ``out_dir`` (``seeds``: only these;
+    default all kept). Returns ``{"table1": DataFrame, "files": [...]}``."""
+    runs = profile_runs(read_results_folder(results_dir, dataset), profile, overrides)
+    if seeds is not None:
+        wanted = set(seeds)
+        runs = [(r, q) for r, q in runs if int(r["config"].get("seed", 0)) in wanted]
+    if not runs:
+        raise FileNotFoundError(f"{Path(results_dir) / dataset} holds no finished run of profile {profile!r}"
+                                + (f" with seeds {sorted(wanted)}" if seeds is not None else ""))
+    table1 = tables.assemble_table1([tables.table1_row(r, q.scores["single"]) for r, q in runs], dataset)
+    title = f"Table 1. Impact of the SAG depth ({dataset}, no re-ranking)"
+    files = list(tables.write_table(table1, out_dir, "table1_ablation", title=title))
+    files += tables.write_table(tables.table1_summary(table1), out_dir, "table1_summary", title=title)
+    files += save_figure(plot_depth_effect(table1, title=f"Effect of the SAG position ({dataset})"), out_dir,
+                         "fig3_depth_effect")
+    first_seed = min(int(r["config"].get("seed", 0)) for r, _ in runs)
+    sota = {tuple(r.get("depths") or ()): (r, q) for r, q in runs if int(r["config"].get("seed", 0)) == first_seed}
+    for number, name in tables.SOTA_NAMES.items():
+        rows = []
+        for depths in SOTA_CONFIGS:
+            if depths not in sota:
+                continue
+            results, queries = sota[depths]
+            method = "Baseline" if not depths else f"SAG {tables.config_label(depths)}"
+            note = f"{results.get('backbone')}, profile {profile}, run {results.get('name')}"
+            intervals = results.get("intervals") or run_intervals(queries.scores)
+            rows += tables.measured_sota_rows(number, method, dataset, _evaluations(results), note=note,
+                                              intervals=intervals)
+        files += tables.write_table(tables.assemble_sota_table(number, rows), out_dir, name)
+    return {"table1": table1, "files": files}
