@@ -38,7 +38,7 @@ def test_torchrun_training_and_its_evaluation_match_a_single_process(data_root, 
     assert proc.stdout.count("R1 ") == 4  # single, re-ranked, multi-query and both: printed by rank 0 only
     (run,) = list(runs.iterdir())
     assert {p.name for p in run.iterdir()} == {
-        "config.json", "metrics.csv", "results.json", "checkpoint_best.pt", "checkpoint_last.pt", "features",
+        "config.json", "metrics.csv", "results.json", "checkpoint_best.pt", "checkpoint_last.pt", "features", "per_query.npz",
         *(["tensorboard"] if tb_log.AVAILABLE else [])}
     if tb_log.AVAILABLE:  # rank 0 alone writes events
         assert len([p for p in (run / "tensorboard").iterdir() if "tfevents" in p.name]) == 1
