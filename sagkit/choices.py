@@ -15,6 +15,9 @@ DEPTH_HELP = (
 )
 SEEDS_HELP = "seeds must be one or more distinct non-negative integers, e.g. 0 or '0,1,2'"
 DEFAULT_SEEDS = (0,)
+# What the lower branch carries on after a SAG module (the paper leaves it open): the attended map alone, or
+# the lower map plus the attended map.
+SAG_OUTPUTS = ("replace", "residual")
 DEVICE_RE = re.compile(r"^(auto|cpu|cuda|cuda:\d+)$")
 DEVICE_RULE = "use 'auto', 'cpu', 'cuda' or 'cuda:N'"
 

@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import Any, Optional
 
 from sagkit.atomic import atomic_write_text
-from sagkit.choices import DEPTHS_RULE, DEVICE_RE, DEVICE_RULE, VALID_DEPTHS
+from sagkit.choices import DEPTHS_RULE, DEVICE_RE, DEVICE_RULE, SAG_OUTPUTS, VALID_DEPTHS
 from sagkit.losses.registry import LOSS_NAMES
 
 __all__ = [
@@ -88,6 +88,7 @@ LEGACY_VALUES = {
     "losses": {"ce": 1.0},
     "triplet_margin": 0.3,
     "center_alpha": 0.5,
+    "sag_output": "replace",
 }
 
 
@@ -111,6 +112,8 @@ class ExperimentConfig:
     large blocks, so big activations stop page-faulting on every step (``engine.device.retain_freed_memory``).
     ``bn_stats`` ("per_branch" or "shared", ``SAGNet``): whether the upper branch keeps BatchNorm running
     statistics of its own over the shared backbone; it matters only with SAG depths and shared weights.
+    ``sag_output`` ("replace" or "residual", ``SAGNet``): after a SAG module the lower branch carries the
+    attended map alone (sagkit's reading of the paper) or the lower map plus the attended map.
     ``depths = ()`` is the baseline (no SAG module). ``freeze_stages``: -1 trains everything, 0 freezes the
     stem, k the stem and stages 1..k (``SAGNet.freeze_stages``). ``model_options`` passes further keyword
     arguments to ``SAGNet`` (e.g. ``l2norm_dim``, ``grid_scale``, ``dropout``). ``max_train_batches`` caps
@@ -146,6 +149,7 @@ class ExperimentConfig:
     embedding: str = "bottleneck"
     neck: str = "paper"
     last_stride: int = 2
+    sag_output: str = "replace"
     model_options: dict = field(default_factory=dict)
     freeze_stages: int = -1
 
@@ -246,6 +250,8 @@ class ExperimentConfig:
             bad("amp", f"use one of {AMP_CHOICES}")
         if self.select_metric not in SELECT_METRICS:
             bad("select_metric", f"use one of {SELECT_METRICS}")
+        if self.sag_output not in SAG_OUTPUTS:
+            bad("sag_output", f"use one of {SAG_OUTPUTS}")
         if self.sampler not in SAMPLERS:
             bad("sampler", f"use one of {SAMPLERS}")
         if not isinstance(self.device, str) or not DEVICE_RE.match(self.device):
@@ -390,10 +396,12 @@ class ExperimentConfig:
     # ------------------------------------------------------------------ run identity
     def result_fields(self) -> dict:
         """The fields that change what a run computes, JSON-ready: all but ``EXECUTION_FIELDS``, and none
-        at its ``LEGACY_VALUES`` value (``bn_stats`` counts as legacy where it has no effect)."""
+        at its ``LEGACY_VALUES`` value (``bn_stats`` and ``sag_output`` count as legacy where they have no effect)."""
         fields = {k: v for k, v in self.to_dict().items() if k not in EXECUTION_FIELDS}
         if not self.depths or not self.share_weights:
             fields["bn_stats"] = LEGACY_VALUES["bn_stats"]
+        if not self.depths:
+            fields["sag_output"] = LEGACY_VALUES["sag_output"]
         for name, value in LEGACY_VALUES.items():
             if fields.get(name) == value:
                 del fields[name]

@@ -245,3 +245,39 @@ def test_checked_loading_accepts_a_checkpoint_without_branch_statistics(tmp_path
     broken = {k: v for k, v in old_state.items() if k != "backbone.bn1.running_var"}
     with pytest.raises(ValueError, match="old.pt.*missing: backbone.bn1.running_var"):
         load_weights(_model((4,), "resnet18"), broken, tmp_path / "old.pt")
+
+
+# ---------------------------------------------------------------- what flows on after a SAG module
+def test_residual_sag_output_adds_the_attended_map_to_the_lower_one():
+    """``sag_output="residual"`` passes lower + attended on; "replace" the attended map alone."""
+    torch.manual_seed(0)
+    x = torch.randn(2, 3, 64, 32)
+    outputs = {}
+    for mode in ("replace", "residual"):
+        torch.manual_seed(1)
+        model = SAGNet(5, depths=(4,), backbone="resnet18", sag_output=mode).eval()
+        seen = {}
+
+        def spy(module, args, output, seen=seen):
+            seen["lower"], seen["attended"] = args[0], output[0]
+
+        model.sags["D4"].register_forward_hook(spy)
+        with torch.no_grad():
+            outputs[mode] = (model.forward_features(x), dict(seen))
+    replaced, seen_r = outputs["replace"]
+    added, seen_a = outputs["residual"]
+    assert torch.equal(replaced, seen_r["attended"])
+    assert torch.allclose(added, seen_a["lower"] + seen_a["attended"])
+    assert not torch.allclose(added, replaced)
+    with pytest.raises(ValueError, match="sag_output"):
+        SAGNet(5, depths=(4,), backbone="resnet18", sag_output="add")
+
+
+def test_sag_output_keeps_old_run_keys_and_is_checked_by_the_config():
+    cpu_d4 = get_profile("cpu", depths=(4,))
+    assert cpu_d4.replace(sag_output="replace").run_key() == cpu_d4.run_key()
+    assert cpu_d4.replace(sag_output="residual").run_key() != cpu_d4.run_key()
+    baseline = get_profile("cpu", depths=())
+    assert baseline.replace(sag_output="residual").run_key() == baseline.run_key()  # no SAG module: no effect
+    with pytest.raises(ValueError, match="sag_output"):
+        get_profile("cpu", sag_output="add")

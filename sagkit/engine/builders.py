@@ -33,6 +33,7 @@ def build_model(config: ExperimentConfig, num_classes: int, pretrained: bool = T
         embedding=config.embedding,
         neck=config.neck,
         last_stride=config.last_stride,
+        sag_output=config.sag_output,
         **config.model_options,
     )
     if config.freeze_stages >= 0:

@@ -13,7 +13,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from sagkit.choices import VALID_DEPTHS, check_depths
+from sagkit.choices import SAG_OUTPUTS, VALID_DEPTHS, check_depths
 
 from .backbones import LAST_STRIDES, build_backbone, set_last_stride
 from .branch_norm import BN_STATS, BRANCH_STATS_PREFIX, BranchStatistics, shared_statistic_key
@@ -101,6 +101,9 @@ class SAGNet(nn.Module):
     for the upper branch (`branch_stats`), so in eval mode each branch is normalised with statistics of
     its own input; "shared" keeps one set averaged over both inputs, as the authors' code does. Weights
     and train-mode outputs are the same either way; only eval mode differs.
+    `sag_output`: what the lower branch carries on after a SAG module. The paper does not say; "replace"
+    (default) passes the attended map on in place of the lower map; "residual" passes lower + attended,
+    so that the module can add to the map but never remove what the backbone saw.
     """
 
     def __init__(self, num_classes: int, depths: Iterable[int] = (4,), backbone: str = "resnet50",
@@ -108,7 +111,7 @@ class SAGNet(nn.Module):
                  attention: str = "softmax", scale_factor: int = 2, upsample: str = "bilinear",
                  embedding: str = "bottleneck", l2norm_dim: str = "map", grid_scale: str = "none",
                  bottleneck_dim: int | None = None, dropout: float | None = None, bn_stats: str = "per_branch",
-                 neck: str = "paper", last_stride: int = 2):
+                 neck: str = "paper", last_stride: int = 2, sag_output: str = "replace"):
         super().__init__()
         if isinstance(num_classes, bool) or not isinstance(num_classes, int) or num_classes < 1:
             raise ValueError(f"num_classes must be a positive int; got {num_classes!r}")
@@ -117,7 +120,8 @@ class SAGNet(nn.Module):
         for name, value, choices in (("attention", attention, ATTENTIONS), ("upsample", upsample, UPSAMPLE_MODES),
                                      ("embedding", embedding, EMBEDDINGS), ("l2norm_dim", l2norm_dim, L2NORM_DIMS),
                                      ("grid_scale", grid_scale, GRID_SCALES), ("bn_stats", bn_stats, BN_STATS),
-                                     ("neck", neck, NECKS), ("last_stride", last_stride, LAST_STRIDES)):
+                                     ("neck", neck, NECKS), ("last_stride", last_stride, LAST_STRIDES),
+                                     ("sag_output", sag_output, SAG_OUTPUTS)):
             check_choice(name, value, choices)
         if (isinstance(scale_factor, bool) or not isinstance(scale_factor, (int, float))
                 or not float(scale_factor).is_integer() or scale_factor < 2):
@@ -132,6 +136,7 @@ class SAGNet(nn.Module):
         self.embedding = embedding
         self.bn_stats = bn_stats
         self.neck = neck
+        self.sag_output = sag_output
         self.backbone = build_backbone(backbone, pretrained=pretrained)
         if last_stride != 2:
             set_last_stride(self.backbone, last_stride)
@@ -177,7 +182,8 @@ class SAGNet(nn.Module):
                 with self._upper_statistics():
                     upper = upper_stages[i](upper)
             if i in self.depths:
-                lower, grid = self.sags[f"D{i}"](lower, upper)
+                attended, grid = self.sags[f"D{i}"](lower, upper)
+                lower = attended if self.sag_output == "replace" else lower + attended
                 if grids is not None:
                     grids[i] = grid
         return lower
