@@ -8,9 +8,17 @@ parent. Sizes:
     market  3,368 + 19,732 (Market-1501)     the same (the baseline needs about 12 GB)
     msmt    11,659 + 82,161, 512-d features  sagkit re_rank_features only (MSMT17-sized)
 
+For re_rank_features the worker also measures, in the same process, the bound on its all-pairs
+work: plain fp32 products feats @ feats.T of all N x N pairs in 2048 x 2048 tiles (the full bound),
+and of the tiles of the upper block triangle only (the halved bound, which the symmetry of the
+distance matrix allows), with the same thread count. The halved bound is timed before and after the
+re-ranking and averaged, as other work on a shared machine changes the speed; the printed ratios
+time / bound do not depend on the machine the way times do.
+
     python benchmarks/bench_rerank.py                    # small + market + msmt
     python benchmarks/bench_rerank.py --quick            # small only
     python benchmarks/bench_rerank.py --sizes small,msmt
+    python benchmarks/bench_rerank.py --sizes market --methods sagkit,features   # without the 12 GB baseline
 """
 
 from __future__ import annotations
@@ -98,6 +106,40 @@ def rerank_dense_numpy(q_g_dist, q_q_dist, g_g_dist, k1=20, k2=6, lambda_value=0
     return final[:, num_query:]
 
 
+BOUND_TILE = 2048
+
+
+def product_bound(feats, upper_only: bool):
+    """(wall, CPU) seconds for the plain products feats @ feats.T (N x D float32 tensor) in BOUND_TILE
+    square tiles: all tiles, or (upper_only) those of the upper block triangle, the diagonal ones included."""
+    import torch
+
+    n, t = feats.shape[0], BOUND_TILE
+    buf = torch.empty(t * t, dtype=feats.dtype)
+    t0, c0 = time.perf_counter(), time.process_time()
+    for a in range(0, n, t):
+        rows = feats[a:a + t]
+        for c in range(a if upper_only else 0, n, t):
+            cols = feats[c:c + t]
+            torch.mm(rows, cols.t(), out=buf[: rows.shape[0] * cols.shape[0]].view(rows.shape[0], cols.shape[0]))
+    return time.perf_counter() - t0, time.process_time() - c0
+
+
+def _bounds(qf, gf, seconds: float, cpu_seconds: float, halved_before) -> dict:
+    """The bounds for re_rank_features on (qf, gf) and the ratios time / bound, in wall and in CPU time
+    (CPU time does not count the time the process waited for a core that other work held)."""
+    import torch
+
+    feats = torch.cat([torch.from_numpy(qf), torch.from_numpy(gf)])
+    after = product_bound(feats, True)
+    halved, halved_cpu = ((x + y) / 2 for x, y in zip(halved_before, after))
+    full, full_cpu = product_bound(feats, False)
+    flops = 2.0 * feats.shape[0] ** 2 * feats.shape[1]
+    return dict(bound_s=full, halved_bound_s=halved, bound_gflops=flops / full / 1e9,
+                time_over_bound=seconds / full, time_over_halved=seconds / halved,
+                cpu_s=cpu_seconds, cpu_over_bound=cpu_seconds / full_cpu, cpu_over_halved=cpu_seconds / halved_cpu)
+
+
 def _worker(method: str, size: str, out_path: str, threads: int) -> None:
     """Run one method on one size in this process; print a JSON line with time and peak memory."""
     import torch
@@ -107,10 +149,14 @@ def _worker(method: str, size: str, out_path: str, threads: int) -> None:
     torch.set_num_threads(threads)
 
     qf, gf, qp, gp, qc, gc = features(**SIZES[size])
-    t0 = time.perf_counter()
+    bounds = {}
     if method == "features":
+        halved_before = product_bound(torch.cat([torch.from_numpy(qf), torch.from_numpy(gf)]), True)
+        t0, c0 = time.perf_counter(), time.process_time()
         result = re_rank_features(qf, gf)
-        elapsed = time.perf_counter() - t0
+        elapsed, cpu = time.perf_counter() - t0, time.process_time() - c0
+        peak_gib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20
+        bounds = _bounds(qf, gf, elapsed, cpu, halved_before)
         qg = None
     else:
         qg = compute_distance_matrix(qf, gf).numpy()
@@ -119,11 +165,11 @@ def _worker(method: str, size: str, out_path: str, threads: int) -> None:
         t0 = time.perf_counter()
         result = rerank_dense_numpy(qg, qq, gg) if method == "numpy" else re_rank(qg, qq, gg)
         elapsed = time.perf_counter() - t0
+        peak_gib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20
         del qq, gg
-    peak_gib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20
     cmc, m_ap = evaluate(result, qp, gp, qc, gc)
     report = dict(method=method, size=size, seconds=elapsed, peak_gib=peak_gib, mAP=m_ap, rank1=float(cmc[0]),
-                  threads=torch.get_num_threads())
+                  threads=torch.get_num_threads(), **bounds)
     if qg is not None:
         cmc0, map0 = evaluate(qg, qp, gp, qc, gc)
         report.update(mAP_plain=map0, rank1_plain=float(cmc0[0]))
@@ -145,6 +191,8 @@ def main(argv=None) -> list[dict]:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true", help="only the small size")
     parser.add_argument("--sizes", default=None, help="comma-separated subset of small,market,msmt")
+    parser.add_argument("--methods", default=None,
+                        help="comma-separated subset of numpy,sagkit,features (default: all that fit the size)")
     parser.add_argument("--threads", type=int, default=1,
                         help="torch threads in each worker (default 1: the numpy baseline uses one core too)")
     parser.add_argument("--worker", default=None, help=argparse.SUPPRESS)
@@ -164,11 +212,14 @@ def main(argv=None) -> list[dict]:
     with tempfile.TemporaryDirectory() as tmp:
         for size in sizes:
             methods = ["features"] if size == "msmt" else ["numpy", "sagkit", "features"]
+            if args.methods:
+                methods = [m for m in methods if m in args.methods.split(",")]
             results = {}
             for method in methods:
-                path = os.path.join(tmp, f"{size}_{method}.npy")
+                path = os.path.join(tmp, f"{size}_{method}.npy") if "numpy" in methods else ""
                 rep = _run_child(method, size, path, args.threads)
-                results[method] = np.load(path, mmap_mode="r")
+                if path:
+                    results[method] = np.load(path, mmap_mode="r")
                 if "numpy" in results and method != "numpy":
                     rep["max_abs_diff_vs_numpy"] = float(np.abs(results["numpy"] - results[method]).max())
                 reports.append(rep)
@@ -177,9 +228,15 @@ def main(argv=None) -> list[dict]:
                 diff = rep.get("max_abs_diff_vs_numpy")
                 print(f"{size:<8}{name:<28}{rep['seconds']:>10.2f}{rep['peak_gib']:>16.2f}{rep['mAP']:>8.4f}"
                       f"{rep['rank1']:>8.4f}  {'' if diff is None else f'{diff:.2e}'}", flush=True)
+                if "bound_s" in rep:
+                    print(f"{'':<8}bound (all-pairs fp32 products): full {rep['bound_s']:.2f} s "
+                          f"({rep['bound_gflops']:.0f} GFLOP/s), halved {rep['halved_bound_s']:.2f} s; "
+                          f"time / bound {rep['time_over_bound']:.2f}, time / halved bound "
+                          f"{rep['time_over_halved']:.2f}; in CPU time ({rep['cpu_s']:.1f} s): "
+                          f"{rep['cpu_over_bound']:.2f} and {rep['cpu_over_halved']:.2f}", flush=True)
                 if "mAP_plain" in rep and method == methods[0]:
                     print(f"{'':<8}{'(no re-ranking)':<28}{'':>10}{'':>16}{rep['mAP_plain']:>8.4f}{rep['rank1_plain']:>8.4f}")
-            if "numpy" in results:
+            if "numpy" in results and "sagkit" in results:
                 base = next(r for r in reports if r["size"] == size and r["method"] == "numpy")
                 fast = next(r for r in reports if r["size"] == size and r["method"] == "sagkit")
                 print(f"{size:<8}speed-up {base['seconds'] / fast['seconds']:.1f}x, "

@@ -6,7 +6,8 @@ python-version, copied as torchreid/utils/rerank.py), step by step:
 1. ``D`` = [[q_q, q_g], [q_g^T, g_g]] squared (in the input dtype) and cast to float32 (N x N, N = q + g);
    ``original_dist = (D / D.max(axis=0)).T``, i.e. row i is column i of D divided by its maximum.
 2. ``initial_rank``: row-wise ascending order of original_dist. Only the first max(k1 + 1, k2) entries
-   are ever used, so they come from ``torch.topk`` per chunk of rows; ties are ordered by index.
+   are ever used, so they come from ``torch.topk`` per chunk of rows (from features on the CPU: from
+   the thresholded pass of ``symmetric_pass``); ties are ordered by index.
 3. R(i) = the k-reciprocal neighbours among the k1 + 1 nearest; each candidate c in R(i) whose own
    round(k1/2)-reciprocal set shares more than 2/3 of its elements with R(i) adds that set.
    V[i, j] = exp(-original_dist[i, j]) normalised over the expanded set (float32, as in the usual code).
@@ -14,10 +15,12 @@ python-version, copied as torchreid/utils/rerank.py), step by step:
 5. Jaccard distance for query rows: 1 - s / (2 - s), s[g] = sum_j min(V_qe[i, j], V_qe[g, j]);
    result = (1 - lambda) * jaccard + lambda * original_dist, query rows x gallery columns.
 
-V and V_qe are kept sparse (CSR: at most N (k1+1)(round(k1/2)+2) nonzeros), the Jaccard sums are
-computed only for query rows from gallery postings (an inverted index) and only the q x g result is
-dense. ``re_rank`` reads the given matrices in column blocks; ``re_rank_features`` computes distances
-from features chunk by chunk and never holds any N x N or g x g matrix.
+V and V_qe are kept sparse (CSR: at most N (k1+1)(round(k1/2)+2) nonzeros, ``rerank_sparse``), the
+Jaccard sums are computed only for query rows from gallery postings (an inverted index), and only the
+q x g result is dense; where a sum is 0 (most pairs) the result is one multiply-add of original_dist.
+``re_rank`` reads the given matrices in column blocks. ``re_rank_features`` never holds any N x N or
+g x g matrix: on the CPU it computes each pair once, over the upper block triangle of the symmetric D
+(``symmetric_pass``: half the matrix products of a full pass); on other devices in row chunks.
 
 Tolerance: against the usual float32 implementation the result agrees to about 1e-7 (float32
 rounding of sums taken in another order; neighbour sets are identical unless distances tie); the
@@ -33,9 +36,10 @@ import numpy as np
 import torch
 
 from .distance import as_tensor, check_metric, distance_block, paired_distance, prepare_right
+from .rerank_sparse import build_v, jaccard_into, query_expand
+from .symmetric_pass import nearest_ordered, upper_pass
 
 TOLERANCE = 1e-5  # max abs difference against the usual float32 implementation, or between devices
-_TRIPLE_BUDGET = 1 << 21
 
 
 def _square_f32(x: torch.Tensor) -> torch.Tensor:
@@ -84,6 +88,9 @@ class _MatrixSource:
         self.num_query, self.n = q, q + g
         self.pair_batch = 1 << 20
 
+    def scan(self, k_need: int, chunk: int):
+        return _scan_rows(self, k_need, chunk)
+
     def rows(self, a: int, b: int, out: torch.Tensor) -> torch.Tensor:
         """out (b - a, N float32) <- squared columns a..b-1 of D, i.e. rows of D^T."""
         q = self.num_query
@@ -101,7 +108,7 @@ class _MatrixSource:
         return out
 
     def pairs(self, i: torch.Tensor, j: torch.Tensor) -> torch.Tensor:
-        """rows()[i, j] for index vectors, i.e. D[j, i], float32."""
+        """D[j, i] for index vectors (row i of original_dist reads column i of D), float32."""
         q = self.num_query
         r, c = j, i
         out = torch.empty(r.shape, dtype=torch.float32, device=self.device)
@@ -114,7 +121,9 @@ class _MatrixSource:
 
 
 class _FeatureSource:
-    """Squared distances computed from features, as re_rank would get them from compute_distance_matrix."""
+    """Squared distances computed from features, as re_rank would get them from compute_distance_matrix.
+
+    D is symmetric here, so the all-pairs pass computes each pair once (symmetric_pass.upper_pass)."""
 
     def __init__(self, q_feats, g_feats, metric: str):
         qf = as_tensor(q_feats, "q_feats").detach()
@@ -130,6 +139,15 @@ class _FeatureSource:
         self.num_query, self.n = qf.shape[0], self.feats.shape[0]
         self.pair_batch = 1 << 10  # gathered feature rows stay small (big temporaries cost page faults)
 
+    def scan(self, k_need: int, chunk: int):
+        """(nn, nn_div, colmax, D[:q, q:]): on the CPU one pass over the upper block triangle
+        (symmetric_pass); elsewhere full rows, whose selection runs at memory speed on a GPU."""
+        if self.device.type != "cpu":
+            return _scan_rows(self, k_need, chunk)
+        out = torch.empty((self.num_query, self.n - self.num_query), dtype=torch.float32)
+        nn, nn_div, colmax = upper_pass(self.feats, self.metric, self.num_query, k_need, out)
+        return nn, nn_div, colmax, out
+
     def rows(self, a: int, b: int, out: torch.Tensor) -> torch.Tensor:
         """out (b - a, N float32) <- squared distances of items a..b-1 to all items."""
         if self.feats.dtype == torch.float32:
@@ -139,156 +157,8 @@ class _FeatureSource:
         return out
 
     def pairs(self, i: torch.Tensor, j: torch.Tensor) -> torch.Tensor:
-        """rows()[i, j] for index vectors: squared distance between items j and i, float32."""
+        """Squared distance between items j and i, float32."""
         return _square_f32(paired_distance(self.feats.index_select(0, j), self.feats.index_select(0, i), self.metric))
-
-
-def _nearest(rows: torch.Tensor, k: int) -> torch.Tensor:
-    """Indices of the k smallest entries of each row (c x N), ordered by (value, index)."""
-    if 4 * k >= rows.shape[1]:
-        return torch.sort(rows, dim=1, stable=True).indices[:, :k]
-    vals, idx = torch.topk(rows, k, dim=1, largest=False, sorted=False)
-    idx, perm = torch.sort(idx, dim=1)
-    vals = vals.gather(1, perm)
-    return idx.gather(1, torch.sort(vals, dim=1, stable=True).indices)
-
-
-def _reciprocal_mask(nn: torch.Tensor, chunk: int) -> torch.Tensor:
-    """mask[i, a] = i is among the first w neighbours of its a-th neighbour, for nn (N x w) -> N x w bool."""
-    n, width = nn.shape
-    out = torch.empty((n, width), dtype=torch.bool, device=nn.device)
-    for a in range(0, n, chunk):
-        b = min(a + chunk, n)
-        back = nn.index_select(0, nn[a:b].reshape(-1)).view(b - a, width, width)
-        out[a:b] = (back == torch.arange(a, b, device=nn.device)[:, None, None]).any(-1)
-    return out
-
-
-def _csr_gather(ptr, col, val, rows: torch.Tensor):
-    """Entries of CSR rows ``rows`` (flat, in order) -> (position in rows, col, val)."""
-    starts = ptr.index_select(0, rows)
-    lens = ptr.index_select(0, rows + 1) - starts
-    total = int(lens.sum())
-    shift = torch.repeat_interleave(starts - (torch.cumsum(lens, 0) - lens), lens, output_size=total)
-    entry = torch.arange(total, device=rows.device) + shift
-    owner = torch.repeat_interleave(torch.arange(rows.numel(), device=rows.device), lens, output_size=total)
-    return owner, col.index_select(0, entry), val.index_select(0, entry)
-
-
-def _build_v(src, nn, colmax, k1: int, chunk: int):
-    """Sparse V (CSR ptr, col, val): k-reciprocal sets with expansion, Gaussian weights normalised per row."""
-    n = src.n
-    dev = nn.device
-    k = min(k1 + 1, n)
-    kh = min(int(round(k1 / 2.0)) + 1, n)
-    nn_full, nn_half = nn[:, :k].contiguous(), nn[:, :kh].contiguous()
-    full_mask = _reciprocal_mask(nn_full, chunk)
-    half_mask = _reciprocal_mask(nn_half, chunk)
-    member = torch.zeros(min(chunk, n) * n, dtype=torch.bool, device=dev)  # R(i) of the chunk's rows
-    counts, cols, vals = [], [], []
-    for a in range(0, n, chunk):
-        b = min(a + chunk, n)
-        c = b - a
-        fw, rmask = nn_full[a:b], full_mask[a:b]
-        base = torch.arange(c, device=dev)[:, None] * n
-        in_set = (base + fw)[rmask]
-        member[in_set] = True
-        h_idx = nn_half.index_select(0, fw.reshape(-1)).view(c, k, kh)
-        h_ok = half_mask.index_select(0, fw.reshape(-1)).view(c, k, kh)
-        in_r = member.index_select(0, (base[:, :, None] + h_idx).reshape(-1)).view(c, k, kh)
-        member[in_set] = False
-        inter = (in_r & h_ok).sum(-1).double()
-        accept = rmask & (inter > (2.0 / 3.0) * h_ok.sum(-1).double())
-        expanded = torch.cat([torch.where(rmask, fw, n), torch.where(accept[..., None] & h_ok, h_idx, n).flatten(1)], 1)
-        expanded = torch.sort(expanded, dim=1).values
-        keep = expanded < n
-        keep[:, 1:] &= expanded[:, 1:] != expanded[:, :-1]
-        rr = torch.nonzero(keep, as_tuple=True)[0]
-        cc = expanded[keep]
-        d = torch.empty(cc.shape, dtype=torch.float32, device=dev)
-        for s in range(0, cc.numel(), src.pair_batch):
-            e = min(s + src.pair_batch, cc.numel())
-            d[s:e] = src.pairs(rr[s:e] + a, cc[s:e]) / colmax.index_select(0, rr[s:e] + a)
-        w = torch.exp(-d)
-        total = torch.zeros(c, dtype=torch.float32, device=dev).index_add_(0, rr, w)
-        counts.append(keep.sum(1))
-        cols.append(cc)
-        vals.append(w / total.index_select(0, rr))
-    ptr = torch.zeros(n + 1, dtype=torch.int64, device=dev)
-    ptr[1:] = torch.cumsum(torch.cat(counts), 0)
-    return ptr, torch.cat(cols), torch.cat(vals)
-
-
-def _query_expand(ptr, col, val, nn, k2: int, chunk: int):
-    """V_qe[i] = mean of V over rows nn[i, :k2] (sums in neighbour order, then / k2, float32), as CSR."""
-    n = nn.shape[0]
-    kq = min(k2, n)
-    counts, cols, vals = [], [], []
-    for a in range(0, n, chunk):
-        b = min(a + chunk, n)
-        owner, cc, vv = _csr_gather(ptr, col, val, nn[a:b, :kq].reshape(-1))
-        key = (owner // kq) * n + cc
-        uniq, inverse = torch.unique(key, sorted=True, return_inverse=True)
-        sums = torch.zeros(uniq.numel(), dtype=torch.float32, device=nn.device).index_add_(0, inverse, vv)
-        counts.append(torch.bincount(uniq // n, minlength=b - a))
-        cols.append(uniq % n)
-        vals.append(sums / kq)
-    new_ptr = torch.zeros(n + 1, dtype=torch.int64, device=nn.device)
-    new_ptr[1:] = torch.cumsum(torch.cat(counts), 0)
-    return new_ptr, torch.cat(cols), torch.cat(vals)
-
-
-def _jaccard_into(out: torch.Tensor, ptr, col, val, lambda_value: float, chunk: int) -> None:
-    """out (q x g, holding original_dist) <- (1 - lambda) * jaccard + lambda * out, query rows only.
-
-    s[i, g] = sum_j min(V[i, j], V[q + g, j]) is accumulated from an inverted index over the gallery
-    rows (for each column j, the gallery rows with V[., j] != 0), in order of ascending j as in the
-    usual code; the work for a block of queries is the total length of the postings they touch.
-    """
-    n = ptr.numel() - 1
-    q, g = out.shape
-    dev = out.device
-    lens = ptr[1:] - ptr[:-1]
-    g_start = int(ptr[q])  # gallery rows' entries are the tail of the CSR arrays
-    post_col = col[g_start:]
-    order = torch.sort(post_col, stable=True).indices
-    post_row = (torch.repeat_interleave(torch.arange(g, device=dev, dtype=torch.int32), lens[q:])
-                .index_select(0, order))
-    post_val = val[g_start:].index_select(0, order)
-    col_ptr = torch.zeros(n + 1, dtype=torch.int64, device=dev)
-    col_ptr[1:] = torch.cumsum(torch.bincount(post_col, minlength=n), 0)
-    del post_col, order
-    q_cols = col[:g_start]
-    q_len = col_ptr.index_select(0, q_cols + 1) - col_ptr.index_select(0, q_cols)
-    row_work = torch.zeros(q, dtype=torch.int64, device=dev).index_add_(
-        0, torch.repeat_interleave(torch.arange(q, device=dev), lens[:q]), q_len).tolist()
-    max_rows = max(1, min(chunk, q, (1 << 24) // max(g, 1)))
-    buf = torch.empty(max_rows * g, dtype=torch.float32, device=dev)
-    scratch = torch.empty(max_rows * g, dtype=torch.float32, device=dev)
-    a = 0
-    while a < q:
-        b, work = a + 1, row_work[a]
-        while b < q and b - a < max_rows and work + row_work[b] <= _TRIPLE_BUDGET:
-            work += row_work[b]
-            b += 1
-        e0, e1 = int(ptr[a]), int(ptr[b])
-        e_len = q_len[e0:e1]
-        e_start = col_ptr.index_select(0, q_cols[e0:e1])
-        e_base = torch.repeat_interleave(torch.arange(b - a, device=dev, dtype=torch.int32), lens[a:b]) * g
-        total = int(work)
-        shift = torch.repeat_interleave(e_start - (torch.cumsum(e_len, 0) - e_len), e_len, output_size=total)
-        entry = torch.arange(total, device=dev) + shift
-        target = torch.repeat_interleave(e_base, e_len, output_size=total) + post_row.index_select(0, entry)
-        mins = torch.minimum(torch.repeat_interleave(val[e0:e1], e_len, output_size=total),
-                             post_val.index_select(0, entry))
-        temp = buf[: (b - a) * g].zero_().index_add_(0, target, mins).view(b - a, g)
-        jaccard = scratch[: (b - a) * g].view(b - a, g)
-        jaccard.copy_(temp).neg_().add_(2)
-        torch.div(temp, jaccard, out=jaccard)
-        jaccard.neg_().add_(1)
-        jaccard.mul_(1 - lambda_value)
-        out[a:b].mul_(lambda_value).add_(jaccard)
-        a = b
 
 
 def _check_params(k1, k2, lambda_value, chunk):
@@ -300,14 +170,11 @@ def _check_params(k1, k2, lambda_value, chunk):
         raise ValueError(f"chunk must be >= 1, got {chunk}")
 
 
-def _k_reciprocal(src, k1: int, k2: int, lambda_value: float, chunk: int | None) -> np.ndarray:
+def _scan_rows(src, k_need: int, chunk: int):
+    """All-pairs pass over given matrices, in row chunks: (nn, nn_div, colmax, D[:q, q:])."""
     n, q = src.n, src.num_query
-    if q == 0 or n == q:
-        raise ValueError(f"re-ranking needs at least one query and one gallery item, got {q} and {n - q}")
-    if chunk is None:
-        chunk = max(1, min(4096, (1 << 24) // n))
-    k_need = min(max(k1 + 1, k2), n)
     nn = torch.empty((n, k_need), dtype=torch.int64, device=src.device)
+    nn_div = torch.empty((n, k_need), dtype=torch.float32, device=src.device)
     colmax = torch.empty(n, dtype=torch.float32, device=src.device)
     out = torch.empty((q, n - q), dtype=torch.float32, device=src.device)
     buf = torch.empty((min(chunk, n), n), dtype=torch.float32, device=src.device)
@@ -315,16 +182,28 @@ def _k_reciprocal(src, k1: int, k2: int, lambda_value: float, chunk: int | None)
         b = min(a + chunk, n)
         rows = src.rows(a, b, buf[: b - a])
         colmax[a:b] = rows.amax(1)
-        rows /= colmax[a:b, None]
-        nn[a:b] = _nearest(rows, k_need)
         if a < q:
             out[a:min(b, q)] = rows[: min(b, q) - a, q:]
-    del buf, rows
-    ptr, col, val = _build_v(src, nn, colmax, k1, chunk)
+        rows /= colmax[a:b, None]
+        nn[a:b] = nearest_ordered(rows, k_need)
+        nn_div[a:b] = rows.gather(1, nn[a:b])
+    return nn, nn_div, colmax, out
+
+
+def _k_reciprocal(src, k1: int, k2: int, lambda_value: float, chunk: int | None) -> np.ndarray:
+    n, q = src.n, src.num_query
+    if q == 0 or n == q:
+        raise ValueError(f"re-ranking needs at least one query and one gallery item, got {q} and {n - q}")
+    if chunk is None:
+        chunk = max(1, min(4096, (1 << 24) // n))
+    k_need = min(max(k1 + 1, k2), n)
+    nn, nn_div, colmax, out = src.scan(k_need, chunk)
+    ptr, col, val = build_v(src, nn, nn_div, colmax, k1, chunk)
+    del nn_div
     if k2 != 1:
-        ptr, col, val = _query_expand(ptr, col, val, nn, k2, chunk)
+        ptr, col, val = query_expand(ptr, col, val, nn, k2, chunk)
     del nn
-    _jaccard_into(out, ptr, col, val, float(lambda_value), chunk)
+    jaccard_into(out, colmax, ptr, col, val, float(lambda_value), chunk)
     return out.cpu().numpy()
 
 
