@@ -198,12 +198,17 @@ def _k_reciprocal(src, k1: int, k2: int, lambda_value: float, chunk: int | None)
         chunk = max(1, min(4096, (1 << 24) // n))
     k_need = min(max(k1 + 1, k2), n)
     nn, nn_div, colmax, out = src.scan(k_need, chunk)
-    ptr, col, val = build_v(src, nn, nn_div, colmax, k1, chunk)
-    del nn_div
-    if k2 != 1:
-        ptr, col, val = query_expand(ptr, col, val, nn, k2, chunk)
-    del nn
-    jaccard_into(out, colmax, ptr, col, val, float(lambda_value), chunk)
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # many small operations: more threads would mostly wait on each other
+    try:
+        ptr, col, val = build_v(src, nn, nn_div, colmax, k1, chunk)
+        del nn_div
+        if k2 != 1:
+            ptr, col, val = query_expand(ptr, col, val, nn, k2, chunk)
+        del nn
+        jaccard_into(out, colmax, ptr, col, val, float(lambda_value), chunk)
+    finally:
+        torch.set_num_threads(threads)
     return out.cpu().numpy()
 
 

@@ -55,15 +55,15 @@ def squared_from_key(key: torch.Tensor, metric: str) -> torch.Tensor:
 def nearest_ordered(values: torch.Tensor, k: int) -> torch.Tensor:
     """Indices of the k smallest entries of each row (c x N), ordered by (value, index).
 
-    topk picks any of the entries tied with the k-th; rows where it left one out are sorted in full.
+    topk picks any of the entries tied with the k-th; rows whose (k+1)-th smallest equals their k-th
+    are sorted in full.
     """
     if 4 * k >= values.shape[1]:
         return torch.sort(values, dim=1, stable=True).indices[:, :k]
-    vals, idx = torch.topk(values, k, dim=1, largest=False, sorted=False)
-    kth = vals.amax(1, keepdim=True)
-    tied = torch.nonzero((values == kth).sum(1) > (vals == kth).sum(1)).squeeze(1)
-    idx, perm = torch.sort(idx, dim=1)
-    vals = vals.gather(1, perm)
+    vals, idx = torch.topk(values, k + 1, dim=1, largest=False)
+    tied = torch.nonzero(vals[:, k] == vals[:, k - 1]).squeeze(1)
+    idx, perm = torch.sort(idx[:, :k], dim=1)
+    vals = vals[:, :k].gather(1, perm)
     idx = idx.gather(1, torch.sort(vals, dim=1, stable=True).indices)
     if tied.numel():
         idx[tied] = torch.sort(values.index_select(0, tied), dim=1, stable=True).indices[:, :k]
