@@ -175,19 +175,25 @@ def _cmd_train(args: argparse.Namespace) -> int:
     return 0
 
 
+_EVALUATION_LABELS = {"single": "", "single_rr": "with re-ranking: ", "multi": "multi-query: ",
+                      "multi_rr": "multi-query with re-ranking: "}
+
+
 def _format_metrics(m: dict) -> str:
     """The metrics of a results dict (``Retrieval.summary``), one line per evaluation that is there, each
     followed by its bootstrap interval ``[low, high]`` when ``m["intervals"]`` has it."""
+    from sagkit.evaluation.bootstrap import SUMMARY_PREFIXES
+    from sagkit.tables import COLUMNS
+
     intervals = m.get("intervals") or {}
     lines = []
-    for prefix, label in (("", ""), ("rerank_", "with re-ranking: "), ("multi_", "multi-query: "),
-                          ("multi_rerank_", "multi-query with re-ranking: ")):
+    for evaluation, prefix in SUMMARY_PREFIXES.items():
         if f"{prefix}rank1" in m:
             cells = []
-            for key, name in (("rank1", "R1"), ("rank5", "R5"), ("rank10", "R10"), ("mAP", "mAP")):
+            for key, name in COLUMNS.items():
                 span = intervals.get(prefix + key)
                 cells.append(f"{name} {m[prefix + key]:.2f}" + (f" [{span[0]:.2f}, {span[1]:.2f}]" if span else ""))
-            lines.append(label + "  ".join(cells))
+            lines.append(_EVALUATION_LABELS[evaluation] + "  ".join(cells))
     if intervals and m.get("interval_method"):
         method = m["interval_method"]
         lines.append(f"[low, high]: {100 * method['confidence']:g}% {method['method']} ({method['resamples']} "
@@ -452,9 +458,10 @@ def _add_results(sub) -> None:
         help="keep run summaries in the results folder; rebuild the tables and Figure 3 from it",
         description="export: copy the finished runs of RUNS_DIR (results.json, per_query.npz) into "
         "<results-dir>/<dataset>/<run name>/. tables: rebuild Table 1 (with seeds, intervals and the paired "
-        "comparison), Figure 3 and Tables 3-5 from the results folder alone.",
+        "comparison), Figure 3 and Tables 3-5 from the results folder alone. compare: the paired difference "
+        "that one change of config (--set) makes, configuration by configuration.",
     )
-    actions = p.add_subparsers(dest="action", metavar="{export,tables}")
+    actions = p.add_subparsers(dest="action", metavar="{export,tables,compare}")
     actions.required = True
     export = actions.add_parser("export", help="copy finished runs into the results folder")
     export.add_argument("runs_dir", metavar="RUNS_DIR", help="folder holding run folders (e.g. runs)")
@@ -470,6 +477,16 @@ def _add_results(sub) -> None:
                       help="config fields the runs were trained with on top of the profile (as for train)")
     tabs.add_argument("--out", default=None, help="output folder (default: figures, or figures/<dataset>)")
     tabs.set_defaults(func=_cmd_results_tables)
+    comp = actions.add_parser("compare", help="pair the runs of one change with the runs without it, per configuration")
+    comp.add_argument("--results-dir", default="results")
+    comp.add_argument("--dataset", default="synthetic")
+    comp.add_argument("--profile", default="cpu", help="the profile both sides were trained from")
+    comp.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE", required=True,
+                      help="the change: config fields of one side on top of the profile (e.g. bn_stats=shared)")
+    comp.add_argument("--against", action="append", default=[], metavar="KEY=VALUE",
+                      help="config fields of the other side (default: the profile as it is)")
+    comp.add_argument("--out", default=None, help="also write the table as <out>.csv and <out>.md")
+    comp.set_defaults(func=_cmd_results_compare)
 
 
 def _cmd_results_export(args: argparse.Namespace) -> int:
@@ -498,6 +515,28 @@ def _cmd_results_tables(args: argparse.Namespace) -> int:
                         overrides=parse_overrides(args.overrides))
     print(to_markdown(table1_summary(done["table1"])), end="")
     print(f"{len(done['files'])} files written in {out}")
+    return 0
+
+
+def _cmd_results_compare(args: argparse.Namespace) -> int:
+    from sagkit.config import PROFILES
+    from sagkit.results_folder import compare_variants
+    from sagkit.tables import to_markdown, write_table
+
+    if args.profile not in PROFILES:
+        raise CLIError(f"--profile {args.profile!r} is unknown: use one of {', '.join(PROFILES)}")
+    frame = compare_variants(args.results_dir, args.dataset, args.profile, parse_overrides(args.overrides),
+                             parse_overrides(args.against))
+    if frame.empty:
+        raise CLIError(f"no configuration of {args.results_dir}/{args.dataset} was kept both with "
+                       f"{' '.join(args.overrides)} and with {' '.join(args.against) or 'the profile as it is'}: "
+                       "train and export both sides first")
+    print(to_markdown(frame), end="")
+    if args.out:
+        out = Path(args.out)
+        change = ", ".join(args.overrides)
+        write_table(frame, out.parent, out.name, title=f"{args.dataset}: with {change} against "
+                    f"{', '.join(args.against) or 'the profile as it is'} ({args.profile} profile)")
     return 0
 
 

@@ -5,16 +5,20 @@ without rerunning what is there.
 
 :func:`export_runs` copies finished runs in (a run that predates ``per_query.npz`` gets it once from its
 kept features); :func:`write_tables` rebuilds Table 1, Figure 3 and Tables 3-5's measured rows from the
-folder alone (``python -m sagkit results export|tables``).
+folder alone (``python -m sagkit results export|tables``); :func:`compare_variants` pairs the runs of one change (say
+``bn_stats="shared"``) with those without it, configuration by configuration (``results compare``).
 """
 
 from __future__ import annotations
 
 import json
+import math
 import shutil
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
+
+import pandas as pd
 
 from sagkit import tables
 from sagkit.atomic import atomic_write
@@ -22,10 +26,11 @@ from sagkit.config import ExperimentConfig, get_profile
 from sagkit.engine.per_query import ensure_per_query, evaluate_run, read_per_query
 from sagkit.engine.run_dir import PER_QUERY_FILE, RESULTS_FILE, find_runs
 from sagkit.evaluation.bootstrap import SUMMARY_PREFIXES, run_intervals
+from sagkit.seed_stats import COMPARED, seed_statistics
 from sagkit.viz import save_figure
 from sagkit.viz.plots import plot_depth_effect
 
-__all__ = ["KEPT_FILES", "export_runs", "profile_runs", "read_results_folder", "write_tables"]
+__all__ = ["KEPT_FILES", "compare_variants", "export_runs", "profile_runs", "read_results_folder", "write_tables"]
 
 KEPT_FILES = (RESULTS_FILE, PER_QUERY_FILE)
 SOTA_CONFIGS = ((), (4,))  # the paper's tables compare the baseline and SAG at D4
@@ -121,3 +126,40 @@ def write_tables(results_dir: str | Path, dataset: str, profile: str, out_dir: s
                                               intervals=intervals)
         files += tables.write_table(tables.assemble_sota_table(number, rows), out_dir, name)
     return {"table1": table1, "files": files}
+
+
+def _rows_by_config(runs: Iterable[tuple[dict, object]]) -> dict[str, dict[int, dict]]:
+    """{config label: {seed: Table 1 row with its single-query scores}}."""
+    out: dict[str, dict[int, dict]] = {}
+    for results, queries in runs:
+        row = tables.table1_row(results, queries.scores["single"])
+        out.setdefault(tables.config_label(row["depths"]), {})[row["seed"]] = row
+    return out
+
+
+def compare_variants(results_dir: str | Path, dataset: str, profile: str, overrides: Mapping[str, Any],
+                     against: Mapping[str, Any] | None = None) -> pd.DataFrame:
+    """Each configuration trained with ``overrides`` against the same configuration trained with ``against``
+    (default: the profile as it is), on the seeds both have: mean R1 and mAP of each side (percent) and the
+    paired difference (same seed, same queries) with its 95% bootstrap interval and verdict. Configurations
+    the change leaves alone (the same runs on both sides, e.g. the baseline for ``bn_stats``) are left out."""
+    kept = read_results_folder(results_dir, dataset)
+    ours, theirs = _rows_by_config(profile_runs(kept, profile, overrides)), _rows_by_config(
+        profile_runs(kept, profile, against))
+    rows = []
+    for label in sorted(set(ours) & set(theirs), key=tables.order_key):
+        seeds = sorted(set(ours[label]) & set(theirs[label]))
+        mine, other = {s: ours[label][s] for s in seeds}, {s: theirs[label][s] for s in seeds}
+        if not seeds or [r["run"] for r in mine.values()] == [r["run"] for r in other.values()]:
+            continue
+        stats = seed_statistics(mine, other, tables.COLUMNS, label)
+        item: dict[str, Any] = {"config": label, "seeds": ",".join(map(str, seeds))}
+        for metric in COMPARED:
+            column = tables.COLUMNS[metric]
+            item[f"{column} with"] = sum(float(r[metric]) for r in mine.values()) / len(seeds)
+            item[f"{column} without"] = sum(float(r[metric]) for r in other.values()) / len(seeds)
+            d, low, high = (stats[f"d{column}{end}"] for end in ("", "_low", "_high"))
+            item[f"d{column}"] = "-" if math.isnan(d) else f"{d:+.2f} [{low:+.2f}, {high:+.2f}]"
+            item[f"verdict ({column})"] = stats[f"verdict_{column}"] or "-"
+        rows.append(item)
+    return pd.DataFrame(rows)

@@ -46,7 +46,7 @@ def label_depths(label: str) -> tuple[int, ...]:
     return tuple(int(d) for d in label[1:].split(","))
 
 
-def _order_key(label: str) -> tuple:
+def order_key(label: str) -> tuple:
     if label in TABLE1_ORDER:
         return (0, TABLE1_ORDER.index(label), ())
     return (1, len(label_depths(label)), label_depths(label))
@@ -76,7 +76,7 @@ def assemble_table1(
         by_config.setdefault(label, {})[int(item.get("seed", 0))] = item
     baseline = by_config.get("Baseline", {})
     out = []
-    for label in sorted(by_config, key=_order_key):
+    for label in sorted(by_config, key=order_key):
         seeds = dict(sorted(by_config[label].items()))
         row = {"config": label}
         for metric in METRICS:

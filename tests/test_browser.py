@@ -178,9 +178,15 @@ def _drive_explorer(page) -> None:
 
 
 def _wait_for_save(path: Path, timeout: float = 30.0) -> None:
+    """Until the saved notebook has every code cell executed. JupyterLab rewrites the file in place, so a
+    read can catch it empty or half written: that read is retried, not taken for the saved notebook."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        nb = nbformat.read(path, as_version=4)
+        try:
+            nb = nbformat.read(path, as_version=4)
+        except ValueError:  # nbformat.reader.NotJSONError, JSON cut short
+            time.sleep(0.5)
+            continue
         if all(c.execution_count for c in nb.cells if c.cell_type == "code"):
             return
         time.sleep(0.5)

@@ -8,7 +8,8 @@ import pytest
 from sagkit.cli import main
 from sagkit.config import get_profile
 from sagkit.engine.per_query import PER_QUERY_FILE, read_per_query, write_per_query
-from sagkit.results_folder import export_runs, write_tables
+from sagkit.evaluation.bootstrap import paired_difference
+from sagkit.results_folder import compare_variants, export_runs, write_tables
 from sagkit.workbook import open_workbook
 
 pytestmark = pytest.mark.usefixtures("one_thread")
@@ -104,6 +105,35 @@ def test_table1_over_seeds_and_the_results_folder_rebuild_it(trained, capsys):
     assert "| config | seeds | R1 | mAP |" in printed and "| D4 | 0 |" in printed
     assert main(["results", "tables", "--results-dir", str(base / "results"), "--profile", "cpu"]) == 2
     assert "holds no finished run of profile 'cpu'" in capsys.readouterr().err
+
+
+def test_compare_variants_pairs_a_change_with_the_runs_without_it(trained, capsys):
+    base, wb, runs = trained
+    shared = open_workbook(data_root=wb.params.data_root, profile="tiny", device="cpu", runs_dir=str(base / "runs"),
+                           overrides={**QUICK, "bn_stats": "shared"}, seeds="0,1")
+    with_change = {seed: shared.train((4,), seed=seed) for seed in (0, 1)}
+    export_runs(base / "runs", base / "compared")
+    frame = compare_variants(base / "compared", "synthetic", "tiny", {**QUICK, "bn_stats": "shared"}, QUICK)
+    # the baseline has no upper branch: the same runs on both sides, left out
+    assert frame["config"].tolist() == ["D4"] and frame.loc[0, "seeds"] == "0,1"
+    assert frame.loc[0, "R1 with"] == pytest.approx(np.mean([with_change[s]["rank1"] for s in (0, 1)]))
+    assert frame.loc[0, "R1 without"] == pytest.approx(np.mean([runs[((4,), s)]["rank1"] for s in (0, 1)]))
+    ours = np.stack([read_per_query(with_change[s]["run_dir"]).scores["single"].values("mAP") for s in (0, 1)])
+    theirs = np.stack([read_per_query(runs[((4,), s)]["run_dir"]).scores["single"].values("mAP") for s in (0, 1)])
+    diff = paired_difference(ours, theirs)
+    assert frame.loc[0, "dmAP"] == f"{100 * diff.estimate:+.2f} [{100 * diff.low:+.2f}, {100 * diff.high:+.2f}]"
+    assert frame.loc[0, "verdict (mAP)"] == diff.verdict
+    capsys.readouterr()
+    assert main(["results", "compare", "--results-dir", str(base / "compared"), "--profile", "tiny",
+                 *(f"--set={a}" for a in ("epochs=1", "max_train_batches=2", "bn_stats=shared")),
+                 "--against", "epochs=1", "--against", "max_train_batches=2", "--out", str(base / "cmp" / "shared")]) == 0
+    assert "| D4 | 0,1 |" in capsys.readouterr().out
+    assert "| D4 | 0,1 |" in (base / "cmp" / "shared.md").read_text()
+    assert (base / "cmp" / "shared.csv").read_text().startswith("config,seeds,R1 with")
+    # a change no kept run was trained with: one clear line
+    assert main(["results", "compare", "--results-dir", str(base / "compared"), "--profile", "tiny",
+                 "--set", "epochs=7"]) == 2
+    assert "train and export both sides first" in capsys.readouterr().err
 
 
 def test_sagkit_eval_prints_intervals(trained, capsys):
