@@ -7,7 +7,7 @@ Every run is the cpu profile on CUHK01 split 0 with one change per variant:
 - ``shared``: one set of BatchNorm running statistics for both branches (the authors' code);
 - ``residual``: ``sag_output="residual"``, the lower map plus the attended map flows on after a SAG module;
 - ``trainable``: everything trainable for 15 epochs (×0.1 after epoch 10), so that the stages after a D1-D3
-  module can adapt to the attended map (about 5× the cost of a ``cpu`` run).
+  module can adapt to the attended map (4-8× the cost of a ``cpu`` run).
 
 Runs live in ``--runs-dir`` and are reused when finished (an interrupted one resumes), so the measurement can
 be stopped, restarted, or split over processes: ``--shard 0/2`` and ``--shard 1/2`` train alternate runs of the
@@ -32,6 +32,7 @@ from sagkit.cli import parse_overrides
 from sagkit.config import PROFILES, get_profile
 from sagkit.engine import train
 from sagkit.evaluation.intervals import rank_interval
+from sagkit.tables import config_label
 
 # Variant -> (depth configurations, fields over the cpu profile).
 VARIANTS = {
@@ -42,15 +43,11 @@ VARIANTS = {
 }
 
 
-def label(depths: tuple) -> str:
-    return "D" + "-".join(map(str, depths)) if depths else "Baseline"
-
-
 def plan(variants: list[str], seeds: list[int], configs: list[str] | None = None) -> list[tuple[str, tuple, int]]:
     """(variant, depths, seed) in the order they are trained: seed by seed within a variant, so that an
     interrupted measurement has whole seeds; ``configs`` (labels such as "Baseline", "D4"): only those."""
     return [(v, depths, seed) for v in variants for seed in seeds for depths in VARIANTS[v][0]
-            if configs is None or label(depths) in configs]
+            if configs is None or config_label(depths) in configs]
 
 
 def run_config(variant: str, depths: tuple, seed: int, data_root, runs_dir: str, threads: int,
@@ -96,7 +93,7 @@ def main(argv=None) -> int:
     except ValueError as err:
         parser.error(str(err))
     configs = None if args.configs is None else [c.strip() for c in args.configs.split(",") if c.strip()]
-    known = {label(d) for depths, _ in VARIANTS.values() for d in depths}
+    known = {config_label(d) for depths, _ in VARIANTS.values() for d in depths}
     if configs is not None and (not configs or any(c not in known for c in configs)):
         parser.error(f"--configs takes a comma-separated subset of {sorted(known)}, got {args.configs!r}")
     k, n = args.shard
@@ -109,7 +106,7 @@ def main(argv=None) -> int:
                             args.profile, overrides)
         r = train(config, progress=False)
         low, high = rank_interval(r["rank1"], r["num_query"])
-        print(f"| {variant} | {label(depths)} | {seed} | {r['rank1']:.2f} | {low:.1f}-{high:.1f} | {r['mAP']:.2f} | "
+        print(f"| {variant} | {config_label(depths)} | {seed} | {r['rank1']:.2f} | {low:.1f}-{high:.1f} | {r['mAP']:.2f} | "
               f"{r['timings']['total_s']:.0f} s | {r['name']} |", flush=True)
     return 0
 
