@@ -130,11 +130,7 @@ def write_tables(results_dir: str | Path, dataset: str, profile: str, out_dir: s
 
 def _rows_by_config(runs: Iterable[tuple[dict, object]]) -> dict[str, dict[int, dict]]:
     """{config label: {seed: Table 1 row with its single-query scores}}."""
-    out: dict[str, dict[int, dict]] = {}
-    for results, queries in runs:
-        row = tables.table1_row(results, queries.scores["single"])
-        out.setdefault(tables.config_label(row["depths"]), {})[row["seed"]] = row
-    return out
+    return tables.rows_by_config(tables.table1_row(results, queries.scores["single"]) for results, queries in runs)
 
 
 def compare_variants(results_dir: str | Path, dataset: str, profile: str, overrides: Mapping[str, Any],

@@ -52,6 +52,16 @@ def order_key(label: str) -> tuple:
     return (1, len(label_depths(label)), label_depths(label))
 
 
+def rows_by_config(measured: Iterable[Mapping]) -> dict[str, dict[int, Mapping]]:
+    """{config label: {seed: row}} of measured Table 1 rows (each with ``config`` or ``depths``; ``seed``
+    defaults to 0)."""
+    out: dict[str, dict[int, Mapping]] = {}
+    for item in measured:
+        label = item["config"] if "config" in item else config_label(item["depths"])
+        out.setdefault(label, {})[int(item.get("seed", 0))] = item
+    return out
+
+
 def assemble_table1(
     measured: Iterable[Mapping], dataset: str, paper_dataset: str | None = None
 ) -> pd.DataFrame:
@@ -70,10 +80,7 @@ def assemble_table1(
     if paper_dataset is None:
         paper_dataset = dataset if dataset in reference.PAPER_DATASETS else DEFAULT_PAPER_DATASET
     paper = reference.table1(paper_dataset).set_index("config")
-    by_config: dict[str, dict[int, Mapping]] = {}
-    for item in measured:
-        label = item["config"] if "config" in item else config_label(item["depths"])
-        by_config.setdefault(label, {})[int(item.get("seed", 0))] = item
+    by_config = rows_by_config(measured)
     baseline = by_config.get("Baseline", {})
     out = []
     for label in sorted(by_config, key=order_key):
@@ -256,7 +263,9 @@ __all__ = [
     "config_label",
     "label_depths",
     "measured_sota_rows",
+    "order_key",
     "protocol_note",
+    "rows_by_config",
     "table1_row",
     "table1_summary",
     "to_markdown",
