@@ -19,6 +19,7 @@ time / bound do not depend on the machine the way times do.
     python benchmarks/bench_rerank.py --quick            # small only
     python benchmarks/bench_rerank.py --sizes small,msmt
     python benchmarks/bench_rerank.py --sizes market --methods sagkit,features   # without the 12 GB baseline
+    python benchmarks/bench_rerank.py --sizes msmt --threads 2 --phases           # and where the time goes
 """
 
 from __future__ import annotations
@@ -140,13 +141,48 @@ def _bounds(qf, gf, seconds: float, cpu_seconds: float, halved_before) -> dict:
                 cpu_s=cpu_seconds, cpu_over_bound=cpu_seconds / full_cpu, cpu_over_halved=cpu_seconds / halved_cpu)
 
 
-def _worker(method: str, size: str, out_path: str, threads: int) -> None:
+def time_phases(phases: dict) -> None:
+    """Wrap the steps of re_rank_features so that each call adds its wall time to ``phases`` (seconds by
+    name). The tile products and kernel reads run in several threads at once: theirs are sums over threads."""
+    import threading
+
+    from sagkit.evaluation import rerank, symmetric_pass, tile_kernel
+
+    lock = threading.Lock()
+
+    def wrap(owner, name, label):
+        inner = getattr(owner, name)
+        phases[label] = 0.0  # printed in this order
+
+        def timed(*args, **kwargs):
+            t0 = time.perf_counter()
+            try:
+                return inner(*args, **kwargs)
+            finally:
+                with lock:
+                    phases[label] = phases.get(label, 0.0) + time.perf_counter() - t0
+        setattr(owner, name, timed)
+
+    wrap(rerank, "upper_pass", "all-pairs pass")
+    wrap(symmetric_pass, "key_tile", "  tile products (sum over threads)")
+    wrap(tile_kernel.TileHeaps, "both", "  tile reads (sum over threads)")
+    wrap(tile_kernel, "merge_heaps", "  merging the threads' heaps")
+    wrap(symmetric_pass, "_settle", "  settling the neighbour order")
+    wrap(rerank, "build_v", "V")
+    wrap(rerank, "query_expand", "query expansion")
+    wrap(rerank, "jaccard_into", "Jaccard")
+
+
+def _worker(method: str, size: str, out_path: str, threads: int, phases: bool = False) -> None:
     """Run one method on one size in this process; print a JSON line with time and peak memory."""
     import torch
 
     from sagkit.evaluation import compute_distance_matrix, evaluate, re_rank, re_rank_features
 
     torch.set_num_threads(threads)
+    phase_times = {}
+    if phases:
+        time_phases(phase_times)
 
     qf, gf, qp, gp, qc, gc = features(**SIZES[size])
     bounds = {}
@@ -170,6 +206,8 @@ def _worker(method: str, size: str, out_path: str, threads: int) -> None:
     cmc, m_ap = evaluate(result, qp, gp, qc, gc)
     report = dict(method=method, size=size, seconds=elapsed, peak_gib=peak_gib, mAP=m_ap, rank1=float(cmc[0]),
                   threads=torch.get_num_threads(), **bounds)
+    if phase_times:
+        report["phases"] = phase_times
     if qg is not None:
         cmc0, map0 = evaluate(qg, qp, gp, qc, gc)
         report.update(mAP_plain=map0, rank1_plain=float(cmc0[0]))
@@ -178,9 +216,9 @@ def _worker(method: str, size: str, out_path: str, threads: int) -> None:
     print(json.dumps(report), flush=True)
 
 
-def _run_child(method: str, size: str, out_path: str, threads: int) -> dict:
+def _run_child(method: str, size: str, out_path: str, threads: int, phases: bool = False) -> dict:
     cmd = [sys.executable, str(Path(__file__).resolve()), "--worker", method, "--sizes", size, "--out", out_path,
-           "--threads", str(threads)]
+           "--threads", str(threads)] + (["--phases"] if phases else [])
     proc = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT)
     if proc.returncode != 0:
         raise RuntimeError(f"{method} on {size} failed (exit {proc.returncode}):\n{proc.stderr[-3000:]}")
@@ -195,11 +233,13 @@ def main(argv=None) -> list[dict]:
                         help="comma-separated subset of numpy,sagkit,features (default: all that fit the size)")
     parser.add_argument("--threads", type=int, default=1,
                         help="torch threads in each worker (default 1: the numpy baseline uses one core too)")
+    parser.add_argument("--phases", action="store_true",
+                        help="also time the steps of re_rank_features (adds a little overhead per tile)")
     parser.add_argument("--worker", default=None, help=argparse.SUPPRESS)
     parser.add_argument("--out", default="", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.worker:
-        _worker(args.worker, args.sizes, args.out, args.threads)
+        _worker(args.worker, args.sizes, args.out, args.threads, args.phases)
         return []
     sizes = args.sizes.split(",") if args.sizes else (["small"] if args.quick else ["small", "market", "msmt"])
     for s in sizes:
@@ -217,7 +257,7 @@ def main(argv=None) -> list[dict]:
             results = {}
             for method in methods:
                 path = os.path.join(tmp, f"{size}_{method}.npy") if "numpy" in methods else ""
-                rep = _run_child(method, size, path, args.threads)
+                rep = _run_child(method, size, path, args.threads, args.phases and method == "features")
                 if path:
                     results[method] = np.load(path, mmap_mode="r")
                 if "numpy" in results and method != "numpy":
@@ -234,6 +274,8 @@ def main(argv=None) -> list[dict]:
                           f"time / bound {rep['time_over_bound']:.2f}, time / halved bound "
                           f"{rep['time_over_halved']:.2f}; in CPU time ({rep['cpu_s']:.1f} s): "
                           f"{rep['cpu_over_bound']:.2f} and {rep['cpu_over_halved']:.2f}", flush=True)
+                for label, seconds in rep.get("phases", {}).items():
+                    print(f"{'':<8}{label:<40}{seconds:>8.2f} s", flush=True)
                 if "mAP_plain" in rep and method == methods[0]:
                     print(f"{'':<8}{'(no re-ranking)':<28}{'':>10}{'':>16}{rep['mAP_plain']:>8.4f}{rep['rank1_plain']:>8.4f}")
             if "numpy" in results and "sagkit" in results:

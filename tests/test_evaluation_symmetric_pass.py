@@ -122,17 +122,24 @@ def test_column_hits_read_the_tile_as_rows_of_the_matrix():
     assert got == [(201, 100, 1.0), (201, 101, 5.0), (202, 100, 2.0), (203, 100, 3.0), (203, 101, 7.0)]
 
 
+def read_upper_triangle(heaps, seed):
+    """A 50 x 50 symmetric matrix (like distances) whose upper block triangle is read in 9 x 13 tiles, strip s
+    by heaps[s % len(heaps)], as upper_pass deals strips to its threads."""
+    rng = np.random.default_rng(seed)
+    matrix = rng.random((50, 50)).astype(np.float32)
+    matrix = np.minimum(matrix, matrix.T)
+    for s, a in enumerate(range(0, 50, 9)):
+        for c0 in range(a, 50, 13):
+            heaps[s % len(heaps)].both(matrix[a:a + 9, c0:c0 + 13], max(c0, min(a + 9, 50)) - c0, a, c0)
+    return matrix
+
+
 def test_tile_heaps_keep_the_k_smallest_and_the_maxima():
     lib = tile_kernel.load()
     if lib is None:
         pytest.skip("no C compiler here for the tile kernel")
-    rng = np.random.default_rng(1)
-    matrix = rng.random((50, 50)).astype(np.float32)
-    matrix = np.minimum(matrix, matrix.T)  # symmetric, like distances
     heaps = tile_kernel.TileHeaps(lib, 50, 4)
-    for a in range(0, 50, 9):
-        for c0 in range(a, 50, 13):  # strided tiles of the upper block triangle
-            heaps.both(matrix[a:a + 9, c0:c0 + 13], max(c0, min(a + 9, 50)) - c0, a, c0)
+    matrix = read_upper_triangle([heaps], 1)
     np.testing.assert_array_equal(np.sort(heaps.key, axis=1), np.sort(matrix, axis=1)[:, :4])
     np.testing.assert_array_equal(np.take_along_axis(matrix, heaps.col, 1), heaps.key)
     np.testing.assert_array_equal(heaps.kmax, matrix.max(1))
@@ -190,3 +197,51 @@ def test_tile_kernel_is_none_without_a_compiler(monkeypatch, tmp_path):
     monkeypatch.setattr(tile_kernel, "_lib", None)
     monkeypatch.setattr(tile_kernel, "_tried", False)
     assert tile_kernel.load() is None and not list(tmp_path.iterdir())
+
+
+def test_upper_pass_gives_the_same_result_with_any_number_of_workers(odd_tiles):
+    """Strips dealt to 1, 2 or 3 threads, each with heaps of its own, merged: the same nn, distances, maxima
+    and query x gallery block, to the bit (the numpy reader has one worker whatever is asked)."""
+    qf, gf, *_ = random_problem(5, 17, 60, dim=6, dtype=np.float32)
+    feats = torch.from_numpy(np.concatenate([qf, gf]))
+    results = []
+    for workers in (1, 2, 3):
+        out = torch.empty(17, 60)
+        results.append((*symmetric_pass.upper_pass(feats, "euclidean", 17, 6, out, workers=workers), out))
+    for other in results[1:]:
+        for a, b in zip(results[0], other):
+            assert torch.equal(a, b)
+    _, ref_nn, _, ref_out = brute_force(feats, "euclidean", 17, 6)
+    assert torch.equal(results[2][0][:, :6], ref_nn)
+    torch.testing.assert_close(results[2][3], ref_out, rtol=1e-5, atol=1e-5)
+
+
+def test_merge_heaps_keeps_the_k_smallest_of_the_union_and_a_safe_threshold():
+    lib = tile_kernel.load()
+    if lib is None:
+        pytest.skip("no C compiler here for the tile kernel")
+    bound = np.full(50, np.inf, dtype=np.float32)  # shared, as upper_pass shares it between its threads
+    heaps = [tile_kernel.TileHeaps(lib, 50, 4, bound) for _ in range(2)]
+    matrix = read_upper_triangle(heaps, 2)
+    assert not np.array_equal(np.sort(heaps[0].key, axis=1), np.sort(matrix, axis=1)[:, :4])  # each saw a part
+    kmax, keys, cols, thr = tile_kernel.merge_heaps(heaps)
+    np.testing.assert_array_equal(np.sort(keys.numpy(), axis=1), np.sort(matrix, axis=1)[:, :4])
+    np.testing.assert_array_equal(np.take_along_axis(matrix, cols.numpy(), 1), keys.numpy())
+    np.testing.assert_array_equal(kmax.numpy(), matrix.max(1))
+    left_out = np.sort(matrix, axis=1)[:, 4:]
+    assert (thr.numpy()[:, None] <= left_out).all() and torch.equal(thr, keys.amax(1))
+    assert (bound == np.minimum(heaps[0].thr, heaps[1].thr)).all()  # the least top of the two heaps
+
+
+@pytest.mark.parametrize("compiled", [True, False])
+def test_scale_shift_rows_rounds_like_torch(monkeypatch, compiled):
+    if compiled and tile_kernel.load() is None:
+        pytest.skip("no C compiler here for the tile kernel")
+    if not compiled:
+        monkeypatch.setattr(tile_kernel, "load", lambda: None)
+    rng = np.random.default_rng(3)
+    x = torch.from_numpy(rng.random((37, 129)).astype(np.float32) * 3)
+    scale = torch.from_numpy(rng.random(37).astype(np.float32))
+    expected = x * scale[:, None] + np.float32(0.7)
+    tile_kernel.scale_shift_rows(x, scale, 0.7)
+    assert torch.equal(x, expected)

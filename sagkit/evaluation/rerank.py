@@ -38,6 +38,7 @@ import torch
 from .distance import as_tensor, check_metric, distance_block, paired_distance, prepare_right
 from .rerank_sparse import build_v, jaccard_into, query_expand
 from .symmetric_pass import nearest_ordered, upper_pass
+from .threads import workers_for
 
 TOLERANCE = 1e-5  # max abs difference against the usual float32 implementation, or between devices
 
@@ -194,19 +195,22 @@ def _k_reciprocal(src, k1: int, k2: int, lambda_value: float, chunk: int | None)
     n, q = src.n, src.num_query
     if q == 0 or n == q:
         raise ValueError(f"re-ranking needs at least one query and one gallery item, got {q} and {n - q}")
-    if chunk is None:
-        chunk = max(1, min(4096, (1 << 24) // n))
+    # default rows at once: about 16M distances in the dense scan, 64M entries of the sparse steps' bool and
+    # k-wide buffers (fewer, larger operations there run faster side by side)
+    sparse_chunk = chunk or max(1, min(4096, (1 << 26) // n))
+    chunk = chunk or max(1, min(4096, (1 << 24) // n))
     k_need = min(max(k1 + 1, k2), n)
     nn, nn_div, colmax, out = src.scan(k_need, chunk)
+    workers = workers_for(src.device)
     threads = torch.get_num_threads()
-    torch.set_num_threads(1)  # many small operations: more threads would mostly wait on each other
+    torch.set_num_threads(1)  # many small operations: parts side by side, rather than each one shared out
     try:
-        ptr, col, val = build_v(src, nn, nn_div, colmax, k1, chunk)
+        ptr, col, val = build_v(src, nn, nn_div, colmax, k1, sparse_chunk, workers)
         del nn_div
         if k2 != 1:
-            ptr, col, val = query_expand(ptr, col, val, nn, k2, chunk)
+            ptr, col, val = query_expand(ptr, col, val, nn, k2, sparse_chunk, workers)
         del nn
-        jaccard_into(out, colmax, ptr, col, val, float(lambda_value), chunk)
+        jaccard_into(out, colmax, ptr, col, val, float(lambda_value), sparse_chunk, workers)
     finally:
         torch.set_num_threads(threads)
     return out.cpu().numpy()
@@ -219,7 +223,7 @@ def re_rank(q_g_dist, q_q_dist, g_g_dist, k1: int = 20, k2: int = 6, lambda_valu
     Same inputs, output and arithmetic as the usual ``re_ranking`` (see the module docstring): the
     given distances are squared, like there. Numpy or torch inputs; runs on the inputs' device
     (CUDA tensors run on the GPU). ``chunk``: rows processed at once (default: about 16M matrix
-    elements per chunk). Memory: the inputs, the q x g result and O(N k1^2) for the sparse weights.
+    elements per chunk, and 64M small entries per chunk in the sparse steps). Memory: the inputs, the q x g result and O(N k1^2) for the sparse weights.
     """
     _check_params(k1, k2, lambda_value, chunk)
     return _k_reciprocal(_MatrixSource(q_g_dist, q_q_dist, g_g_dist), int(k1), int(k2), lambda_value, chunk)

@@ -8,21 +8,34 @@ V and V_qe are CSR (ptr, col, val) with columns ascending in each row.
 
 from __future__ import annotations
 
+from functools import partial
+
 import torch
 
 from .sorting import sort_rows, stable_argsort
+from .threads import run_jobs, split_range
+from .tile_kernel import scale_shift_rows
 
 _TRIPLE_BUDGET = 1 << 21  # (query, gallery, column) terms of the Jaccard sums handled at once
 
 
-def _reciprocal_mask(nn: torch.Tensor, chunk: int) -> torch.Tensor:
-    """mask[i, a] = i is among the first w neighbours of its a-th neighbour, for nn (N x w) -> N x w bool."""
+def _reciprocal_rows(nn: torch.Tensor, a: int, b: int) -> torch.Tensor:
+    """mask[i - a, j] = i is among the first w neighbours of its j-th neighbour, rows a..b-1 of nn (N x w)."""
+    width = nn.shape[1]
+    back = nn.index_select(0, nn[a:b].reshape(-1)).view(b - a, width, width)
+    return (back == torch.arange(a, b, device=nn.device)[:, None, None]).any(-1)
+
+
+def _reciprocal_mask(nn: torch.Tensor, chunk: int, workers: int) -> torch.Tensor:
+    """_reciprocal_rows of every row (N x w bool), in ``workers`` consecutive parts side by side."""
     n, width = nn.shape
     out = torch.empty((n, width), dtype=torch.bool, device=nn.device)
-    for a in range(0, n, chunk):
-        b = min(a + chunk, n)
-        back = nn.index_select(0, nn[a:b].reshape(-1)).view(b - a, width, width)
-        out[a:b] = (back == torch.arange(a, b, device=nn.device)[:, None, None]).any(-1)
+
+    def part(a0: int, a1: int) -> None:
+        for a in range(a0, a1, chunk):
+            out[a:min(a + chunk, a1)] = _reciprocal_rows(nn, a, min(a + chunk, a1))
+
+    run_jobs([partial(part, a0, a1) for a0, a1 in split_range(n, workers)], workers)
     return out
 
 
@@ -61,21 +74,36 @@ def _expanded_sets(fw, rmask, near, h_idx, h_ok, accept, n: int):
     return rr, group[rr, pos], torch.where(origin < k, origin, -1)
 
 
-def build_v(src, nn, nn_div, colmax, k1: int, chunk: int):
-    """Sparse V (CSR ptr, col, val): k-reciprocal sets with expansion, Gaussian weights normalised per row."""
+def build_v(src, nn, nn_div, colmax, k1: int, chunk: int, workers: int = 1):
+    """Sparse V (CSR ptr, col, val): k-reciprocal sets with expansion, Gaussian weights normalised per row;
+    rows in ``workers`` consecutive parts side by side (``threads.run_jobs``)."""
     n = src.n
-    dev = nn.device
     k = min(k1 + 1, n)
     kh = min(int(round(k1 / 2.0)) + 1, n)
     nn_full, nn_half = nn[:, :k].contiguous(), nn[:, :kh].contiguous()
-    full_mask = _reciprocal_mask(nn_full, chunk)
-    half_mask = _reciprocal_mask(nn_half, chunk)
-    member = torch.zeros(min(chunk, n) * n, dtype=torch.bool, device=dev)  # R(i) of the chunk's rows
+    half_mask = _reciprocal_mask(nn_half, chunk, workers)
+    sets = (src, nn, nn_div, colmax, nn_full, nn_half, half_mask, chunk)
+    parts = run_jobs([partial(_v_rows, *sets, a0, a1) for a0, a1 in split_range(n, workers)], workers)
+    return _csr([p[0] for p in parts], [p[1] for p in parts], [p[2] for p in parts], n, nn.device)
+
+
+def _csr(counts, cols, vals, n: int, dev):
+    """CSR (ptr, col, val) from the per-part lists of row counts, columns and values, rows in order."""
+    ptr = torch.zeros(n + 1, dtype=torch.int64, device=dev)
+    ptr[1:] = torch.cumsum(torch.cat([c for part in counts for c in part]), 0)
+    return ptr, torch.cat([c for part in cols for c in part]), torch.cat([v for part in vals for v in part])
+
+
+def _v_rows(src, nn, nn_div, colmax, nn_full, nn_half, half_mask, chunk: int, a0: int, a1: int):
+    """Rows a0..a1-1 of V, chunk by chunk -> lists (row counts, columns, values)."""
+    n, dev = src.n, nn.device
+    k, kh = nn_full.shape[1], nn_half.shape[1]
+    member = torch.zeros(min(chunk, a1 - a0) * n, dtype=torch.bool, device=dev)  # R(i) of the chunk's rows
     counts, cols, vals = [], [], []
-    for a in range(0, n, chunk):
-        b = min(a + chunk, n)
+    for a in range(a0, a1, chunk):
+        b = min(a + chunk, a1)
         c = b - a
-        fw, rmask = nn_full[a:b], full_mask[a:b]
+        fw, rmask = nn_full[a:b], _reciprocal_rows(nn_full, a, b)
         base = torch.arange(c, device=dev)[:, None] * n
         in_set = (base + fw)[rmask]
         member[in_set] = True
@@ -100,18 +128,24 @@ def build_v(src, nn, nn_div, colmax, k1: int, chunk: int):
         counts.append(torch.bincount(rr, minlength=c))
         cols.append(cc)
         vals.append(w / total.index_select(0, rr))
-    ptr = torch.zeros(n + 1, dtype=torch.int64, device=dev)
-    ptr[1:] = torch.cumsum(torch.cat(counts), 0)
-    return ptr, torch.cat(cols), torch.cat(vals)
+    return counts, cols, vals
 
 
-def query_expand(ptr, col, val, nn, k2: int, chunk: int):
-    """V_qe[i] = mean of V over rows nn[i, :k2] (sums in neighbour order, then / k2, float32), as CSR."""
+def query_expand(ptr, col, val, nn, k2: int, chunk: int, workers: int = 1):
+    """V_qe[i] = mean of V over rows nn[i, :k2] (sums in neighbour order, then / k2, float32), as CSR;
+    rows in ``workers`` consecutive parts side by side."""
     n = nn.shape[0]
-    kq = min(k2, n)
+    parts = run_jobs([partial(_qe_rows, ptr, col, val, nn, min(k2, n), chunk, a0, a1)
+                      for a0, a1 in split_range(n, workers)], workers)
+    return _csr([p[0] for p in parts], [p[1] for p in parts], [p[2] for p in parts], n, nn.device)
+
+
+def _qe_rows(ptr, col, val, nn, kq: int, chunk: int, a0: int, a1: int):
+    """Rows a0..a1-1 of V_qe, chunk by chunk -> lists (row counts, columns, values)."""
+    n = nn.shape[0]
     counts, cols, vals = [], [], []
-    for a in range(0, n, chunk):
-        b = min(a + chunk, n)
+    for a in range(a0, a1, chunk):
+        b = min(a + chunk, a1)
         owner, cc, vv = _csr_gather(ptr, col, val, nn[a:b, :kq].reshape(-1))
         key = (owner // kq) * n + cc
         order = stable_argsort(key)  # equal keys stay in neighbour order
@@ -124,18 +158,18 @@ def query_expand(ptr, col, val, nn, k2: int, chunk: int):
         counts.append(torch.bincount(uniq // n, minlength=b - a))
         cols.append(uniq % n)
         vals.append(sums / kq)
-    new_ptr = torch.zeros(n + 1, dtype=torch.int64, device=nn.device)
-    new_ptr[1:] = torch.cumsum(torch.cat(counts), 0)
-    return new_ptr, torch.cat(cols), torch.cat(vals)
+    return counts, cols, vals
 
 
-def jaccard_into(out: torch.Tensor, colmax: torch.Tensor, ptr, col, val, lambda_value: float, chunk: int) -> None:
+def jaccard_into(out: torch.Tensor, colmax: torch.Tensor, ptr, col, val, lambda_value: float, chunk: int,
+                 workers: int = 1) -> None:
     """out (q x g, holding D[:q, q:]) <- (1 - lambda) * jaccard + lambda * D / colmax, query rows only.
 
     s[i, g] = sum_j min(V[i, j], V[q + g, j]) is accumulated from an inverted index over the gallery
     rows (for each column j, the gallery rows with V[., j] != 0), in order of ascending j as in the
     usual code. Where s = 0 (most pairs) the jaccard distance is 1, so a whole block takes one pass,
     D * (lambda / colmax) + (1 - lambda), and only the pairs with s > 0 are computed term by term.
+    Query rows in ``workers`` consecutive parts of about equal work, side by side.
     """
     n = ptr.numel() - 1
     q, g = out.shape
@@ -154,14 +188,22 @@ def jaccard_into(out: torch.Tensor, colmax: torch.Tensor, ptr, col, val, lambda_
     q_len = col_ptr.index_select(0, q_cols + 1) - col_ptr.index_select(0, q_cols)
     row_work = torch.zeros(q, dtype=torch.int64, device=dev).index_add_(
         0, torch.repeat_interleave(torch.arange(q, device=dev), lens[:q]), q_len).tolist()
-    scale = lambda_value / colmax[:q]
-    rest = torch.tensor(1 - lambda_value, dtype=torch.float32, device=dev)
-    max_rows = max(1, min(chunk, q, (1 << 24) // max(g, 1)))
+    index = (post_row, post_val, col_ptr, q_cols, q_len, row_work)
+    run_jobs([partial(_jaccard_rows, out, colmax, ptr, lens, val, index, lambda_value, chunk, a0, a1)
+              for a0, a1 in split_range(q, workers, row_work)], workers)
+
+
+def _jaccard_rows(out, colmax, ptr, lens, val, index, lambda_value: float, chunk: int, a0: int, a1: int) -> None:
+    """Query rows a0..a1-1 of jaccard_into, in blocks of at most _TRIPLE_BUDGET terms."""
+    post_row, post_val, col_ptr, q_cols, q_len, row_work = index
+    g, dev = out.shape[1], out.device
+    scale = lambda_value / colmax[:a1]
+    max_rows = max(1, min(chunk, a1 - a0, (1 << 24) // max(g, 1)))
     sums = torch.zeros(max_rows * g, dtype=torch.float32, device=dev)
-    a = 0
-    while a < q:
+    a = a0
+    while a < a1:
         b, work = a + 1, row_work[a]
-        while b < q and b - a < max_rows and work + row_work[b] <= _TRIPLE_BUDGET:
+        while b < a1 and b - a < max_rows and work + row_work[b] <= _TRIPLE_BUDGET:
             work += row_work[b]
             b += 1
         e0, e1 = int(ptr[a]), int(ptr[b])
@@ -181,7 +223,7 @@ def jaccard_into(out: torch.Tensor, colmax: torch.Tensor, ptr, col, val, lambda_
         original = block.index_select(0, target) / colmax.index_select(0, row + a)
         jaccard = (1 - s / (2 - s)) * (1 - lambda_value)
         touched = original * lambda_value + jaccard
-        torch.addcmul(rest, out[a:b], scale[a:b, None], out=out[a:b])
+        scale_shift_rows(out[a:b], scale[a:b], 1 - lambda_value)
         block[target] = touched
         sums[target] = 0
         a = b

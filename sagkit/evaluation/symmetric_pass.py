@@ -4,9 +4,10 @@ Distances between features are symmetric, so each tile of the upper block triang
 by one matrix product, and read both ways: along its rows for the row items and along its columns
 for the column items. That is half the products of a full pass. Per item the pass keeps the maximum
 of its row of D and its nearest items, and it writes the query x gallery block of D (tiles there are
-computed straight into the result); it holds one tile of the N x N matrix at a time. CPU only. A
+computed straight into the result); it holds one tile of the N x N matrix per thread. CPU only. A
 tile is read by the compiled kernel of ``tile_kernel`` (one pass, a heap of nearest items per item),
-or, where there is no C compiler, by numpy (thresholded hits streamed into ``StreamingTopK``).
+with strips of tiles shared out over threads that each compute and read their own tiles, or, where
+there is no C compiler, by numpy (thresholded hits streamed into ``StreamingTopK``), on one thread.
 
 The tile holds a key that orders like D: for the L2 metrics the squared distance before clamping,
 for cosine |1 - cos|; D = f(key) with f non-decreasing, so maxima and nearest items of the key give
@@ -15,11 +16,14 @@ those of D, and the exact order by (D / row maximum, index) is settled among the
 
 from __future__ import annotations
 
+from functools import partial
+
 import numpy as np
 import torch
 
 from . import tile_kernel
 from .streaming_topk import StreamingTopK, column_hits, row_hits
+from .threads import run_jobs, workers_for
 
 MARGIN = 1  # items kept beyond the k needed, so that a tie at the k-th can be told apart
 KNOWN = 32  # items kept per row in all: distances of the near items that the expanded sets reach
@@ -90,61 +94,71 @@ def _smallest(x: torch.Tensor, k: int, dim: int, row0: int, col0: int):
     return hits, (vals.amax(dim).numpy() if size == k else None)
 
 
-def upper_pass(feats: torch.Tensor, metric: str, num_query: int, k: int, out: torch.Tensor):
+def upper_pass(feats: torch.Tensor, metric: str, num_query: int, k: int, out: torch.Tensor,
+               workers: int | None = None):
     """(nn, nn_div, colmax) for feats (N x dim, CPU, queries first); ``out`` (q x g float32) <- D[:q, q:].
 
     colmax (N,) is the maximum of each row of D; nn (N x w, w = max(k + MARGIN, KNOWN)) the nearest
     items of each row by (D / colmax, index), exact in the first k columns, and nn_div their D / colmax
-    (the later columns are near items whose distances build_v then need not compute again). Tile sizes are read from the module constants.
-    Tiles of the query x gallery block are computed straight into ``out`` (float32 features). Each
-    tile is read by the compiled kernel (tile_kernel) where there is one, else by numpy.
+    (the later columns are near items whose distances build_v then need not compute again). Tile sizes
+    are read from the module constants. Float32 features: the compiled kernel reads the tiles, in
+    ``workers`` threads (default: torch's intra-op thread count), each computing its tiles' products on one
+    thread and reading them into heaps of its own, so that one thread's product runs while another
+    reads a tile; tiles of the query x gallery block are computed straight into ``out``. Without the
+    kernel (no C compiler, or float64 features) numpy reads the tiles, one after another.
     """
     n, q = feats.shape[0], num_query
     left, right = factors(feats, metric)
     kk = min(max(k + MARGIN, KNOWN), n)
     lib = tile_kernel.load() if feats.dtype == torch.float32 else None
-    reader = _KernelReader(lib, n, kk, metric) if lib is not None else _NumpyReader(n, kk, left.numpy().dtype)
-    row_block, col_block = min(ROW_BLOCK, n), min(COL_BLOCK, n)
-    tile_buf = torch.empty(row_block * col_block, dtype=feats.dtype)
-    direct = feats.dtype == torch.float32
-    for strip, (a, b) in enumerate(_spans(0, n, q, row_block)):
-        for c0, c1 in _spans(a, n, q, col_block):
-            into_out = a < q <= c0
-            if into_out and direct:
-                x = key_tile(left[a:b], right[c0:c1], metric, out[a:b, c0 - q:c1 - q])
-            else:
-                x = key_tile(left[a:b], right[c0:c1], metric, tile_buf[: (b - a) * (c1 - c0)].view(b - a, c1 - c0))
-            done = reader.tile(x, strip == 0 and c0 == a, strip == 0, a, b, c0, c1, into_out and direct)
-            if into_out and not done:
-                block = squared_from_key(x, metric)
-                if not direct:
-                    out[a:b, c0 - q:c1 - q] = block
-        reader.strip_done()
-    kmax, keys, cols, thr = (torch.from_numpy(t) for t in reader.result())
+    if lib is not None:
+        kmax, keys, cols, thr = _kernel_pass(lib, left, right, metric, q, kk, out,
+                                             workers or workers_for(feats.device))
+    else:
+        kmax, keys, cols, thr = _numpy_pass(left, right, metric, q, kk, out)
     colmax = squared_from_key(kmax, metric)
     nn, nn_div = _settle(left, right, metric, keys, cols, thr, colmax, k)
     return nn, nn_div, colmax
 
 
-class _KernelReader:
-    """Tiles read by the compiled kernel, in one pass each (one thread: other threads would wait for
-    cores, and the matrix products between tiles use them); tiles of the query x gallery block are
-    turned into D by the same pass."""
+def _kernel_pass(lib, left, right, metric: str, q: int, kk: int, out: torch.Tensor, workers: int):
+    """Strips of the upper block triangle dealt to ``workers`` threads in turn (strip s to thread s mod
+    workers, so the result does not depend on timing); -> (kmax, keys, cols, thr) of the merged heaps."""
+    n = left.shape[0]
+    row_block, col_block = min(ROW_BLOCK, n), min(COL_BLOCK, n)
+    strips = _spans(0, n, q, row_block)
+    workers = min(workers, len(strips))
+    bound = np.full(n, np.inf, dtype=np.float32) if workers > 1 else None  # the least top of the heaps so far
+    heaps = [tile_kernel.TileHeaps(lib, n, kk, bound) for _ in range(workers)]
+    code = tile_kernel.METRIC_CODES[metric]
 
-    def __init__(self, lib, n: int, k: int, metric: str):
-        self.heaps = tile_kernel.TileHeaps(lib, n, k)
-        self.metric = tile_kernel.METRIC_CODES[metric]
+    def work(w: int) -> None:
+        buf = torch.empty(row_block * col_block, dtype=left.dtype)
+        for a, b in strips[w::workers]:
+            for c0, c1 in _spans(a, n, q, col_block):
+                into_out = a < q <= c0
+                x = out[a:b, c0 - q:c1 - q] if into_out else buf[: (b - a) * (c1 - c0)].view(b - a, c1 - c0)
+                key_tile(left[a:b], right[c0:c1], metric, x)
+                heaps[w].both(x.numpy(), max(c0, b) - c0, a, c0, code if into_out else 0)
 
-    def tile(self, x, first_tile, first_strip, a, b, c0, c1, into_out=False):
-        self.heaps.both(x.numpy(), max(c0, b) - c0, a, c0, self.metric if into_out else 0)
-        return into_out
+    run_jobs([partial(work, w) for w in range(workers)], workers)
+    return tile_kernel.merge_heaps(heaps)
 
-    def strip_done(self):
-        pass
 
-    def result(self):
-        h = self.heaps
-        return h.kmax, h.key, h.col, h.thr
+def _numpy_pass(left, right, metric: str, q: int, kk: int, out: torch.Tensor):
+    """The tiles in order, read by numpy (``_NumpyReader``); -> (kmax, keys, cols, thr)."""
+    n = left.shape[0]
+    reader = _NumpyReader(n, kk, left.numpy().dtype)
+    row_block, col_block = min(ROW_BLOCK, n), min(COL_BLOCK, n)
+    tile_buf = torch.empty(row_block * col_block, dtype=left.dtype)
+    for strip, (a, b) in enumerate(_spans(0, n, q, row_block)):
+        for c0, c1 in _spans(a, n, q, col_block):
+            x = key_tile(left[a:b], right[c0:c1], metric, tile_buf[: (b - a) * (c1 - c0)].view(b - a, c1 - c0))
+            reader.tile(x, strip == 0 and c0 == a, strip == 0, a, b, c0, c1)
+            if a < q <= c0:
+                out[a:b, c0 - q:c1 - q] = squared_from_key(x, metric)
+        reader.strip_done()
+    return tuple(torch.from_numpy(t) for t in reader.result())
 
 
 class _NumpyReader:
@@ -158,7 +172,7 @@ class _NumpyReader:
         self.mask = np.empty(ROW_BLOCK * COL_BLOCK, dtype=bool)
         self.column = []
 
-    def tile(self, x, first_tile, first_strip, a, b, c0, c1, into_out=False):
+    def tile(self, x, first_tile, first_strip, a, b, c0, c1):
         xn, thr, stream = x.numpy(), self.stream.thr, self.stream
         np.maximum(self.kmax[a:b], xn.max(1), out=self.kmax[a:b])
         if first_tile:
@@ -176,7 +190,6 @@ class _NumpyReader:
                 stream.lower(slice(c0 + s, c1), kth)
             else:
                 self.column.append(column_hits(xn, s, thr[c0 + s:c1], self.mask, a, c0))
-        return False
 
     def strip_done(self):
         if self.column:
