@@ -13,7 +13,7 @@ timed alone (stem..Di at 2× the input, forward + backward): near 1 means the tw
 beyond its two branches, so any time/FLOP excess comes from the kind of layers the upper branch runs. It also times the ``cpu`` profile's input pipeline alone (decode,
 augment, collate) against a training step, to check that the loader is not the bottleneck.
 
-Usage: ``python benchmarks/bench_training.py [--quick]`` or ``python -m sagkit bench --only training``.
+Usage: ``python benchmarks/bench_training.py [--quick] [--freeze 3,2,1]`` or ``python -m sagkit bench --only training``.
 """
 
 from __future__ import annotations
@@ -127,12 +127,16 @@ def loader_images_per_second(config, batches: int) -> tuple[float, int]:
 
 
 def run(quick: bool, batch: int, steps: int, height: int, width: int, num_classes: int = 80,
-        channels_last: bool = True) -> dict:
+        channels_last: bool = True, freezes: Optional[Sequence[int]] = None) -> dict:
+    """``freezes``: Lite0 only, with each of these ``freeze_stages`` (default: the cpu profile's, then
+    Lite0 and ResNet50 fully trained)."""
     from sagkit.config import get_profile
 
     cpu = get_profile("cpu")
     settings = [("efficientnet_lite0", cpu.freeze_stages)]
-    if not quick:
+    if freezes:
+        settings = [("efficientnet_lite0", f) for f in freezes]
+    elif not quick:
         settings += [("efficientnet_lite0", -1), ("resnet50", -1)]
     depth_list = ((), (4,)) if quick else DEPTHS
     rows = []
@@ -157,8 +161,8 @@ def run(quick: bool, batch: int, steps: int, height: int, width: int, num_classe
             rows.append(row)
             print(_format_row(row), flush=True)
             del model
-    cpu_sag = next(r for r in rows if r["backbone"] == "efficientnet_lite0" and r["frozen"] == cpu.freeze_stages
-                   and r["depths"] == "D4")
+    cpu_sag = next(r for r in rows if r["backbone"] == "efficientnet_lite0" and r["depths"] == "D4"
+                   and r["frozen"] == settings[0][1])
     loader_rate, workers = loader_images_per_second(cpu.replace(height=height, width=width, batch_size=batch),
                                                     batches=4 if quick else 10)
     return {
@@ -193,8 +197,16 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     parser.add_argument("--malloc", choices=("retain", "default"), default=None,
                         help="glibc malloc: 'retain' freed memory as the engine does on CPU (retain_memory=True), "
                              "or glibc's 'default' (default: the cpu profile's setting)")
+    parser.add_argument("--freeze", default=None, metavar="N[,N...]",
+                        help="Lite0 only, with these freeze_stages values (-1: everything trains), e.g. 3,2,1")
     parser.add_argument("--out", type=Path, default=None, help="also write the results as JSON here")
     args = parser.parse_args(argv)
+    try:
+        freezes = None if args.freeze is None else [int(f) for f in args.freeze.split(",") if f.strip()]
+    except ValueError:
+        parser.error(f"--freeze takes comma-separated integers from -1 to 4, got {args.freeze!r}")
+    if freezes is not None and (not freezes or any(not -1 <= f <= 4 for f in freezes)):
+        parser.error(f"--freeze takes comma-separated integers from -1 to 4, got {args.freeze!r}")
 
     from sagkit.config import get_profile
 
@@ -214,7 +226,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
           f"malloc {'retain' if retain else 'default'}; "
           f"ratios versus the baseline of the same backbone setting")
     print(HEADER, flush=True)
-    result = run(args.quick, args.batch_size, steps, height, width, channels_last=channels_last)
+    result = run(args.quick, args.batch_size, steps, height, width, channels_last=channels_last, freezes=freezes)
     result["malloc"] = "retain" if retain else "default"
     ld = result["loader"]
     verdict = "not the bottleneck" if ld["loader_to_step_ratio"] > 1.5 else "a possible bottleneck"
