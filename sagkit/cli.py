@@ -499,15 +499,21 @@ def _cmd_results_export(args: argparse.Namespace) -> int:
     return 0
 
 
+def _check_profile(name: str) -> None:
+    """CLIError unless ``name`` is a profile (the results commands take any, not only the workbook's)."""
+    from sagkit.config import PROFILES
+
+    if name not in PROFILES:
+        raise CLIError(f"--profile {name!r} is unknown: use one of {', '.join(PROFILES)}")
+
+
 def _cmd_results_tables(args: argparse.Namespace) -> int:
     from sagkit.choices import parse_seeds
-    from sagkit.config import PROFILES
     from sagkit.results_folder import write_tables
     from sagkit.tables import table1_summary, to_markdown
     from sagkit.workbook.parameters import figures_dir_for
 
-    if args.profile not in PROFILES:
-        raise CLIError(f"--profile {args.profile!r} is unknown: use one of {', '.join(PROFILES)}")
+    _check_profile(args.profile)
     seeds = None if args.seeds is None else parse_seeds(args.seeds)
 
     out = Path(args.out) if args.out else figures_dir_for("figures", args.dataset)
@@ -519,12 +525,10 @@ def _cmd_results_tables(args: argparse.Namespace) -> int:
 
 
 def _cmd_results_compare(args: argparse.Namespace) -> int:
-    from sagkit.config import PROFILES
     from sagkit.results_folder import compare_variants
     from sagkit.tables import to_markdown, write_table
 
-    if args.profile not in PROFILES:
-        raise CLIError(f"--profile {args.profile!r} is unknown: use one of {', '.join(PROFILES)}")
+    _check_profile(args.profile)
     frame = compare_variants(args.results_dir, args.dataset, args.profile, parse_overrides(args.overrides),
                              parse_overrides(args.against))
     if frame.empty:

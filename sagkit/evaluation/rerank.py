@@ -223,7 +223,8 @@ def re_rank(q_g_dist, q_q_dist, g_g_dist, k1: int = 20, k2: int = 6, lambda_valu
     Same inputs, output and arithmetic as the usual ``re_ranking`` (see the module docstring): the
     given distances are squared, like there. Numpy or torch inputs; runs on the inputs' device
     (CUDA tensors run on the GPU). ``chunk``: rows processed at once (default: about 16M matrix
-    elements per chunk, and 64M small entries per chunk in the sparse steps). Memory: the inputs, the q x g result and O(N k1^2) for the sparse weights.
+    elements per chunk, and 64M small entries per chunk in the sparse steps). Memory: the inputs, the
+    q x g result and O(N k1^2) for the sparse weights.
     """
     _check_params(k1, k2, lambda_value, chunk)
     return _k_reciprocal(_MatrixSource(q_g_dist, q_q_dist, g_g_dist), int(k1), int(k2), lambda_value, chunk)

@@ -84,7 +84,7 @@ def build_v(src, nn, nn_div, colmax, k1: int, chunk: int, workers: int = 1):
     half_mask = _reciprocal_mask(nn_half, chunk, workers)
     sets = (src, nn, nn_div, colmax, nn_full, nn_half, half_mask, chunk)
     parts = run_jobs([partial(_v_rows, *sets, a0, a1) for a0, a1 in split_range(n, workers)], workers)
-    return _csr([p[0] for p in parts], [p[1] for p in parts], [p[2] for p in parts], n, nn.device)
+    return _csr(*zip(*parts), n, nn.device)
 
 
 def _csr(counts, cols, vals, n: int, dev):
@@ -137,7 +137,7 @@ def query_expand(ptr, col, val, nn, k2: int, chunk: int, workers: int = 1):
     n = nn.shape[0]
     parts = run_jobs([partial(_qe_rows, ptr, col, val, nn, min(k2, n), chunk, a0, a1)
                       for a0, a1 in split_range(n, workers)], workers)
-    return _csr([p[0] for p in parts], [p[1] for p in parts], [p[2] for p in parts], n, nn.device)
+    return _csr(*zip(*parts), n, nn.device)
 
 
 def _qe_rows(ptr, col, val, nn, kq: int, chunk: int, a0: int, a1: int):
