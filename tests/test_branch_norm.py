@@ -191,25 +191,26 @@ def test_deepcopy_keeps_its_own_statistics():
 
 # ------------------------------------------------------------------ config and run keys
 def test_run_keys_of_runs_made_before_the_field_are_unchanged():
-    # Keys of today's configs before bn_stats existed: its legacy value, and the baseline, keep them.
+    # Keys of the configs before bn_stats existed: its legacy value, and the baseline, keep them. The cpu
+    # profile of that time had stages 1-3 frozen (freeze_stages=3; issue 12 moved the profile to 2).
     assert ExperimentConfig(bn_stats="shared").run_key() == "821b1071fa"
     assert get_profile("paper", bn_stats="shared").run_key() == "821b1071fa"
-    assert get_profile("cpu", bn_stats="shared").run_key() == "06475221ee"
-    assert get_profile("cpu", depths=()).run_key() == "0e467914a3"
-    assert get_profile("cpu", depths=(), bn_stats="shared").run_key() == "0e467914a3"
+    assert get_profile("cpu", freeze_stages=3, bn_stats="shared").run_key() == "06475221ee"
+    assert get_profile("cpu", freeze_stages=3, depths=()).run_key() == "0e467914a3"
+    assert get_profile("cpu", freeze_stages=3, depths=(), bn_stats="shared").run_key() == "0e467914a3"
     # The fixed model is a different experiment: its runs never reuse one made before the fix.
-    assert get_profile("cpu").run_key() != "06475221ee"
-    assert get_profile("cpu", share_weights=False).run_key() == get_profile(
-        "cpu", share_weights=False, bn_stats="shared").run_key()
+    assert get_profile("cpu", freeze_stages=3).run_key() != "06475221ee"
+    assert get_profile("cpu", freeze_stages=3, share_weights=False).run_key() == get_profile(
+        "cpu", freeze_stages=3, share_weights=False, bn_stats="shared").run_key()
 
 
 def test_a_stored_config_without_the_field_is_the_legacy_model():
-    old = get_profile("cpu").to_dict()
+    old = get_profile("cpu", freeze_stages=3).to_dict()
     del old["bn_stats"]
     stored = ExperimentConfig.from_run(old)
     assert stored.bn_stats == "shared" and stored.run_key() == "06475221ee"
     assert ExperimentConfig.from_dict(old).bn_stats == "per_branch"
-    assert ExperimentConfig.from_json(get_profile("cpu").to_json(), stored=True).bn_stats == "per_branch"
+    assert ExperimentConfig.from_json(get_profile("cpu", freeze_stages=3).to_json(), stored=True).bn_stats == "per_branch"
     assert build_model(stored, 4, pretrained=False).branch_stats is None
     assert build_model(get_profile("cpu"), 4, pretrained=False).branch_stats is not None
 

@@ -30,7 +30,7 @@ def test_plan_trains_whole_seeds_and_shards_split_it_without_overlap():
 
 def test_each_variant_changes_only_its_fields():
     base = measure_depths.run_config("cpu", (1,), 0, None, "runs", 1)
-    assert base.dataset == "cuhk01" and base.freeze_stages == 3 and base.bn_stats == "per_branch"
+    assert base.dataset == "cuhk01" and base.freeze_stages == 2 and base.bn_stats == "per_branch"
     for variant, (_, fields) in measure_depths.VARIANTS.items():
         config = measure_depths.run_config(variant, (1,), 2, None, "runs", 1)
         changed = {k for k in base.to_dict() if getattr(config, k) != getattr(base, k)}
