@@ -1,11 +1,11 @@
 """BatchNorm statistics shared between the two branches or kept per branch, measured on CUHK01.
 
 Trains the cpu profile on CUHK01 split 0 (seed 0) with everything trainable for 15 epochs and the ×0.1
-step after epoch 10 (baseline, D1, D4), and the cpu profile as it is (baseline, D4). Each SAG row runs
+step after epoch 10 (baseline, D1, D4), and the cpu profile of the time, stem and stages 1-3 frozen
+(``freeze_stages=3``; issue 12 later froze stages 1-2 only), for the baseline and D4. Each SAG row runs
 with ``bn_stats="per_branch"`` and with "shared" (the authors' choice; cpu-profile D1 is left out). Prints
 one markdown table, rank-1 with its 95% Wilson interval over the queries. Runs live in
-``--runs-dir`` and are reused when finished, so an interrupted measurement resumes where it stopped;
-the cpu-profile runs are the ones ``make workbook DATASET=cuhk01`` trains, and it reuses them.
+``--runs-dir`` and are reused when finished, so an interrupted measurement resumes where it stopped.
 
     python benchmarks/measure_bn_stats.py --data-root ../shared/data/cuhk01 [--only trainable] [--bn-stats shared]
 """
@@ -22,6 +22,7 @@ from sagkit.evaluation.intervals import rank_interval
 from sagkit.models.branch_norm import BN_STATS
 
 TRAINABLE = {"freeze_stages": -1, "epochs": 15, "lr_step": 10}
+OLD_CPU = {"freeze_stages": 3}
 # (recipe, depths, bn_stats): the SAG rows come in both variants, the baseline has no upper branch.
 ROWS = (
     ("trainable", (), "per_branch"),
@@ -48,7 +49,7 @@ def cpu_model() -> str:
 
 
 def row_config(recipe: str, depths: tuple, bn_stats: str, data_root: str, runs_dir: str, threads: int):
-    overrides = dict(TRAINABLE) if recipe == "trainable" else {}
+    overrides = dict(TRAINABLE) if recipe == "trainable" else dict(OLD_CPU)
     return get_profile("cpu", dataset="cuhk01", data_root=data_root, runs_dir=runs_dir, depths=depths,
                        bn_stats=bn_stats, num_threads=threads, **overrides)
 
@@ -73,7 +74,7 @@ def main(argv=None) -> int:
         r = train(config, progress=False)
         name = "D" + "-".join(map(str, depths)) if depths else "Baseline"
         stats = bn_stats if depths else "n/a"
-        label = "cpu profile" if recipe == "cpu" else "everything trainable, 15 epochs, step at 10"
+        label = "cpu profile, stages 1-3 frozen" if recipe == "cpu" else "everything trainable, 15 epochs, step at 10"
         low, high = rank_interval(r["rank1"], r["num_query"])
         lines.append(f"| {label} | {name} | {stats} | {r['rank1']:.2f} | {low:.1f}-{high:.1f} | {r['rank5']:.2f} | "
                      f"{r['rank10']:.2f} | {r['mAP']:.2f} | {r['timings']['total_s']:.0f} s |")

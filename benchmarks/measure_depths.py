@@ -3,7 +3,8 @@ variants that say why a depth helps or not.
 
 Every run is the cpu profile on CUHK01 split 0 with one change per variant:
 
-- ``cpu``: the profile as it is (stem and stages 1-3 frozen, 6 epochs), per-branch BatchNorm statistics;
+- ``cpu``: the profile as it is (stem and stages 1-2 frozen, 6 epochs), per-branch BatchNorm statistics; the
+  three-seed study kept in ``results/cuhk01/`` was trained before issue 12, with ``--set freeze_stages=3``;
 - ``shared``: one set of BatchNorm running statistics for both branches (the authors' code);
 - ``residual``: ``sag_output="residual"``, the lower map plus the attended map flows on after a SAG module;
 - ``trainable``: everything trainable for 15 epochs (×0.1 after epoch 10), so that the stages after a D1-D3

@@ -2,10 +2,13 @@
 
 Recipes, each on top of the cpu profile (``--profile``) on CUHK01 split 0, seed 0:
 
-- ``cpu``: the profile as it is;
+- ``before``: the cpu profile before issue 12, stem and stages 1-3 frozen (``freeze_stages=3``);
 - ``trainable``: everything trainable (``freeze_stages=-1``), cross-entropy, 15 epochs, ×0.1 after epoch 10;
 - ``triplet``: ``trainable`` plus label smoothing 0.1, the BNNeck, P×K 8×4 batches and the batch-hard triplet
-  loss (margin 0.3) on the feature before the neck;
+  loss (margin 0.3) on the feature before the neck, with the paper's SGD (it collapses on CUHK01);
+- ``triplet_adam``: ``triplet`` with BoT's optimizer, Adam at 3.5e-4 for every layer, warmed up linearly from
+  1% over 2 epochs;
+- ``cpu``: the profile as it is (since issue 12, stem and stages 1-2 frozen);
 - ``candidate``: the fields given with ``--candidate '{"field": value, ...}'`` (a proposed new cpu profile).
 
 Prints one line per run as it finishes (rank-1 with its 95% Wilson interval over the queries), then the
@@ -31,12 +34,16 @@ from sagkit.engine import train
 from sagkit.evaluation.intervals import rank_interval
 
 TRAINABLE = {"freeze_stages": -1, "epochs": 15, "lr_step": 10}
+TRIPLET = {**TRAINABLE, "label_smoothing": 0.1, "neck": "bnneck", "sampler": "identity", "num_instances": 4,
+           "losses": {"ce": 1.0, "triplet": 1.0}, "triplet_margin": 0.3}
+ADAM = {"optimizer": "adam", "lr_pretrained": 3.5e-4, "lr_new": 3.5e-4, "lr_sag": 3.5e-4, "warmup_epochs": 2,
+        "warmup_factor": 0.01}
 RECIPES = {
-    "cpu": ("today's {profile} profile", {}),
+    "before": ("the {profile} profile before issue 12 (stages 1-3 frozen)", {"freeze_stages": 3}),
     "trainable": ("everything trainable, CE", TRAINABLE),
-    "triplet": ("+ label smoothing, BNNeck, P×K, triplet",
-            {**TRAINABLE, "label_smoothing": 0.1, "neck": "bnneck", "sampler": "identity", "num_instances": 4,
-             "losses": {"ce": 1.0, "triplet": 1.0}, "triplet_margin": 0.3}),
+    "triplet": ("+ label smoothing, BNNeck, P×K, triplet (SGD)", TRIPLET),
+    "triplet_adam": ("+ label smoothing, BNNeck, P×K, triplet (Adam 3.5e-4)", {**TRIPLET, **ADAM}),
+    "cpu": ("today's {profile} profile", {}),
 }
 CONFIGS = {"baseline": (), "D4": (4,)}
 
