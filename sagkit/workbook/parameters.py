@@ -114,7 +114,7 @@ def check_parameters(
     """Validate the common notebook parameters; raise ValueError/FileNotFoundError saying what is allowed.
 
     ``dataset``: one of :data:`DATASETS`. ``data_root``: required and must exist for the real datasets;
-    optional for ``synthetic`` (default: the generator's cache folder). ``profile``: paper, cpu or tiny.
+    optional for ``synthetic`` (default: the generator's cache folder). ``profile``: one of :data:`PROFILES`.
     ``device``: auto, cpu, cuda or cuda:N. ``depth`` (notebook 03): see :func:`parse_depths`.
     ``attention_depths`` (notebook 05): see :func:`parse_attention_depths`.
     ``seeds`` (notebook 03): training seeds, e.g. 0 or "0,1,2" (each its own run; Table 1 uses these).

@@ -13,6 +13,7 @@ import torch
 from PIL import Image
 
 from sagkit.data import build_transforms
+from sagkit.engine.retrieval import record_ids
 from sagkit.viz import AttentionExplorer, RankedQuery, rank_gallery, resize_image, to_uint8_image
 from sagkit.viz.activation import named_activation_maps
 
@@ -29,8 +30,7 @@ def ranked(wb, depths: tuple, queries: Sequence, topk: int) -> list:
     """[(query record, top-k gallery indices, match flags)] under run ``depths``."""
     ev = wb.evaluate(depths)
     index = {r.path: i for i, r in enumerate(ev.query)}
-    g_pids = np.array([r.pid for r in ev.gallery], dtype=np.int64)
-    g_cams = np.array([r.camid for r in ev.gallery], dtype=np.int64)
+    g_pids, g_cams = record_ids(ev.gallery)
     out = []
     for record in queries:
         idx, matches = rank_gallery(ev.distmat[index[record.path]], record.pid, record.camid, g_pids, g_cams,
