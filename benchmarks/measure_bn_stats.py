@@ -21,6 +21,8 @@ from sagkit.engine import train
 from sagkit.evaluation.intervals import rank_interval
 from sagkit.models.branch_norm import BN_STATS
 
+# The CUHK01 studies' two recipes over the cpu profile, shared with measure_depths and measure_recipes:
+# everything trainable for 15 epochs, and the cpu profile before issue 12 (stem and stages 1-3 frozen).
 TRAINABLE = {"freeze_stages": -1, "epochs": 15, "lr_step": 10}
 OLD_CPU = {"freeze_stages": 3}
 # (recipe, depths, bn_stats): the SAG rows come in both variants, the baseline has no upper branch.

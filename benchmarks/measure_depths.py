@@ -26,7 +26,7 @@ import argparse
 import logging
 import sys
 
-from measure_bn_stats import cpu_model
+from measure_bn_stats import TRAINABLE, cpu_model
 
 from sagkit.choices import parse_seeds
 from sagkit.cli import parse_overrides
@@ -40,7 +40,7 @@ VARIANTS = {
     "cpu": (((), (1,), (2,), (3,), (4,)), {}),
     "shared": (((1,), (2,), (3,), (4,)), {"bn_stats": "shared"}),
     "residual": (((1,), (4,)), {"sag_output": "residual"}),
-    "trainable": (((), (1,), (2,), (3,), (4,)), {"freeze_stages": -1, "epochs": 15, "lr_step": 10}),
+    "trainable": (((), (1,), (2,), (3,), (4,)), TRAINABLE),
 }
 
 

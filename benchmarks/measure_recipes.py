@@ -26,20 +26,19 @@ import json
 import logging
 import sys
 
-from measure_bn_stats import cpu_model
+from measure_bn_stats import OLD_CPU, TRAINABLE, cpu_model
 
 from sagkit.cli import parse_overrides
 from sagkit.config import PROFILES, get_profile
 from sagkit.engine import train
 from sagkit.evaluation.intervals import rank_interval
 
-TRAINABLE = {"freeze_stages": -1, "epochs": 15, "lr_step": 10}
 TRIPLET = {**TRAINABLE, "label_smoothing": 0.1, "neck": "bnneck", "sampler": "identity", "num_instances": 4,
            "losses": {"ce": 1.0, "triplet": 1.0}, "triplet_margin": 0.3}
 ADAM = {"optimizer": "adam", "lr_pretrained": 3.5e-4, "lr_new": 3.5e-4, "lr_sag": 3.5e-4, "warmup_epochs": 2,
         "warmup_factor": 0.01}
 RECIPES = {
-    "before": ("the {profile} profile before issue 12 (stages 1-3 frozen)", {"freeze_stages": 3}),
+    "before": ("the {profile} profile before issue 12 (stages 1-3 frozen)", OLD_CPU),
     "trainable": ("everything trainable, CE", TRAINABLE),
     "triplet": ("+ label smoothing, BNNeck, P×K, triplet (SGD)", TRIPLET),
     "triplet_adam": ("+ label smoothing, BNNeck, P×K, triplet (Adam 3.5e-4)", {**TRIPLET, **ADAM}),

@@ -540,9 +540,9 @@ Profiles:
   stem and stages 1-2 frozen (``freeze_stages=2``: stages 3-4, the SAG modules, the head and the
   BatchNorm layers behind a SAG module learn). That was chosen on CUHK01 (issue 12): over seeds 0-2,
   baseline rank-1 22.0 and D4 38.0, against 19.3 and 32.1 with stages 1-3 frozen, for 1.45× the cost
-  per training step; ``freeze_stages=3`` gives the profile before issue 12 and its run keys back. 6 epochs instead of 200
-  with the ×0.1 step after epoch 4; 20 held-out validation identities checked at epochs 3 and 6; fp32,
-  channels_last (1.6-2.2× faster than the default layout for Lite0 on this CPU,
+  per training step; ``freeze_stages=3`` gives the profile before issue 12 and its run keys back. 6
+  epochs instead of 200 with the ×0.1 step after epoch 4; 20 held-out validation identities checked at
+  epochs 3 and 6; fp32, channels_last (1.6-2.2× faster than the default layout for Lite0 on this CPU,
   ``benchmarks/bench_training.py --memory-format``), one loader worker and one intra-op thread (on 2
   cores, two OpenMP threads next to the loader or any other busy process spin against each other and run
   5-20× slower; set ``num_threads=2`` on an otherwise idle machine). The input stays the paper's 160×64,

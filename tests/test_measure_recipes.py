@@ -7,7 +7,8 @@ import pytest
 
 from sagkit.engine.run_dir import read_results
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "benchmarks"))
 measure_recipes = importlib.import_module("measure_recipes")
 
 pytestmark = pytest.mark.usefixtures("one_thread")
@@ -23,8 +24,7 @@ def test_each_recipe_changes_only_its_fields_over_the_cpu_profile():
     # The "before" row is the run kept in results/ from the cpu profile of the time.
     before = measure_recipes.row_config("cpu", "cuhk01", None, "runs", 1, (), measure_recipes.RECIPES["before"][1], {})
     assert before.run_name() == "cuhk01-efficientnet_lite0-baseline-cd486a58fd"
-    kept = Path(__file__).resolve().parents[1] / "results" / "cuhk01" / before.run_name() / "results.json"
-    assert read_results(kept.parent)["config"]["freeze_stages"] == 3
+    assert read_results(ROOT / "results" / "cuhk01" / before.run_name())["config"]["freeze_stages"] == 3
     adam = measure_recipes.RECIPES["triplet_adam"][1]
     assert adam["optimizer"] == "adam" and adam["lr_pretrained"] == adam["lr_new"] == adam["lr_sag"] == 3.5e-4
     # --set comes last: it overrides the recipe's own value.
@@ -55,7 +55,7 @@ def test_measure_bn_stats_keeps_reading_the_runs_of_its_table():
     # benchmarks/measure_bn_stats.py measured the cpu profile of its time (stages 1-3 frozen): its rows must
     # still name the runs kept in results/, whatever the profile is today.
     measure_bn_stats = importlib.import_module("measure_bn_stats")
-    results = Path(__file__).resolve().parents[1] / "results" / "cuhk01"
+    results = ROOT / "results" / "cuhk01"
     for recipe, depths, bn_stats in measure_bn_stats.ROWS:
         config = measure_bn_stats.row_config(recipe, depths, bn_stats, None, "runs", 1)
         kept = read_results(results / config.run_name())
