@@ -18,6 +18,13 @@ DEFAULT_SEEDS = (0,)
 # What the lower branch carries on after a SAG module (the paper leaves it open): the attended map alone, or
 # the lower map plus the attended map.
 SAG_OUTPUTS = ("replace", "residual")
+# How a SAG module weights the upper branch's map: the paper's softmax grid, per-cell sigmoid gates, or the
+# uniform control (1/(h·w), no parameters; issue 22).
+ATTENTIONS = ("softmax", "sigmoid", "uniform")
+# Stride of stage 4's first strided layer: 2 as trained on ImageNet, 1 as in BoT (output stride 16, not 32).
+LAST_STRIDES = (2, 1)
+# Factors by which a model may upsample its input before both branches (1: the image as given; issue 22).
+INPUT_SCALES = (1, 2, 3, 4)
 DEVICE_RE = re.compile(r"^(auto|cpu|cuda|cuda:\d+)$")
 DEVICE_RULE = "use 'auto', 'cpu', 'cuda' or 'cuda:N'"
 

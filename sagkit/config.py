@@ -26,7 +26,8 @@ from pathlib import Path
 from typing import Any, Optional
 
 from sagkit.atomic import atomic_write_text
-from sagkit.choices import DEPTHS_RULE, DEVICE_RE, DEVICE_RULE, SAG_OUTPUTS, VALID_DEPTHS
+from sagkit.choices import (ATTENTIONS, DEPTHS_RULE, DEVICE_RE, DEVICE_RULE, INPUT_SCALES, LAST_STRIDES, SAG_OUTPUTS,
+                            VALID_DEPTHS)
 from sagkit.losses.registry import LOSS_NAMES
 
 __all__ = [
@@ -89,6 +90,7 @@ LEGACY_VALUES = {
     "triplet_margin": 0.3,
     "center_alpha": 0.5,
     "sag_output": "replace",
+    "input_scale": 1,
 }
 
 
@@ -114,6 +116,9 @@ class ExperimentConfig:
     statistics of its own over the shared backbone; it matters only with SAG depths and shared weights.
     ``sag_output`` ("replace" or "residual", ``SAGNet``): after a SAG module the lower branch carries the
     attended map alone (sagkit's reading of the paper) or the lower map plus the attended map.
+    Controls (issue 22, ``SAGNet``): ``input_scale`` k upsamples every input k× inside the model (a baseline
+    with 2 sees what D4's upper branch sees); ``attention="uniform"`` is a grid of 1/(h·w) with no
+    parameters; ``last_stride=1`` gives output stride 16 (ResNets and Lite0).
     ``depths = ()`` is the baseline (no SAG module). ``freeze_stages``: -1 trains everything, 0 freezes the
     stem, k the stem and stages 1..k (``SAGNet.freeze_stages``). ``model_options`` passes further keyword
     arguments to ``SAGNet`` (e.g. ``l2norm_dim``, ``grid_scale``, ``dropout``). ``max_train_batches`` caps
@@ -150,6 +155,7 @@ class ExperimentConfig:
     neck: str = "paper"
     last_stride: int = 2
     sag_output: str = "replace"
+    input_scale: int = 1
     model_options: dict = field(default_factory=dict)
     freeze_stages: int = -1
 
@@ -252,6 +258,12 @@ class ExperimentConfig:
             bad("select_metric", f"use one of {SELECT_METRICS}")
         if self.sag_output not in SAG_OUTPUTS:
             bad("sag_output", f"use one of {SAG_OUTPUTS}")
+        if self.attention not in ATTENTIONS:
+            bad("attention", f"use one of {ATTENTIONS}")
+        if self.last_stride not in LAST_STRIDES:
+            bad("last_stride", f"use one of {LAST_STRIDES} (1: output stride 16)")
+        if self.input_scale not in INPUT_SCALES:
+            bad("input_scale", f"use one of {INPUT_SCALES} (1: the image as given; 2: what D4's upper branch sees)")
         if self.sampler not in SAMPLERS:
             bad("sampler", f"use one of {SAMPLERS}")
         if not isinstance(self.device, str) or not DEVICE_RE.match(self.device):

@@ -34,6 +34,7 @@ def build_model(config: ExperimentConfig, num_classes: int, pretrained: bool = T
         neck=config.neck,
         last_stride=config.last_stride,
         sag_output=config.sag_output,
+        input_scale=config.input_scale,
         **config.model_options,
     )
     if config.freeze_stages >= 0:

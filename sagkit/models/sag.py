@@ -10,7 +10,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-ATTENTIONS = ("softmax", "sigmoid")
+from sagkit.choices import ATTENTIONS
+
 L2NORM_DIMS = ("map", "channel")
 GRID_SCALES = ("none", "area")
 L2_EPS = 1e-12
@@ -27,7 +28,8 @@ class SelfAttentionGrid(nn.Module):
 
     softmax: G = softmax_{h·w}(ReLU(BN(conv1×1(lower)))) (Eqs. 4-5; sums to 1 per image).
     sigmoid: G = sigmoid(BN(conv1×1(lower))), each cell gated on its own (no ReLU, which would keep
-    every gate ≥ 0.5). v = maxpool_{s×s}(upper) ⊙ G on every channel (Eq. 6); with `grid_scale="area"`
+    every gate ≥ 0.5). uniform: G = 1/(h·w) in every cell, no learned parameters: a control that keeps the
+upper branch and the max filter and takes the learned grid away. v = maxpool_{s×s}(upper) ⊙ G on every channel (Eq. 6); with `grid_scale="area"`
     the softmax grid is multiplied by h·w first so its mean weight is 1. With `l2norm`, v ← v / max(‖v‖₂,
     1e-12) (Eq. 7) where ‖v‖₂ is taken over the whole map of each image (`l2norm_dim="map"`, C·h·w values)
     or over channels at each position (`"channel"`; note this cancels G exactly, since G is one positive
@@ -48,8 +50,9 @@ class SelfAttentionGrid(nn.Module):
         self.l2norm_dim = l2norm_dim
         self.scale_factor = int(scale_factor)
         self.grid_scale = grid_scale
-        self.conv = nn.Conv2d(in_channels, 1, kernel_size=1, bias=False)
-        self.bn = nn.BatchNorm2d(1)
+        if attention != "uniform":
+            self.conv = nn.Conv2d(in_channels, 1, kernel_size=1, bias=False)
+            self.bn = nn.BatchNorm2d(1)
 
     def extra_repr(self) -> str:
         return (f"attention={self.attention!r}, l2norm={self.l2norm}, l2norm_dim={self.l2norm_dim!r}, "
@@ -57,6 +60,9 @@ class SelfAttentionGrid(nn.Module):
 
     def grid(self, lower: torch.Tensor) -> torch.Tensor:
         """Attention grid N×1×h×w from the lower branch's map N×C×h×w."""
+        if self.attention == "uniform":
+            n, _, h, w = lower.shape
+            return lower.new_full((n, 1, h, w), 1.0 / (h * w))
         score = self.bn(self.conv(lower))
         if self.attention == "sigmoid":
             return torch.sigmoid(score)

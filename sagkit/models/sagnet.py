@@ -13,7 +13,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from sagkit.choices import SAG_OUTPUTS, VALID_DEPTHS, check_depths
+from sagkit.choices import INPUT_SCALES, SAG_OUTPUTS, VALID_DEPTHS, check_depths
 
 from .backbones import LAST_STRIDES, build_backbone, set_last_stride
 from .branch_norm import BN_STATS, BRANCH_STATS_PREFIX, BranchStatistics, shared_statistic_key
@@ -90,6 +90,12 @@ class SAGNet(nn.Module):
     `last_stride=1` (ResNets, as BoT) makes stage 4 keep stage 3's resolution: output stride 16 instead
     of 32, so at 160×64 the final map and the D4 grid are 10×4 (40 cells, the size of the D3 grid)
     instead of 5×2 (10 cells); D1-D3 are unchanged. The input sides must still be multiples of 32.
+    Lite0 takes it too (block 11's depthwise convolution; ImageNet weights unchanged).
+
+    Controls (issue 22; ``docs/controls.md``): `input_scale=k` upsamples the input k× (the `upsample`
+    mode) before both branches, so a baseline with `input_scale=2` sees exactly the tensor D4's upper
+    branch sees; `attention="uniform"` replaces the learned grid by 1/(h·w) (no parameters) and keeps the
+    upper branch and its max filter; `last_stride=1` gives a finer final map without more input pixels.
 
     Choices the paper leaves open: ‖v‖₂ in Eq. 7 is taken over the whole map of each image
     (`l2norm_dim="map"`); per-position normalisation over channels (`"channel"`, what F.normalize's
@@ -111,7 +117,7 @@ class SAGNet(nn.Module):
                  attention: str = "softmax", scale_factor: int = 2, upsample: str = "bilinear",
                  embedding: str = "bottleneck", l2norm_dim: str = "map", grid_scale: str = "none",
                  bottleneck_dim: int | None = None, dropout: float | None = None, bn_stats: str = "per_branch",
-                 neck: str = "paper", last_stride: int = 2, sag_output: str = "replace"):
+                 neck: str = "paper", last_stride: int = 2, sag_output: str = "replace", input_scale: int = 1):
         super().__init__()
         if isinstance(num_classes, bool) or not isinstance(num_classes, int) or num_classes < 1:
             raise ValueError(f"num_classes must be a positive int; got {num_classes!r}")
@@ -123,6 +129,8 @@ class SAGNet(nn.Module):
                                      ("neck", neck, NECKS), ("last_stride", last_stride, LAST_STRIDES),
                                      ("sag_output", sag_output, SAG_OUTPUTS)):
             check_choice(name, value, choices)
+        if isinstance(input_scale, bool) or input_scale not in INPUT_SCALES:
+            raise ValueError(f"input_scale must be one of {INPUT_SCALES} (1: the image as given); got {input_scale!r}")
         if (isinstance(scale_factor, bool) or not isinstance(scale_factor, (int, float))
                 or not float(scale_factor).is_integer() or scale_factor < 2):
             raise ValueError(f"scale_factor must be an integer >= 2 (it is also the max-pool size); "
@@ -137,6 +145,7 @@ class SAGNet(nn.Module):
         self.bn_stats = bn_stats
         self.neck = neck
         self.sag_output = sag_output
+        self.input_scale = input_scale
         self.backbone = build_backbone(backbone, pretrained=pretrained)
         if last_stride != 2:
             set_last_stride(self.backbone, last_stride)
@@ -170,12 +179,14 @@ class SAGNet(nn.Module):
              stop_after: int = 4) -> torch.Tensor:
         """Both branches through stages 0..stop_after; returns the lower branch's map after SAG."""
         check_input_size(x.shape[-2], x.shape[-1])
+        if self.input_scale != 1:
+            x = self._upsampled(x, self.input_scale)
         deepest = self.depths[-1] if self.depths else 0
         lower_stages, upper_stages = self.backbone.stages(), self._upper_stages()
         lower, upper = lower_stages[0](x), None
         if deepest:
             with self._upper_statistics():
-                upper = upper_stages[0](self._upsampled(x))
+                upper = upper_stages[0](self._upsampled(x, self.scale_factor))
         for i in range(1, stop_after + 1):
             lower = lower_stages[i](lower)
             if i <= deepest:
@@ -205,8 +216,9 @@ class SAGNet(nn.Module):
             log.warning("checkpoint has no per-branch BatchNorm statistics (saved before they existed): the "
                         "upper branch starts from the shared ones for %d BatchNorm layers", len(self.branch_stats))
 
-    def _upsampled(self, x: torch.Tensor) -> torch.Tensor:
-        size = (int(x.shape[-2] * self.scale_factor), int(x.shape[-1] * self.scale_factor))
+    def _upsampled(self, x: torch.Tensor, factor: int) -> torch.Tensor:
+        """x N×3×H×W → N×3×(H·factor)×(W·factor) in the `upsample` mode (Eq. 1)."""
+        size = (int(x.shape[-2] * factor), int(x.shape[-1] * factor))
         if self.upsample == "nearest":
             return F.interpolate(x, size=size, mode="nearest")
         return F.interpolate(x, size=size, mode="bilinear", align_corners=False)
