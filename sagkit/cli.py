@@ -459,9 +459,10 @@ def _add_results(sub) -> None:
         description="export: copy the finished runs of RUNS_DIR (results.json, per_query.npz) into "
         "<results-dir>/<dataset>/<run name>/. tables: rebuild Table 1 (with seeds, intervals and the paired "
         "comparison), Figure 3 and Tables 3-5 from the results folder alone. compare: the paired difference "
-        "that one change of config (--set) makes, configuration by configuration.",
+        "that one change of config (--set) makes, configuration by configuration. controls: the table of "
+        "D4 against its controls (x2 input, output stride 16, uniform grid) with intervals and cost.",
     )
-    actions = p.add_subparsers(dest="action", metavar="{export,tables,compare}")
+    actions = p.add_subparsers(dest="action", metavar="{export,tables,compare,controls}")
     actions.required = True
     export = actions.add_parser("export", help="copy finished runs into the results folder")
     export.add_argument("runs_dir", metavar="RUNS_DIR", help="folder holding run folders (e.g. runs)")
@@ -487,6 +488,14 @@ def _add_results(sub) -> None:
                       help="config fields of the other side (default: the profile as it is)")
     comp.add_argument("--out", default=None, help="also write the table as <out>.csv and <out>.md")
     comp.set_defaults(func=_cmd_results_compare)
+    ctrl = actions.add_parser("controls", help="the controls table: why D4 wins (x2 input, OS16, uniform grid)")
+    ctrl.add_argument("--results-dir", default="results")
+    ctrl.add_argument("--dataset", default="synthetic")
+    ctrl.add_argument("--profile", default="cpu", help="the profile the controls were trained from")
+    ctrl.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                      help="config fields the runs were trained with on top of the profile (as for train)")
+    ctrl.add_argument("--out", default=None, help="output folder (default: <results-dir>/tables/<dataset>/<profile>)")
+    ctrl.set_defaults(func=_cmd_results_controls)
 
 
 def _cmd_results_export(args: argparse.Namespace) -> int:
@@ -541,6 +550,20 @@ def _cmd_results_compare(args: argparse.Namespace) -> int:
         change = ", ".join(args.overrides)
         write_table(frame, out.parent, out.name, title=f"{args.dataset}: with {change} against "
                     f"{', '.join(args.against) or 'the profile as it is'} ({args.profile} profile)")
+    return 0
+
+
+def _cmd_results_controls(args: argparse.Namespace) -> int:
+    from sagkit.controls import controls_summary, kept_controls
+    from sagkit.tables import to_markdown
+
+    _check_profile(args.profile)
+    out = Path(args.out) if args.out else Path(args.results_dir) / "tables" / args.dataset / args.profile
+    done = kept_controls(args.results_dir, args.dataset, args.profile, out, parse_overrides(args.overrides))
+    for name in ("controls", "controls_shallow"):
+        if name in done:
+            print(to_markdown(controls_summary(done[name])), end="")
+    print(f"{len(done['files'])} files written in {out}")
     return 0
 
 

@@ -1,5 +1,5 @@
-"""The results folder, ``results/<dataset>/<run name>/``: the small summaries of measured runs (``results.json``
-and ``per_query.npz``; no images, no checkpoints) kept in the repository, so that the README's tables and
+"""The results folder, ``results/<dataset>/<run name>/``: the small summaries of measured runs (``results.json``,
+``per_query.npz`` and ``grid_stats.json``; no images, no checkpoints) kept in the repository, so that the README's tables and
 Figure 3 are regenerated from them rather than retyped, and a later change adds seeds or configurations
 without rerunning what is there.
 
@@ -24,15 +24,17 @@ from sagkit import tables
 from sagkit.atomic import atomic_write
 from sagkit.config import ExperimentConfig, get_profile
 from sagkit.engine.per_query import ensure_per_query, evaluate_run, read_per_query
-from sagkit.engine.run_dir import PER_QUERY_FILE, RESULTS_FILE, find_runs
+from sagkit.engine.run_dir import CHECKPOINT_BEST, PER_QUERY_FILE, RESULTS_FILE, find_runs
+from sagkit.engine.run_grids import GRID_STATS_FILE, ensure_grid_stats
 from sagkit.evaluation.bootstrap import SUMMARY_PREFIXES, run_intervals
 from sagkit.seed_stats import COMPARED, seed_statistics
 from sagkit.viz import save_figure
 from sagkit.viz.plots import plot_depth_effect
 
-__all__ = ["KEPT_FILES", "compare_variants", "export_runs", "profile_runs", "read_results_folder", "write_tables"]
+__all__ = ["KEPT_FILES", "compare_variants", "export_runs", "profile_runs", "read_results_folder", "read_runs",
+           "write_tables"]
 
-KEPT_FILES = (RESULTS_FILE, PER_QUERY_FILE)
+KEPT_FILES = (RESULTS_FILE, PER_QUERY_FILE, GRID_STATS_FILE)
 SOTA_CONFIGS = ((), (4,))  # the paper's tables compare the baseline and SAG at D4
 
 
@@ -42,7 +44,8 @@ def _copy(source: Path, target: Path) -> None:
 
 def export_runs(runs_dir: str | Path, results_dir: str | Path = "results", device: str = "cpu") -> list[Path]:
     """Copy every finished run of ``runs_dir`` into ``results_dir/<dataset>/<run name>/`` (KEPT_FILES, each
-    atomically; an entry of the same name is replaced). Returns the folders written."""
+    atomically; an entry of the same name is replaced; per-query results and grid statistics are computed
+    first where a run lacks them). Returns the folders written."""
     runs_dir, results_dir = Path(runs_dir), Path(results_dir)
     if not runs_dir.is_dir():
         raise FileNotFoundError(f"runs folder {runs_dir} does not exist: give the folder holding the run folders")
@@ -50,11 +53,24 @@ def export_runs(runs_dir: str | Path, results_dir: str | Path = "results", devic
     for results in find_runs(runs_dir):
         run = runs_dir / results["name"] if (runs_dir / results["name"]).is_dir() else Path(results["run_dir"])
         ensure_per_query(run, lambda run=run: evaluate_run(run, device))
+        if (run / CHECKPOINT_BEST).is_file():
+            ensure_grid_stats(run, device)
         target = results_dir / str(results["dataset"]) / run.name
         for name in KEPT_FILES:
-            _copy(run / name, target / name)
+            if name != GRID_STATS_FILE or (run / name).is_file():
+                _copy(run / name, target / name)
         written.append(target)
     return written
+
+
+def read_runs(folder: str | Path) -> list[tuple[dict, object]]:
+    """``(results.json dict, RunQueries)`` of every finished run in ``folder`` (one sub-folder a run), by name."""
+    found = []
+    for run in sorted(p for p in Path(folder).iterdir() if (p / RESULTS_FILE).is_file()):
+        results = json.loads((run / RESULTS_FILE).read_text(encoding="utf-8"))
+        if results.get("complete"):
+            found.append((results, read_per_query(run)))
+    return found
 
 
 def read_results_folder(results_dir: str | Path, dataset: str) -> list[tuple[dict, object]]:
@@ -63,12 +79,7 @@ def read_results_folder(results_dir: str | Path, dataset: str) -> list[tuple[dic
     if not folder.is_dir():
         raise FileNotFoundError(f"{folder} does not exist: export runs first (python -m sagkit results export "
                                 f"RUNS_DIR --results-dir {results_dir})")
-    found = []
-    for run in sorted(p for p in folder.iterdir() if (p / RESULTS_FILE).is_file()):
-        results = json.loads((run / RESULTS_FILE).read_text(encoding="utf-8"))
-        if results.get("complete"):
-            found.append((results, read_per_query(run)))
-    return found
+    return read_runs(folder)
 
 
 def profile_runs(kept: Iterable[tuple[dict, object]], profile: str,

@@ -117,7 +117,8 @@ def table1_row(results: Mapping, queries=None) -> dict:
     return row
 
 
-def _spread(mean: float, sd: float, low: float, high: float, sign: str = "") -> str:
+def spread(mean: float, sd: float, low: float, high: float, sign: str = "") -> str:
+    """``mean ± sd [low, high]`` with two decimals (``sign="+"`` for differences); parts that are NaN left out."""
     if math.isnan(mean):
         return "-"
     text = format(mean, f"{sign}.2f") + ("" if math.isnan(sd) else f" ± {sd:.2f}")
@@ -131,9 +132,9 @@ def table1_summary(frame: pd.DataFrame) -> pd.DataFrame:
     for row in frame.to_dict("records"):
         item = {"config": row["config"], "seeds": row["seeds"]}
         for column in ("R1", "mAP"):
-            item[column] = _spread(row[column], row[f"{column}_sd"], row[f"{column}_low"], row[f"{column}_high"])
+            item[column] = spread(row[column], row[f"{column}_sd"], row[f"{column}_low"], row[f"{column}_high"])
         for column in ("R1", "mAP"):
-            item[f"{column} vs baseline"] = _spread(row[f"d{column}"], math.nan, row[f"d{column}_low"],
+            item[f"{column} vs baseline"] = spread(row[f"d{column}"], math.nan, row[f"d{column}_low"],
                                                    row[f"d{column}_high"], "+")
             item[f"verdict ({column})"] = row[f"verdict_{column}"] or "-"
         out.append(item)
@@ -266,6 +267,7 @@ __all__ = [
     "order_key",
     "protocol_note",
     "rows_by_config",
+    "spread",
     "table1_row",
     "table1_summary",
     "to_markdown",

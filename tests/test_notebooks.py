@@ -18,7 +18,7 @@ from papermill.exceptions import PapermillExecutionError  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 NOTEBOOKS = ROOT / "notebooks"
-NAMES = ("01_data_exploration", "02_baseline", "03_ablation", "04_sota_tables", "05_attention_heatmaps")
+NAMES = ("01_data_exploration", "02_baseline", "03_ablation", "04_sota_tables", "05_attention_heatmaps", "06_controls")
 
 
 def _execute(name, output, **parameters):
@@ -37,11 +37,13 @@ def workspace(tmp_path_factory):
 
 @pytest.fixture(scope="session")
 def executed(workspace):
-    """Run 01, 02, 03 (depth 4, seeds 0 and 1), 04, 05 (D4 only) in order; returns {name: executed notebook}."""
+    """Run 01, 02, 03 (depth 4, seeds 0 and 1), 04, 05 (D4 only), 06 (seeds 0 and 1) in order; returns {name:
+    executed notebook}."""
     base, params = workspace
     out = {}
     for name, extra in (("01_data_exploration", {}), ("02_baseline", {}), ("03_ablation", {"depth": 4, "seeds": "0,1"}),
-                        ("04_sota_tables", {}), ("05_attention_heatmaps", {"depths": "4", "interactive": False})):
+                        ("04_sota_tables", {}), ("05_attention_heatmaps", {"depths": "4", "interactive": False}),
+                        ("06_controls", {"seeds": "0,1"})):
         out[name] = _execute(name, base / f"{name}.out.ipynb", **params, **extra)
     return out
 
@@ -109,7 +111,8 @@ def test_03_records_its_row_and_assembles_table1(executed, workspace):
     d4 = table.set_index("config").loc["D4"]
     assert d4["verdict_R1"] in ("better", "worse", "not distinguishable") and d4["dR1_low"] <= d4["dR1_high"]
     runs = [p for p in (base / "runs").iterdir() if (p / "results.json").is_file()]
-    assert len(runs) == 3, "the baseline and D4 seeds 0, 1 are trained once; 04 and 05 reuse seed 0"
+    assert len(runs) == 10, ("02: the baseline seed 0; 03: D4 seeds 0, 1; 06: the baseline seed 1 and three controls "
+                             "for seeds 0, 1; 04 and 05 reuse seed 0")
     assert all((p / "per_query.npz").is_file() for p in runs)
 
 
@@ -127,6 +130,27 @@ def test_04_writes_tables_3_to_5_with_measured_rows(executed, workspace):
         assert (measured["dataset"] == "synthetic").all() and measured[cols].notna().all().all()
         spans = [f"{c}_{end}" for c in cols for end in ("low", "high")]
         assert measured[spans].notna().all().all() and table[table["source"] == "reported"][spans].isna().all().all()
+
+
+def test_06_trains_the_controls_and_writes_the_controls_table(executed, workspace):
+    base, _ = workspace
+    import pandas as pd
+
+    _nonempty(base / "figures", ["controls.csv", "controls.md", "controls_summary.md", "controls.png",
+                                 "controls_grid_entropy.png"])
+    table = pd.read_csv(base / "figures" / "controls.csv")
+    assert table["control"].tolist() == ["Baseline", "Baseline ×2 input", "Baseline OS16", "D4 uniform", "D4"]
+    assert (table["seeds"].astype(str) == "0,1").all()
+    assert table[["R1_low", "R1_high", "params_M", "gflops", "train_img_s"]].notna().all().all()
+    d4 = table.set_index("control")
+    assert d4.loc["D4 uniform", "uniform_grids"] == 100.0 and d4.loc["D4 uniform", "grid_entropy"] == 1.0
+    assert 0.0 <= d4.loc["D4", "uniform_grids"] <= 100.0 and d4.loc["D4", "grid_entropy"] <= 1.0
+    assert d4.loc["Baseline ×2 input", "gflops"] > 3 * d4.loc["Baseline", "gflops"]
+    assert d4.loc["D4 uniform", "verdict_R1_ref"] in ("better", "worse", "not distinguishable")
+    assert (base / "figures" / "controls_summary.md").read_text().startswith(
+        "### Why does D4 win? Controls on synthetic, profile tiny, seeds 0,1")
+    assert any("D4 with a uniform grid" in "".join(o.get("text", "")) for c in executed["06_controls"].cells
+               for o in c.get("outputs", []))
 
 
 def test_05_writes_figure4_and_renders_the_explorer_statically(executed, workspace):

@@ -8,6 +8,7 @@ import pytest
 from sagkit.cli import main
 from sagkit.config import get_profile
 from sagkit.engine.per_query import PER_QUERY_FILE, read_per_query, write_per_query
+from sagkit.engine.run_grids import read_grid_stats
 from sagkit.evaluation.bootstrap import paired_difference
 from sagkit.results_folder import compare_variants, export_runs, write_tables
 from sagkit.workbook import open_workbook
@@ -89,8 +90,11 @@ def test_table1_over_seeds_and_the_results_folder_rebuild_it(trained, capsys):
     assert one["n_seeds"].tolist() == [1, 1] and one.loc["D4", "R1"] == runs[((4,), 0)]["rank1"]
 
     kept = export_runs(base / "runs", base / "results")
-    assert len(kept) == 4 and all(sorted(p.name for p in k.iterdir()) == ["per_query.npz", "results.json"]
-                                  for k in kept)
+    assert len(kept) == 4 and all(sorted(p.name for p in k.iterdir()) == ["grid_stats.json", "per_query.npz",
+                                                                        "results.json"] for k in kept)
+    d4 = next(k for k in kept if "-D4-" in k.name)
+    assert read_grid_stats(d4)["depths"]["D4"]["num_images"] > 0
+    assert read_grid_stats(next(k for k in kept if "-baseline-" in k.name))["depths"] == {}
     # the tables come from the results folder alone: the same Table 1 without the run folders
     rebuilt = write_tables(base / "results", "synthetic", "tiny", base / "rebuilt",
                            overrides=QUICK)["table1"].set_index("config")

@@ -111,7 +111,7 @@ def test_plot_attention_grids_has_original_plus_one_column_per_depth():
     images = [np.zeros((64, 32, 3), np.uint8), np.ones((64, 32, 3), np.uint8) * 200]
     grids = {d: torch.rand(2, 1, 64 // 2 ** (d + 1), 32 // 2 ** (d + 1)) for d in (1, 2, 3, 4)}
     fig = viz.plot_attention_grids(images, grids)
-    assert len(fig.axes) == 2 * 5
+    assert len(fig.axes) == 2 * 5 + 4  # the panels, then one colour bar per depth
     assert fig.axes[1].get_title().startswith("D1 (h=16, w=8)")
     with pytest.raises(ValueError, match="grids\\[1\\]"):
         viz.plot_attention_grids(images[:1], grids)

@@ -8,8 +8,9 @@ from typing import Any
 import torch
 
 from sagkit.config import ExperimentConfig
+from sagkit.models.cost import count_parameters, forward_gflops
 
-__all__ = ["RunData", "build_model", "build_data", "attach_transforms", "make_train_loader", "per_rank_batch_size"]
+__all__ = ["RunData", "build_model", "model_cost", "build_data", "attach_transforms", "make_train_loader", "per_rank_batch_size"]
 
 
 def build_model(config: ExperimentConfig, num_classes: int, pretrained: bool = True) -> torch.nn.Module:
@@ -122,3 +123,10 @@ def make_train_loader(config: ExperimentConfig, data: RunData, epoch: int, world
         distributed=world_size > 1,
         drop_last=True,
     )
+
+
+def model_cost(config: ExperimentConfig, num_classes: int) -> dict:
+    """``{"params_M", "gflops"}`` of the model a config trains: parameters in millions (classifier included) and
+    forward GFLOPs per image at the config's height×width (``sagkit.models.cost``); no weights are read."""
+    model = build_model(config, num_classes, pretrained=False)
+    return {"params_M": count_parameters(model) / 1e6, "gflops": forward_gflops(model, config.height, config.width)}

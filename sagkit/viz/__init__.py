@@ -8,10 +8,13 @@ from sagkit.viz.explorer import AttentionExplorer, RankedQuery, is_headless
 from sagkit.viz.figures import save_figure
 from sagkit.viz.heatmaps import (
     colorize,
+    figure4_caption,
     grid_shape_label,
+    is_uniform,
     normalize_map,
     overlay_heatmap,
     plot_attention_grids,
+    scale_map,
     upsample_grid,
 )
 from sagkit.viz.images import add_border, load_images, resize_image, to_uint8_image
@@ -39,7 +42,10 @@ __all__ = [
     "grid_shape_label",
     "is_headless",
     "load_images",
+    "figure4_caption",
+    "is_uniform",
     "normalize_map",
+    "scale_map",
     "overlay_heatmap",
     "plot_attention_grids",
     "plot_cmc",

@@ -2,6 +2,9 @@
 
 A SAG grid is a small N×1×h×w map (e.g. 5×2 at D4 for a 160×64 input). It is upsampled bilinearly to
 the image size, scaled to [0, 1], coloured with a jet/turbo colour map and alpha-blended on the image.
+Figure 4 scales every grid of one depth on one colour scale, shown by a colour bar, so that a nearly flat
+grid looks flat; per-image min-max scaling (``scale="image"``) stretches any grid to the full colour range
+and is drawn only with each panel's min and max printed on it. Exactly uniform grids are marked.
 """
 
 from __future__ import annotations
@@ -50,6 +53,21 @@ def normalize_map(values: np.ndarray) -> np.ndarray:
     return (values - low) / (high - low)
 
 
+def scale_map(values: np.ndarray, low: float, high: float) -> np.ndarray:
+    """``values`` mapped linearly from [low, high] to [0, 1] (clipped); all zeros when high − low ≤ 1e-12."""
+    values = np.asarray(values, dtype=np.float32)
+    if high - low <= 1e-12:
+        return np.zeros_like(values)
+    return np.clip((values - low) / (high - low), 0.0, 1.0)
+
+
+def is_uniform(grid) -> bool:
+    """True when every cell of one grid is equal (max − min ≤ 1e-6·max), as ``sagkit.evaluation.grid_stats``."""
+    array = _grid_to_2d(grid)
+    high, low = float(array.max()), float(array.min())
+    return high - low <= 1e-6 * max(abs(high), 1e-30)
+
+
 def colorize(values: np.ndarray, cmap: str = "jet") -> np.ndarray:
     """Map a [0, 1] H×W array through a matplotlib colour map; returns H×W×3 uint8."""
     from matplotlib import colormaps
@@ -66,17 +84,23 @@ def overlay_heatmap(
     normalize: bool = True,
     mean: Sequence[float] | None = None,
     std: Sequence[float] | None = None,
+    value_range: tuple[float, float] | None = None,
 ) -> np.ndarray:
     """Blend an attention grid onto an image; returns H×W×3 uint8 at the image's size.
 
     ``image``: anything :func:`~sagkit.viz.images.to_uint8_image` accepts (``mean``/``std`` undo a
     normalisation). ``grid``: h×w or 1×h×w. ``alpha`` is the heatmap's weight (0 = image only).
+    Colours: ``value_range`` (low, high) fixes the scale (Figure 4: one per depth); else ``normalize``
+    min-max scales this grid alone; else values are clipped to [0, 1].
     """
     if not 0.0 <= alpha <= 1.0:
         raise ValueError(f"alpha must be in [0, 1]; got {alpha}")
     rgb = to_uint8_image(image, mean=mean, std=std)
     heat = upsample_grid(grid, rgb.shape[:2])
-    heat = normalize_map(heat) if normalize else np.clip(heat, 0.0, 1.0)
+    if value_range is not None:
+        heat = scale_map(heat, *value_range)
+    else:
+        heat = normalize_map(heat) if normalize else np.clip(heat, 0.0, 1.0)
     coloured = colorize(heat, cmap).astype(np.float32)
     blended = (1.0 - alpha) * rgb.astype(np.float32) + alpha * coloured
     return np.clip(blended + 0.5, 0, 255).astype(np.uint8)
@@ -114,6 +138,19 @@ def map_columns(grids: Mapping[int, object], activations: Mapping[str, object] |
     return [(label, maps) for _, label, maps in named + depths]
 
 
+FIGURE4_SCALES = ("depth", "image")
+
+
+def figure4_caption(scale: str) -> str:
+    """The caption that says how Figure 4's colours were scaled."""
+    if scale == "depth":
+        return ("Colours: one linear scale per column (all images of that depth or map), from its smallest to its "
+                "largest grid value, shown by the colour bar; a flat grid stays one colour. "
+                "'uniform': every cell of that grid is equal.")
+    return ("Colours: each panel min-max scaled on its own (the printed min and max are that grid's values), so "
+            "even a nearly flat grid spans the whole colour range. 'uniform': every cell of that grid is equal.")
+
+
 def plot_attention_grids(
     images: Sequence,
     grids: Mapping[int, object],
@@ -124,21 +161,30 @@ def plot_attention_grids(
     row_titles: Sequence[str] | None = None,
     cell_size: tuple[float, float] = (1.3, 2.6),
     activations: Mapping[str, object] | None = None,
+    scale: str = "depth",
 ):
     """Figure 4: one row per image; the original, then its grid overlaid for each depth in ``grids``.
 
     ``grids`` maps a depth (1-4) to an N×1×h×w array/tensor (or a list of N h×w maps) aligned with
     ``images``; ``activations`` adds named N×h×w maps (e.g. the baseline's) before the depths.
-    Returns a matplotlib Figure.
+    ``scale="depth"``: one colour scale per column with a colour bar; ``"image"``: each panel min-max
+    scaled, with its min and max printed on it. Uniform grids are marked. The caption
+    (:func:`figure4_caption`) is drawn under the figure. Returns a matplotlib Figure.
     """
     import matplotlib.pyplot as plt
+    from matplotlib.cm import ScalarMappable
+    from matplotlib.colors import Normalize
 
+    if scale not in FIGURE4_SCALES:
+        raise ValueError(f"scale={scale!r} is not known; choose one of {FIGURE4_SCALES}")
     n = len(images)
     if n == 0:
         raise ValueError("plot_attention_grids needs at least one image")
     columns = map_columns(grids, activations, n)
     ncols = 1 + len(columns)
-    fig, axes = plt.subplots(n, ncols, figsize=(cell_size[0] * ncols, cell_size[1] * n), squeeze=False)
+    fig, axes = plt.subplots(n, ncols, figsize=(cell_size[0] * ncols, cell_size[1] * n + 1.4), squeeze=False,
+                             layout="constrained")
+    box = {"boxstyle": "round,pad=0.15", "facecolor": "white", "alpha": 0.8, "linewidth": 0}
     for row, image in enumerate(images):
         rgb = to_uint8_image(image, mean=mean, std=std)
         axes[row, 0].imshow(rgb)
@@ -146,12 +192,30 @@ def plot_attention_grids(
             axes[row, 0].set_title("original", fontsize=9)
         if row_titles is not None:
             axes[row, 0].set_ylabel(row_titles[row], fontsize=8)
-        for col, (label, maps) in enumerate(columns, start=1):
-            axes[row, col].imshow(overlay_heatmap(rgb, maps[row], alpha=alpha, cmap=cmap))
+    for col, (label, maps) in enumerate(columns, start=1):
+        values = [_grid_to_2d(maps[row]) for row in range(n)]
+        low, high = min(float(v.min()) for v in values), max(float(v.max()) for v in values)
+        for row, grid in enumerate(values):
+            ax = axes[row, col]
+            rgb = to_uint8_image(images[row], mean=mean, std=std)
+            value_range = (low, high) if scale == "depth" else None
+            ax.imshow(overlay_heatmap(rgb, grid, alpha=alpha, cmap=cmap, value_range=value_range))
+            notes = ["uniform"] if is_uniform(grid) else []
+            if scale == "image":
+                notes.append(f"{float(grid.min()):.3g}–{float(grid.max()):.3g}")
+            if notes:
+                ax.text(0.5, 0.02, "\n".join(notes), transform=ax.transAxes, ha="center", va="bottom", fontsize=6,
+                        bbox=box)
             if row == 0:
-                axes[row, col].set_title(map_title(label, maps[row]), fontsize=9)
+                ax.set_title(map_title(label, grid), fontsize=9)
+        if scale == "depth":
+            mappable = ScalarMappable(norm=Normalize(low, high if high > low else low + 1e-12), cmap=cmap)
+            bar = fig.colorbar(mappable, ax=list(axes[:, col]), location="bottom", shrink=0.95, aspect=12)
+            bar.ax.tick_params(labelsize=6, rotation=45)
+            bar.set_ticks([low, high] if high > low else [low])
+            bar.set_ticklabels([f"{low:.3g}", f"{high:.3g}"] if high > low else [f"{low:.3g}"])
     for ax in axes.ravel():
         ax.set_xticks([])
         ax.set_yticks([])
-    fig.tight_layout()
+    fig.text(0.5, 0.0, figure4_caption(scale), ha="center", va="top", fontsize=7, wrap=True)
     return fig

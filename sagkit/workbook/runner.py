@@ -1,4 +1,4 @@
-"""The papermill runner: :func:`run_workbook` executes notebooks 01..05 in order (03 once per configuration),
+"""The papermill runner: :func:`run_workbook` executes notebooks 01..06 in order (03 once per configuration),
 each training what it needs or reusing finished runs, and logs one line per notebook."""
 
 from __future__ import annotations
@@ -27,6 +27,7 @@ NOTEBOOKS = (
     "03_ablation",
     "04_sota_tables",
     "05_attention_heatmaps",
+    "06_controls",
 )
 DEFAULT_DEPTHS = ((), (1,), (2,), (3,), (4,))
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -46,7 +47,7 @@ def notebooks_dir() -> Path:
 def workbook_plan(configs: Sequence[tuple[int, ...]] = DEFAULT_DEPTHS,
                   seeds: Sequence[int] = DEFAULT_SEEDS) -> list[tuple[str, dict, str]]:
     """(notebook, extra parameters, output stem) in execution order: 01, 02, 03 per config (each training
-    every seed of ``seeds``), 04, 05."""
+    every seed of ``seeds``), 04, 05, 06 (D4's controls for every seed)."""
     plan: list[tuple[str, dict, str]] = [("01_data_exploration", {}, "01_data_exploration"),
                                          ("02_baseline", {}, "02_baseline")]
     for depths in configs:
@@ -57,6 +58,7 @@ def workbook_plan(configs: Sequence[tuple[int, ...]] = DEFAULT_DEPTHS,
     singles = [d[0] for d in configs if len(d) == 1]
     plan.append(("05_attention_heatmaps", {"depths": ",".join(map(str, singles or [4])), "interactive": False},
                  "05_attention_heatmaps"))
+    plan.append(("06_controls", {"seeds": ",".join(map(str, seeds))}, "06_controls"))
     return plan
 
 
@@ -175,4 +177,6 @@ def _trained_runs(name: str, extra: Mapping, other_seed: int) -> set:
         return {((4,), other_seed)}
     if name == "05_attention_heatmaps":  # the baseline's activation maps stand beside the grids
         return {((), other_seed)} | {((d,), other_seed) for d in parse_depths(extra["depths"])}
+    if name == "06_controls":  # the controls proper; its Baseline and D4 are notebook 03's runs
+        return {("controls", seed) for seed in parse_seeds(extra["seeds"])}
     return set()

@@ -1,0 +1,77 @@
+"""Notebook 06's steps: train or reuse D4's controls (``sagkit.controls``) for every seed, and read them back as
+the controls table and the grid statistics, from the workbook's runs folder."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+
+import pandas as pd
+
+from sagkit.config import ExperimentConfig
+from sagkit.controls import CONTROLS, SHALLOW_CONTROLS, Control, controls_frame, controls_title, match_controls
+from sagkit.engine import train
+from sagkit.engine.builders import model_cost
+from sagkit.engine.run_grids import ensure_grid_stats
+from sagkit.results_folder import read_runs
+from sagkit.viz import is_headless
+
+
+__all__ = ["control_config", "controls_for", "controls_table", "grid_entropies", "train_controls"]
+
+
+def controls_for(shallow: bool) -> tuple[Control, ...]:
+    """D4 and its controls; with ``shallow`` also D1-D3 and their uniform-grid controls."""
+    return CONTROLS + (SHALLOW_CONTROLS[1:] if shallow else ())
+
+
+def control_config(wb, control: Control, seed: int) -> ExperimentConfig:
+    """The config of ``control`` trained with ``seed`` under the workbook's profile, dataset and overrides."""
+    return wb.config(control.depths, seed).replace(**dict(control.fields))
+
+
+def train_controls(wb, controls: Iterable[Control] = CONTROLS) -> list[dict]:
+    """Train (or reuse) every control for every seed of the workbook, seed by seed; their results dicts. The
+    workbook's ``retrain`` retrains the controls proper (those with fields); the plain Baseline and Dk runs are
+    notebook 03's, retrained there."""
+    out = []
+    for seed in wb.seeds:
+        for control in controls:
+            out.append(train(control_config(wb, control, seed), retrain=wb.params.retrain and bool(control.fields),
+                             progress=not is_headless()))
+    return out
+
+
+def _workbook_runs(wb) -> list:
+    return read_runs(wb.params.runs_dir) if wb.params.runs_dir.is_dir() else []
+
+
+def controls_table(wb, controls: Sequence[Control] = CONTROLS) -> tuple[pd.DataFrame, str]:
+    """(the controls frame of :func:`sagkit.controls.controls_frame` for the workbook's seeds, its title); grid
+    statistics are computed once per SAG run and kept in its folder."""
+    runs = [(r, q) for r, q in _workbook_runs(wb) if int(r["config"].get("seed", 0)) in wb.seeds]
+    device = str(wb.device())
+    frame = controls_frame(runs, wb.params.profile, controls, _overrides(wb), cost=model_cost,
+                           grid_stats=lambda results: ensure_grid_stats(wb.params.runs_dir / results["name"], device))
+    title = controls_title(wb.params.dataset, wb.params.profile, ",".join(map(str, wb.seeds)))
+    return frame, title
+
+
+def grid_entropies(wb, controls: Sequence[Control] = CONTROLS) -> dict[str, list[float]]:
+    """{control label: normalised grid entropy of every test image, over the workbook's seeds} of the SAG
+    controls (the distribution behind the table's median)."""
+    runs = [(r, q) for r, q in _workbook_runs(wb) if int(r["config"].get("seed", 0)) in wb.seeds]
+    matched = match_controls(runs, wb.params.profile, [c for c in controls if c.depths], _overrides(wb))
+    out = {}
+    for control in controls:
+        for results, _ in matched.get(control.label, {}).values():
+            stats = ensure_grid_stats(wb.params.runs_dir / results["name"], str(wb.device()))
+            out.setdefault(control.label, []).extend(stats["depths"][f"D{control.depths[-1]}"]["entropy"])
+    return out
+
+
+def _overrides(wb) -> dict:
+    """The fields the workbook sets over its profile that change results (as ``profile_runs`` compares them)."""
+    fields = {k: v for k, v in wb.params.overrides.items()}
+    if wb.params.dataset != "synthetic":
+        fields["dataset_options"] = {}
+    return fields
