@@ -11,9 +11,8 @@ import json
 from pathlib import Path
 
 import torch
-from PIL import Image
 
-from sagkit.data import build_transforms, load_dataset
+from sagkit.data import build_transforms, load_dataset, read_image
 from sagkit.evaluation.grid_stats import grid_statistics, summarise_grid_statistics
 
 from .checkpoint import atomic_write_json
@@ -24,11 +23,6 @@ __all__ = ["GRID_STATS_FILE", "compute_grid_stats", "ensure_grid_stats", "read_g
 
 GRID_STATS_FILE = "grid_stats.json"
 FORMAT_VERSION = 1
-
-
-def _open_rgb(path: str) -> Image.Image:
-    with Image.open(path) as image:
-        return image.convert("RGB")
 
 
 @torch.no_grad()
@@ -48,7 +42,7 @@ def compute_grid_stats(run_dir: str | Path, device: str = "cpu") -> dict:
                                  std=model.input_std)
     grids: dict[int, list[torch.Tensor]] = {d: [] for d in model.depths}
     for start in range(0, len(paths), config.eval_batch_size):
-        batch = torch.stack([transform(_open_rgb(p)) for p in paths[start:start + config.eval_batch_size]])
+        batch = torch.stack([transform(read_image(p)) for p in paths[start:start + config.eval_batch_size]])
         for depth, grid in model.attention_grids(batch.to(target)).items():
             grids[depth].append(grid.float().cpu())
     out = {}

@@ -10,9 +10,8 @@ from collections.abc import Sequence
 
 import numpy as np
 import torch
-from PIL import Image
 
-from sagkit.data import build_transforms
+from sagkit.data import build_transforms, read_image
 from sagkit.engine.retrieval import record_ids
 from sagkit.viz import AttentionExplorer, RankedQuery, rank_gallery, resize_image, to_uint8_image
 from sagkit.viz.activation import named_activation_maps
@@ -51,11 +50,6 @@ def ranked_examples(wb, depths: tuple = (), num_queries: int = 4, topk: int = 10
     return out
 
 
-def _open_rgb(path: str) -> Image.Image:
-    with Image.open(path) as image:
-        return image.convert("RGB")
-
-
 def _batches(wb, depths: tuple, model, records: Sequence):
     """Test-transformed image batches (B×3×H×W, eval_batch_size each) of ``records`` on the workbook's device."""
     config = wb.config(depths)
@@ -63,7 +57,7 @@ def _batches(wb, depths: tuple, model, records: Sequence):
                                  std=model.input_std)
     size = config.eval_batch_size
     for start in range(0, len(records), size):
-        yield torch.stack([transform(_open_rgb(r.path)) for r in records[start:start + size]]).to(wb.device())
+        yield torch.stack([transform(read_image(r.path)) for r in records[start:start + size]]).to(wb.device())
 
 
 def _grids(wb, depth: int, records: Sequence) -> torch.Tensor:
