@@ -1,13 +1,15 @@
 """Features of one checkpoint kept on disk, so that the notebooks (separate kernels), ``sagkit eval`` and the
 trainer's final test share one extraction: ``<run>/features/<split>-<records>-<settings>-<checkpoint>.pt``.
 
-The key holds a digest of the checkpoint file's bytes, of the record paths and of the feature settings, so
-a retrained run, another dataset split or other settings never read stale features.
+The key holds a digest of the checkpoint file's bytes, of the record paths with each image file's size and
+modification time, and of the feature settings, so a retrained run, another dataset split, images replaced
+in place or other settings never read stale features.
 """
 
 from __future__ import annotations
 
 import hashlib
+import os
 from pathlib import Path
 from typing import Optional, Sequence
 
@@ -35,8 +37,18 @@ def file_digest(path: str | Path) -> str:
     return _DIGESTS[key]
 
 
+def _file_stamp(path: str) -> str:
+    """``path size mtime_ns`` of an image file (``path - -`` when it cannot be read: extraction then names it)."""
+    try:
+        stat = os.stat(path)
+    except OSError:
+        return f"{path} - -"
+    return f"{path} {stat.st_size} {stat.st_mtime_ns}"
+
+
 def _records_digest(records: Sequence) -> str:
-    return hashlib.sha256("\n".join(r.path for r in records).encode()).hexdigest()[:10]
+    """Digest of what the images are: their paths, sizes and modification times, in order."""
+    return hashlib.sha256("\n".join(_file_stamp(r.path) for r in records).encode()).hexdigest()[:10]
 
 
 class FeatureCache:
