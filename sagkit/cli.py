@@ -99,7 +99,8 @@ def _add_train(sub) -> None:
         "trains with DDP: torchrun --nproc_per_node=N -m sagkit train ...",
     )
     src = p.add_mutually_exclusive_group()
-    src.add_argument("--config", metavar="FILE", help="JSON config file (e.g. a run's config.json)")
+    src.add_argument("--config", metavar="FILE", help="JSON config file (e.g. a run's config.json); a field it "
+                     "lacks takes the value runs had before the field existed (LEGACY_VALUES), and is named")
     src.add_argument("--profile", default=None, help="named profile: paper, cpu, tiny or bot (default: paper)")
     p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                    help="override a config field; VALUE is a JSON literal when possible "
@@ -143,7 +144,8 @@ def config_from_args(args: argparse.Namespace):
         overrides["depths"] = _parse_depths(args.depths)
     set_values = parse_overrides(args.overrides)
     if args.config:
-        base = ExperimentConfig.from_json(Path(args.config))
+        base = ExperimentConfig.from_json(Path(args.config), stored=True)
+        _note_legacy_gaps(Path(args.config))
     else:
         base = get_profile(args.profile or "paper")
     merged = base.to_dict()
@@ -156,6 +158,18 @@ def config_from_args(args: argparse.Namespace):
             merged[key] = value
     merged.update(overrides)
     return ExperimentConfig.from_dict(merged)
+
+
+def _note_legacy_gaps(path: Path) -> None:
+    """Say on stderr which fields a ``--config`` file lacks that take their value from before they existed."""
+    from sagkit.config import ExperimentConfig
+
+    gaps = ExperimentConfig.legacy_gaps(json.loads(path.read_text(encoding="utf-8")))
+    if gaps:
+        values = ", ".join(f"{k}={json.dumps(v)}" for k, v in gaps.items())
+        print(f"sagkit train: note: config file {path} lacks {', '.join(gaps)}: they take the values runs had "
+              f"before these fields existed ({values}), as the run key does; write them in the file for "
+              "today's defaults", file=sys.stderr)
 
 
 def _cmd_train(args: argparse.Namespace) -> int:

@@ -13,6 +13,7 @@ import torch
 from PIL import Image
 
 from sagkit.data import build_transforms
+from sagkit.data.images import read_image
 from sagkit.engine.retrieval import record_ids
 from sagkit.viz import AttentionExplorer, RankedQuery, rank_gallery, resize_image, to_uint8_image
 from sagkit.viz.activation import named_activation_maps
@@ -52,8 +53,7 @@ def ranked_examples(wb, depths: tuple = (), num_queries: int = 4, topk: int = 10
 
 
 def _open_rgb(path: str) -> Image.Image:
-    with Image.open(path) as image:
-        return image.convert("RGB")
+    return read_image(path)
 
 
 def _batches(wb, depths: tuple, model, records: Sequence):
