@@ -239,6 +239,9 @@ def _add_eval(sub) -> None:
     p.add_argument("--no-cache", action="store_true", help="extract the features again instead of reading those "
                    "kept in the run folder (<run>/features/, written by training and earlier evaluations)")
     p.add_argument("--json", action="store_true", help="print the metrics as JSON")
+    p.add_argument("--allow-train-overlap", action="store_true", help="evaluate even when the test split shares "
+                   "identities with the model's training split (e.g. --set split=1 on a split-0 run); the "
+                   "output and the JSON (train_overlap) then say how many")
     p.set_defaults(func=_cmd_eval)
 
 
@@ -246,6 +249,7 @@ def _cmd_eval(args: argparse.Namespace) -> int:
     import torch
 
     from sagkit.data import load_dataset
+    from sagkit.data.overlap import overlap_text
     from sagkit.engine.device import resolve_device, retain_freed_memory
     from sagkit.engine.feature_cache import FeatureCache
     from sagkit.engine.per_query import retrieval_queries
@@ -274,6 +278,10 @@ def _cmd_eval(args: argparse.Namespace) -> int:
     root = _optional_path(args.data_root) if args.data_root is not None else (config.data_root if same else None)
     options = parse_overrides(args.overrides) if args.overrides else (config.dataset_options if same else {})
     dataset = load_dataset(name, root, **options)
+    overlap = _train_overlap(dataset, config, root, options) if same else None
+    if overlap and not args.allow_train_overlap:
+        raise ValueError(overlap_text(overlap, _split_name(name, options)) + ": evaluate on a split the model did "
+                         "not train on, or pass --allow-train-overlap to print them marked as such")
     changes = {"rerank": not args.no_rerank, "multi_query": True}
     if args.flip is not None:
         changes["flip"] = args.flip
@@ -284,13 +292,32 @@ def _cmd_eval(args: argparse.Namespace) -> int:
     retrieval = retrieve_dataset(model, dataset, config, device=device, cache=cache, **changes)
     metrics = {**retrieval.summary(), "intervals": run_intervals(retrieval_queries(retrieval).scores),
                "interval_method": interval_method()}
+    if overlap:
+        metrics["train_overlap"] = overlap
+        print(f"sagkit eval: warning: {overlap_text(overlap, _split_name(name, options))}", file=sys.stderr)
     if args.json:
         print(json.dumps(metrics, indent=2, sort_keys=True))
     else:
         print(f"{path} on {name}: {len(dataset.query)} queries, {len(dataset.gallery)} gallery images "
               f"({dataset.protocol.describe()})")
         print(_format_metrics(metrics))
+        if overlap:
+            print("TRAINING IDENTITIES IN THE TEST SPLIT: " + overlap_text(overlap, _split_name(name, options)))
     return 0
+
+
+def _split_name(name: str, options: dict) -> str:
+    return f"{name}" + "".join(f" {k}={v}" for k, v in sorted(options.items()))
+
+
+def _train_overlap(dataset, config, root, options: dict) -> Optional[dict]:
+    """How far ``dataset``'s test split shares people with the training split of ``config`` (same dataset)."""
+    from sagkit.data import load_dataset
+    from sagkit.data.overlap import train_overlap
+
+    trained = dataset if (root, dict(options)) == (config.data_root, dict(config.dataset_options)) else \
+        load_dataset(config.dataset, root, **config.dataset_options)
+    return train_overlap(trained.train, dataset)
 
 
 # ---------------------------------------------------------------------- export
@@ -338,7 +365,8 @@ def _add_synth(sub) -> None:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                    help="size option, e.g. --set num_train_ids=50 --set images_per_id=4")
-    p.add_argument("--overwrite", action="store_true", help="replace a different dataset found in ROOT")
+    p.add_argument("--overwrite", action="store_true", help="replace a different synthetic set that sagkit wrote in "
+                   "ROOT (only the files its manifest.json lists; a folder holding other files is refused)")
     p.set_defaults(func=_cmd_synth)
 
 
