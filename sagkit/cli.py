@@ -177,9 +177,11 @@ def _cmd_train(args: argparse.Namespace) -> int:
     if args.print_config:
         print(config.to_json())
         return 0
+    from sagkit.atomic import check_folder
     from sagkit.engine import train
     from sagkit.engine.distributed import env_dist_info
 
+    check_folder(config.runs_dir)  # a --runs-dir that is a file: one line naming it
     _configure_logging()
     results = train(config, resume=not args.no_resume, retrain=args.retrain, progress=not args.no_progress,
                     wait=not args.no_wait)

@@ -41,7 +41,8 @@ from .records import (DatasetFormatError, ImageRecord, ReIDDataset, check_split_
 MAT_NAME = "cuhk-03.mat"
 NEW_PROTOCOL_NAME = "cuhk03_new_protocol_config_{}.mat"
 MANIFEST = "_sagkit_extracted.json"
-IMAGE_NAME = re.compile(r"^(\d)_(\d{3})_([12])_(\d{2})\.png$")
+# ASCII digits only (re.ASCII): a name spelled with other digits ("٠٠٠١") is not identity 1; \Z: no newline
+IMAGE_NAME = re.compile(r"^(\d)_(\d{3})_([12])_(\d{2})\.png\Z", re.ASCII)
 CUHK03_LAYOUT = ("  <root>/cuhk-03.mat   (or <root>/cuhk03_release/cuhk-03.mat, or <root>/cuhk03/cuhk03_release/"
                  "cuhk-03.mat)\n  <root>/cuhk03_new_protocol_config_detected.mat   (optional, for protocol='new'; "
                  "may also sit next to cuhk-03.mat)")

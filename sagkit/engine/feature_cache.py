@@ -15,6 +15,8 @@ from typing import Optional, Sequence
 
 import torch
 
+from sagkit.atomic import make_folder
+
 from .checkpoint import atomic_torch_save
 
 __all__ = ["FEATURES_DIR", "FeatureCache", "file_digest"]
@@ -75,5 +77,5 @@ class FeatureCache:
 
     def save(self, split: str, records: Sequence, key: str, feats: torch.Tensor) -> Path:
         """Write the features atomically."""
-        self.folder.mkdir(parents=True, exist_ok=True)
+        make_folder(self.folder)
         return atomic_torch_save(feats, self.path(split, records, key))

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ...atomic import publish_dir
+from ...atomic import make_folder, publish_dir
 from ..market1501 import GALLERY_DIR, MARKET1501, QUERY_DIR, TRAIN_DIR, load_market_layout
 from ..records import ReIDDataset, not_a_folder_error
 from .config import make_config, synthetic_cache_dir
@@ -84,7 +84,7 @@ def make_synthetic_reid(root: str | Path, seed: int = 0, overwrite: bool = False
                                   f"and these options; choose another folder or pass overwrite=True.")
         if overwrite and any(root.iterdir()):
             _own_files(root)  # refused before the long generation when it holds anything else
-    root.parent.mkdir(parents=True, exist_ok=True)
+    make_folder(root.parent)
     tmp = Path(tempfile.mkdtemp(prefix=f".{root.name}.tmp-", dir=root.parent))
     try:
         plan, outfits, cams = plan_dataset(seed, cfg)
