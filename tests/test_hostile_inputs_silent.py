@@ -272,7 +272,8 @@ def test_msmt17_person_id_in_other_digits_is_refused_naming_the_line(tmp_path):
     lists = base / "list_gallery.txt"
     lines = lists.read_text().splitlines()
     rel, label = lines[0].split()
-    lists.write_text("\n".join([f"{rel} {label.translate(str.maketrans('0123456789', '٠١٢٣٤٥٦٧٨٩'))}"] + lines[1:]))
+    arabic = label.translate(str.maketrans("0123456789", "٠١٢٣٤٥٦٧٨٩"))
+    lists.write_text("\n".join([f"{rel} {arabic}"] + lines[1:]))
     with pytest.raises(DatasetFormatError, match=re.escape(str(lists)) + ".*line 1.*is not a non-negative integer"):
         load_dataset("msmt17", str(tmp_path))
 

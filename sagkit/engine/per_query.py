@@ -9,8 +9,8 @@ kept features (:func:`ensure_per_query`).
 
 Reading checks that the file belongs to the folder it sits in: its ``run_key`` must be the folder's (from
 ``results.json``, else ``config.json``). A format-1 file (written before the identity was kept) is accepted
-only when its single-query metrics and query count equal those of the folder's ``results.json``: a file copied from another run is
-refused by name, never read as this run's intervals or paired test.
+only when its single-query metrics and query count equal those of the folder's ``results.json``: a file
+copied from another run is refused by name, never read as this run's intervals or paired test.
 """
 
 from __future__ import annotations
