@@ -5,6 +5,7 @@ the file or field and says what to do, and that nothing was deleted or half-writ
 """
 
 import json
+import os
 import re
 import shutil
 import subprocess
@@ -32,7 +33,7 @@ pytestmark = pytest.mark.usefixtures("one_thread")
 
 def sagkit(*args: str, cwd: Path = REPO) -> subprocess.CompletedProcess:
     """``python -m sagkit ARGS`` in a fresh process (exit status, stdout, stderr)."""
-    env = {"PYTHONPATH": str(REPO), "PATH": "/usr/bin:/bin", "OMP_NUM_THREADS": "1", "HOME": str(cwd)}
+    env = {**os.environ, "PYTHONPATH": str(REPO), "OMP_NUM_THREADS": "1"}
     return subprocess.run([sys.executable, "-m", "sagkit", *args], cwd=cwd, capture_output=True, text=True,
                           timeout=300, env=env)
 
