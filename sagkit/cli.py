@@ -294,13 +294,18 @@ def _cmd_eval(args: argparse.Namespace) -> int:
     retrieval = retrieve_dataset(model, dataset, config, device=device, cache=cache, **changes)
     metrics = {**retrieval.summary(), "intervals": run_intervals(retrieval_queries(retrieval).scores),
                "interval_method": interval_method()}
+    scored = int(retrieval.single.queries.valid.sum())
+    if scored < len(dataset.query):  # left out of every mean: said, never hidden in the query count
+        metrics["queries_without_match"] = len(dataset.query) - scored
     if overlap:
         metrics["train_overlap"] = overlap
         print(f"sagkit eval: warning: {overlap_text(overlap, _split_name(name, options))}", file=sys.stderr)
     if args.json:
         print(json.dumps(metrics, indent=2, sort_keys=True))
     else:
-        print(f"{path} on {name}: {len(dataset.query)} queries, {len(dataset.gallery)} gallery images "
+        unscored = f" ({len(dataset.query) - scored} left out: no valid match in the gallery)" \
+            if scored < len(dataset.query) else ""
+        print(f"{path} on {name}: {len(dataset.query)} queries{unscored}, {len(dataset.gallery)} gallery images "
               f"({dataset.protocol.describe()})")
         print(_format_metrics(metrics))
         if overlap:

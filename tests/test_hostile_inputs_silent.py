@@ -105,17 +105,36 @@ def test_eval_on_a_split_sharing_the_runs_training_identities_is_refused_then_ma
     assert "TRAINING IDENTITIES IN THE TEST SPLIT" in text.stdout
 
 
-def test_market_layout_of_distractors_only_is_refused_naming_the_folder(tmp_path):
-    base = tmp_path / "market"
+def market_test_split(base: Path, query: list[str], gallery: list[str]) -> Path:
+    """A Market layout with two training identities in three cameras and the given query and gallery names."""
     for i, cam in enumerate((1, 2, 3)):
         write_image(base / "bounding_box_train" / f"0002_c{cam}s1_00{i}100_00.jpg", value=30 * i)
         write_image(base / "bounding_box_train" / f"0004_c{cam}s1_00{i}200_00.jpg", value=90 + 30 * i)
-        write_image(base / "query" / f"0000_c{cam}s1_00{i}300_00.jpg", value=150 + i)
-        write_image(base / "bounding_box_test" / f"0000_c{cam % 3 + 1}s1_00{i}400_00.jpg", value=150 + i)
+    for i, name in enumerate(query):
+        write_image(base / "query" / name, value=150 + 9 * i)
+    for i, name in enumerate(gallery):
+        write_image(base / "bounding_box_test" / name, value=160 + 9 * i)
+    return base
+
+
+def test_market_layout_of_distractors_only_is_refused_naming_the_folder(tmp_path):
+    base = market_test_split(tmp_path / "market", [f"0000_c{c}s1_00{c}300_00.jpg" for c in (1, 2, 3)],
+                             [f"0000_c{c}s1_00{c}400_00.jpg" for c in (2, 3, 1)])
     run = untrained_run(tiny_on("market1501", base, tmp_path / "runs").replace(val_ids=0))
     result = sagkit("eval", str(run), "--device", "cpu")
     assert result.returncode == 2 and not result.stdout
     assert f"no query of market1501 in {base} is a person with an image in the gallery" in result.stderr
+
+
+def test_eval_says_how_many_queries_had_no_valid_match(tmp_path):
+    base = market_test_split(tmp_path / "market", ["0006_c1s1_001300_00.jpg", "0008_c1s1_001400_00.jpg"],
+                             ["0006_c2s1_002300_00.jpg", "0008_c1s1_002400_00.jpg", "0000_c3s1_002500_00.jpg"])
+    run = untrained_run(tiny_on("market1501", base, tmp_path / "runs").replace(val_ids=0))
+    text = sagkit("eval", str(run), "--device", "cpu", "--no-rerank")
+    assert text.returncode == 0, text.stderr
+    assert "2 queries (1 left out: no valid match in the gallery), 3 gallery images" in text.stdout
+    assert json.loads(sagkit("eval", str(run), "--device", "cpu", "--no-rerank", "--json").stdout
+                      )["queries_without_match"] == 1
 
 
 def test_distractor_and_junk_queries_are_never_hits():
