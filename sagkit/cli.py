@@ -314,6 +314,7 @@ def _cmd_eval(args: argparse.Namespace) -> int:
 
 
 def _split_name(name: str, options: dict) -> str:
+    """``cuhk01 split=1``: a dataset and its options, as the command line sets them."""
     return f"{name}" + "".join(f" {k}={v}" for k, v in sorted(options.items()))
 
 

@@ -1,22 +1,22 @@
 """Hostile inputs, second round (issue 26): inputs that used to give a wrong answer without a word, or lose a
 user's files. Each test is one bad input; it checks that the result is now right, or that the refusal names
-the file or field and says what to do, and that nothing was deleted or half-written.
+the file or field and says what to do, and that nothing was deleted or half-written. Command lines run in
+this process (``sagkit.cli.main``: exit status 2 and one ``sagkit <cmd>: error:`` line on a refusal).
 ``pytest tests/test_hostile_inputs_silent.py -q`` counts them.
 """
 
 import json
-import os
 import re
 import shutil
-import subprocess
-import sys
 from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
 from PIL import Image
 
 from data_fixtures import make_cuhk01, make_market, make_msmt17, write_image
+from sagkit.cli import main
 from sagkit.config import LEGACY_VALUES, ExperimentConfig, get_profile
 from sagkit.data import BadImageError, DatasetFormatError, ImageRecord, load_dataset, make_synthetic_reid
 from sagkit.data.images import read_image
@@ -31,11 +31,16 @@ REPO = Path(__file__).resolve().parents[1]
 pytestmark = pytest.mark.usefixtures("one_thread")
 
 
-def sagkit(*args: str, cwd: Path = REPO) -> subprocess.CompletedProcess:
-    """``python -m sagkit ARGS`` in a fresh process (exit status, stdout, stderr)."""
-    env = {**os.environ, "PYTHONPATH": str(REPO), "OMP_NUM_THREADS": "1"}
-    return subprocess.run([sys.executable, "-m", "sagkit", *args], cwd=cwd, capture_output=True, text=True,
-                          timeout=300, env=env)
+@pytest.fixture
+def sagkit(capsys):
+    """``sagkit ARGS`` in this process (``sagkit.cli.main``): its exit status, stdout and stderr."""
+    def run(*args: str) -> SimpleNamespace:
+        capsys.readouterr()
+        status = main(list(args))
+        out = capsys.readouterr()
+        return SimpleNamespace(returncode=status, stdout=out.out, stderr=out.err)
+
+    return run
 
 
 def snapshot(folder: Path) -> dict:
@@ -60,7 +65,7 @@ def tiny_on(dataset: str, data_root: Path, runs: Path, **options) -> ExperimentC
 
 
 # ---------------------------------------------------------------- wrong without a word
-def test_eval_after_images_are_replaced_in_place_does_not_read_the_stale_features(tmp_path):
+def test_eval_after_images_are_replaced_in_place_does_not_read_the_stale_features(tmp_path, sagkit):
     root = make_cuhk01(tmp_path / "data", ids=(1, 2, 3, 5, 8, 9, 11, 12)).parent
     run = untrained_run(tiny_on("cuhk01", root, tmp_path / "runs", num_train_ids=4))
     first = json.loads(sagkit("eval", str(run), "--device", "cpu", "--json").stdout)
@@ -84,7 +89,7 @@ def test_feature_cache_key_changes_when_an_image_changes_size_or_time(tmp_path):
     assert cache.path("gallery", records, "flip=0") != before
 
 
-def test_eval_on_a_split_sharing_the_runs_training_identities_is_refused_then_marked(tmp_path):
+def test_eval_on_a_split_sharing_the_runs_training_identities_is_refused_then_marked(tmp_path, sagkit):
     root = make_cuhk01(tmp_path / "data", ids=(1, 2, 3, 5, 8, 9, 11, 12)).parent
     run = untrained_run(tiny_on("cuhk01", root, tmp_path / "runs", num_train_ids=4))
     trained = {r.path for r in load_dataset("cuhk01", str(root), num_train_ids=4).train}
@@ -117,7 +122,7 @@ def market_test_split(base: Path, query: list[str], gallery: list[str]) -> Path:
     return base
 
 
-def test_market_layout_of_distractors_only_is_refused_naming_the_folder(tmp_path):
+def test_market_layout_of_distractors_only_is_refused_naming_the_folder(tmp_path, sagkit):
     base = market_test_split(tmp_path / "market", [f"0000_c{c}s1_00{c}300_00.jpg" for c in (1, 2, 3)],
                              [f"0000_c{c}s1_00{c}400_00.jpg" for c in (2, 3, 1)])
     run = untrained_run(tiny_on("market1501", base, tmp_path / "runs").replace(val_ids=0))
@@ -126,7 +131,7 @@ def test_market_layout_of_distractors_only_is_refused_naming_the_folder(tmp_path
     assert f"no query of market1501 in {base} is a person with an image in the gallery" in result.stderr
 
 
-def test_eval_says_how_many_queries_had_no_valid_match(tmp_path):
+def test_eval_says_how_many_queries_had_no_valid_match(tmp_path, sagkit):
     base = market_test_split(tmp_path / "market", ["0006_c1s1_001300_00.jpg", "0008_c1s1_001400_00.jpg"],
                              ["0006_c2s1_002300_00.jpg", "0008_c1s1_002400_00.jpg", "0000_c3s1_002500_00.jpg"])
     run = untrained_run(tiny_on("market1501", base, tmp_path / "runs").replace(val_ids=0))
@@ -161,7 +166,7 @@ def old_run_config(tmp_path: Path) -> tuple[Path, ExperimentConfig]:
     return path, config
 
 
-def test_train_config_of_an_old_run_missing_a_field_trains_the_old_experiment(tmp_path):
+def test_train_config_of_an_old_run_missing_a_field_trains_the_old_experiment(tmp_path, sagkit):
     path, config = old_run_config(tmp_path)
     result = sagkit("train", "--config", str(path), "--print-config")
     assert result.returncode == 0, result.stderr
@@ -171,7 +176,7 @@ def test_train_config_of_an_old_run_missing_a_field_trains_the_old_experiment(tm
     assert f"config file {path} lacks bn_stats" in result.stderr and 'bn_stats="shared"' in result.stderr
 
 
-def test_train_config_written_by_hand_with_few_fields_says_which_take_their_old_values(tmp_path):
+def test_train_config_written_by_hand_with_few_fields_says_which_take_their_old_values(tmp_path, sagkit):
     path = tmp_path / "mine.json"
     path.write_text(json.dumps({"dataset": "synthetic", "depths": [2], "bn_stats": "per_branch"}))
     result = sagkit("train", "--config", str(path), "--print-config")
@@ -233,7 +238,7 @@ def test_float_and_32_bit_images_are_refused_by_name(mode, kind, tmp_path):
 
 
 # ---------------------------------------------------------------- data loss
-def test_synth_overwrite_of_a_folder_sagkit_did_not_write_deletes_nothing(tmp_path):
+def test_synth_overwrite_of_a_folder_sagkit_did_not_write_deletes_nothing(tmp_path, sagkit):
     thesis = tmp_path / "thesis"
     (thesis / "chapters").mkdir(parents=True)
     (thesis / "notes.txt").write_text("three years of notes")
@@ -243,6 +248,18 @@ def test_synth_overwrite_of_a_folder_sagkit_did_not_write_deletes_nothing(tmp_pa
     assert result.returncode == 2 and snapshot(thesis) == before
     assert f"'{thesis}' holds files but no manifest.json written by sagkit synth" in result.stderr
     assert "deleted nothing" in result.stderr
+
+
+def test_synth_overwrite_of_a_folder_with_another_tools_manifest_deletes_nothing(tmp_path):
+    site = tmp_path / "site"
+    site.mkdir()
+    (site / "index.html").write_text("<html></html>")
+    (site / "manifest.json").write_text(json.dumps({"generator": "webpack", "files": {"index.html": [13, "x"]}}))
+    before = snapshot(site)
+    with pytest.raises(FileExistsError, match=re.escape(f"{str(site)!r} holds files but no manifest.json written by "
+                                                        "sagkit synth")):
+        make_synthetic_reid(site, seed=1, overwrite=True, num_train_ids=4, num_test_ids=2)
+    assert snapshot(site) == before
 
 
 def test_synth_overwrite_keeps_a_users_file_inside_a_synthetic_set(tmp_path):
@@ -298,7 +315,7 @@ def test_msmt17_person_id_in_other_digits_is_refused_naming_the_line(tmp_path):
         load_dataset("msmt17", str(tmp_path))
 
 
-def test_results_tables_out_path_that_is_a_file(tmp_path):
+def test_results_tables_out_path_that_is_a_file(tmp_path, sagkit):
     kept_runs(tmp_path, count=1)
     (tmp_path / "taken").write_text("a file")
     result = sagkit("results", "tables", "--results-dir", str(tmp_path / "results"), "--dataset", "synthetic",
@@ -308,7 +325,7 @@ def test_results_tables_out_path_that_is_a_file(tmp_path):
     assert (tmp_path / "taken").read_text() == "a file"
 
 
-def test_train_runs_dir_that_is_a_file(tmp_path):
+def test_train_runs_dir_that_is_a_file(tmp_path, sagkit):
     (tmp_path / "runs").write_text("a file")
     result = sagkit("train", "--profile", "tiny", "--runs-dir", str(tmp_path / "runs"), "--data-root",
                     str(tmp_path / "data"), "--no-progress")
@@ -316,7 +333,7 @@ def test_train_runs_dir_that_is_a_file(tmp_path):
     assert f"error: {tmp_path / 'runs'} is a file, not a folder" in result.stderr
 
 
-def test_synth_root_that_is_a_file(tmp_path):
+def test_synth_root_that_is_a_file(tmp_path, sagkit):
     (tmp_path / "set").write_text("a file")
     result = sagkit("synth", str(tmp_path / "set"), "--overwrite")
     assert result.returncode == 2 and (tmp_path / "set").read_text() == "a file"

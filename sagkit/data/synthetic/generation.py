@@ -21,7 +21,7 @@ from ...atomic import make_folder, publish_dir
 from ..market1501 import GALLERY_DIR, MARKET1501, QUERY_DIR, TRAIN_DIR, load_market_layout
 from ..records import ReIDDataset, not_a_folder_error
 from .config import make_config, synthetic_cache_dir
-from .manifest import MANIFEST_NAME, README_NAME, manifest_ok, manifest_text, read_manifest, readme_text
+from .manifest import GENERATOR, MANIFEST_NAME, README_NAME, manifest_ok, manifest_text, read_manifest, readme_text
 from .metadata import METADATA_NAME, metadata_text
 from .plan import plan_dataset
 from .render import render_image
@@ -39,7 +39,10 @@ def _own_files(root: Path) -> list[Path]:
     Raises FileExistsError naming ``root`` when it has no readable manifest (not a set sagkit made) or holds
     other files (never deleted: the user's)."""
     try:
-        listed = set(json.loads((root / MANIFEST_NAME).read_text(encoding="utf-8"))["files"])
+        manifest = json.loads((root / MANIFEST_NAME).read_text(encoding="utf-8"))
+        if manifest["generator"] != GENERATOR:  # another tool's manifest.json is no licence to delete
+            raise ValueError(manifest["generator"])
+        listed = set(manifest["files"])
     except (OSError, ValueError, KeyError, TypeError):
         raise FileExistsError(f"{str(root)!r} holds files but no manifest.json written by sagkit synth: overwrite "
                               "only replaces a synthetic set sagkit made, and deleted nothing; choose an empty or "
