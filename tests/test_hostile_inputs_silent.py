@@ -15,7 +15,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from data_fixtures import make_cuhk01, make_market, make_msmt17, write_image
+from data_fixtures import (make_cuhk01, make_cuhk03_mat, make_cuhk03_new_protocol, make_market, make_msmt17,
+                           write_image)
 from sagkit.cli import main
 from sagkit.config import LEGACY_VALUES, ExperimentConfig, get_profile
 from sagkit.data import BadImageError, DatasetFormatError, ImageRecord, load_dataset, make_synthetic_reid
@@ -313,6 +314,32 @@ def test_msmt17_person_id_in_other_digits_is_refused_naming_the_line(tmp_path):
     lists.write_text("\n".join([f"{rel} {arabic}"] + lines[1:]))
     with pytest.raises(DatasetFormatError, match=re.escape(str(lists)) + ".*line 1.*is not a non-negative integer"):
         load_dataset("msmt17", str(tmp_path))
+
+
+def cuhk03_new_protocol(tmp_path: Path, edit) -> Path:
+    """The CUHK03 fixture with a new-protocol config (first three images train, next two query, rest gallery)
+    whose index lists ``edit(train, query, gallery)`` changes; returns the config's path."""
+    make_cuhk03_mat(tmp_path / "cuhk03_release" / "cuhk-03.mat")
+    names = sorted(Path(r.path).name for r in load_dataset("cuhk03", str(tmp_path)).query)
+    labels = [int(n[2:5]) + 10 * int(n[0]) for n in names]
+    lists = [list(range(3)), [3, 4], list(range(5, len(names)))]
+    edit(*lists)
+    path = tmp_path / "cuhk03_release" / "cuhk03_new_protocol_config_detected.mat"
+    return make_cuhk03_new_protocol(path, names, labels, *lists)
+
+
+def test_cuhk03_new_protocol_listing_an_image_twice_is_refused(tmp_path):
+    path = cuhk03_new_protocol(tmp_path, lambda train, query, gallery: query.append(3))
+    with pytest.raises(DatasetFormatError, match=re.escape(f"{str(path)!r}: query_idx lists 1 image(s) more than "
+                                                           "once (indices [4])")):
+        load_dataset("cuhk03", str(tmp_path), protocol="new")
+
+
+def test_cuhk03_new_protocol_testing_on_training_images_is_refused(tmp_path):
+    path = cuhk03_new_protocol(tmp_path, lambda train, query, gallery: train.append(gallery[0]))
+    with pytest.raises(DatasetFormatError, match=re.escape(f"{str(path)!r}: 1 image(s) are in train_idx and in "
+                                                           "query_idx or gallery_idx (indices [6])")):
+        load_dataset("cuhk03", str(tmp_path), protocol="new")
 
 
 def test_results_tables_out_path_that_is_a_file(tmp_path, sagkit):
