@@ -38,7 +38,7 @@ __all__ = ["FORMAT_VERSION", "PER_QUERY_FILE", "RunQueries", "ensure_per_query",
 
 FORMAT_VERSION = 2
 _ANONYMOUS_FORMAT = 1  # the format before run_key/run_name were kept: checked against results.json instead
-_OLD_TOLERANCE = 1e-4  # percent: older results.json summed mAP in float32 (kept runs differ by up to 1.4e-5)
+_OLD_TOLERANCE = 1e-4  # percent: the kept runs' mAP differs from their results.json by up to 1.4e-5
 _FIELDS = tuple(f.name for f in fields(QueryScores))
 
 
