@@ -11,7 +11,7 @@ import tempfile
 from pathlib import Path
 from typing import Callable
 
-__all__ = ["atomic_write", "atomic_write_text", "publish_dir"]
+__all__ = ["atomic_write", "atomic_write_text", "check_folder", "make_folder", "publish_dir"]
 
 
 def _file_mode() -> int:
@@ -21,10 +21,28 @@ def _file_mode() -> int:
     return 0o666 & ~umask
 
 
+def check_folder(folder: str | Path) -> Path:
+    """``folder`` as a Path; NotADirectoryError naming the file in the way when ``folder`` or one of its
+    parents is a file (an output path given as a file), instead of an errno line later."""
+    folder = Path(folder)
+    blocker = next((p for p in (folder, *folder.parents) if p.exists() and not p.is_dir()), None)
+    if blocker is not None:
+        raise NotADirectoryError(f"{blocker} is a file, not a folder, so {folder} cannot be made: give an output "
+                                 "folder that is not a file")
+    return folder
+
+
+def make_folder(folder: str | Path) -> Path:
+    """Create ``folder`` and its parents (:func:`check_folder` first)."""
+    folder = check_folder(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder
+
+
 def atomic_write(path: str | Path, write: Callable[[str], None]) -> Path:
     """Call ``write(tmp_path)`` on a temporary file next to ``path``, then move it into place."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
+    make_folder(path.parent)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     os.close(fd)
     try:

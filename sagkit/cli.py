@@ -99,7 +99,8 @@ def _add_train(sub) -> None:
         "trains with DDP: torchrun --nproc_per_node=N -m sagkit train ...",
     )
     src = p.add_mutually_exclusive_group()
-    src.add_argument("--config", metavar="FILE", help="JSON config file (e.g. a run's config.json)")
+    src.add_argument("--config", metavar="FILE", help="JSON config file (e.g. a run's config.json); a field it "
+                     "lacks takes the value runs had before the field existed (LEGACY_VALUES), and is named")
     src.add_argument("--profile", default=None, help="named profile: paper, cpu, tiny or bot (default: paper)")
     p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                    help="override a config field; VALUE is a JSON literal when possible "
@@ -143,7 +144,8 @@ def config_from_args(args: argparse.Namespace):
         overrides["depths"] = _parse_depths(args.depths)
     set_values = parse_overrides(args.overrides)
     if args.config:
-        base = ExperimentConfig.from_json(Path(args.config))
+        base = ExperimentConfig.from_json(Path(args.config), stored=True)
+        _note_legacy_gaps(Path(args.config))
     else:
         base = get_profile(args.profile or "paper")
     merged = base.to_dict()
@@ -158,14 +160,28 @@ def config_from_args(args: argparse.Namespace):
     return ExperimentConfig.from_dict(merged)
 
 
+def _note_legacy_gaps(path: Path) -> None:
+    """Say on stderr which fields a ``--config`` file lacks that take their value from before they existed."""
+    from sagkit.config import ExperimentConfig
+
+    gaps = ExperimentConfig.legacy_gaps(json.loads(path.read_text(encoding="utf-8")))
+    if gaps:
+        values = ", ".join(f"{k}={json.dumps(v)}" for k, v in gaps.items())
+        print(f"sagkit train: note: config file {path} lacks {', '.join(gaps)}: they take the values runs had "
+              f"before these fields existed ({values}), as the run key does; write them in the file for "
+              "today's defaults", file=sys.stderr)
+
+
 def _cmd_train(args: argparse.Namespace) -> int:
     config = config_from_args(args)  # a bad config is reported at once, before torch is imported
     if args.print_config:
         print(config.to_json())
         return 0
+    from sagkit.atomic import check_folder
     from sagkit.engine import train
     from sagkit.engine.distributed import env_dist_info
 
+    check_folder(config.runs_dir)  # a --runs-dir that is a file: one line naming it
     _configure_logging()
     results = train(config, resume=not args.no_resume, retrain=args.retrain, progress=not args.no_progress,
                     wait=not args.no_wait)
@@ -225,6 +241,9 @@ def _add_eval(sub) -> None:
     p.add_argument("--no-cache", action="store_true", help="extract the features again instead of reading those "
                    "kept in the run folder (<run>/features/, written by training and earlier evaluations)")
     p.add_argument("--json", action="store_true", help="print the metrics as JSON")
+    p.add_argument("--allow-train-overlap", action="store_true", help="evaluate even when the test split shares "
+                   "identities with the model's training split (e.g. --set split=1 on a split-0 run); the "
+                   "output and the JSON (train_overlap) then say how many")
     p.set_defaults(func=_cmd_eval)
 
 
@@ -232,6 +251,7 @@ def _cmd_eval(args: argparse.Namespace) -> int:
     import torch
 
     from sagkit.data import load_dataset
+    from sagkit.data.overlap import overlap_text
     from sagkit.engine.device import resolve_device, retain_freed_memory
     from sagkit.engine.feature_cache import FeatureCache
     from sagkit.engine.per_query import retrieval_queries
@@ -260,6 +280,10 @@ def _cmd_eval(args: argparse.Namespace) -> int:
     root = _optional_path(args.data_root) if args.data_root is not None else (config.data_root if same else None)
     options = parse_overrides(args.overrides) if args.overrides else (config.dataset_options if same else {})
     dataset = load_dataset(name, root, **options)
+    overlap = _train_overlap(dataset, config, root, options) if same else None
+    if overlap and not args.allow_train_overlap:
+        raise ValueError(overlap_text(overlap, _split_name(name, options)) + ": evaluate on a split the model did "
+                         "not train on, or pass --allow-train-overlap to print them marked as such")
     changes = {"rerank": not args.no_rerank, "multi_query": True}
     if args.flip is not None:
         changes["flip"] = args.flip
@@ -270,13 +294,38 @@ def _cmd_eval(args: argparse.Namespace) -> int:
     retrieval = retrieve_dataset(model, dataset, config, device=device, cache=cache, **changes)
     metrics = {**retrieval.summary(), "intervals": run_intervals(retrieval_queries(retrieval).scores),
                "interval_method": interval_method()}
+    scored = int(retrieval.single.queries.valid.sum())
+    if scored < len(dataset.query):  # left out of every mean: said, never hidden in the query count
+        metrics["queries_without_match"] = len(dataset.query) - scored
+    if overlap:
+        metrics["train_overlap"] = overlap
+        print(f"sagkit eval: warning: {overlap_text(overlap, _split_name(name, options))}", file=sys.stderr)
     if args.json:
         print(json.dumps(metrics, indent=2, sort_keys=True))
     else:
-        print(f"{path} on {name}: {len(dataset.query)} queries, {len(dataset.gallery)} gallery images "
+        unscored = f" ({len(dataset.query) - scored} left out: no valid match in the gallery)" \
+            if scored < len(dataset.query) else ""
+        print(f"{path} on {name}: {len(dataset.query)} queries{unscored}, {len(dataset.gallery)} gallery images "
               f"({dataset.protocol.describe()})")
         print(_format_metrics(metrics))
+        if overlap:
+            print("TRAINING IDENTITIES IN THE TEST SPLIT: " + overlap_text(overlap, _split_name(name, options)))
     return 0
+
+
+def _split_name(name: str, options: dict) -> str:
+    """``cuhk01 split=1``: a dataset and its options, as the command line sets them."""
+    return f"{name}" + "".join(f" {k}={v}" for k, v in sorted(options.items()))
+
+
+def _train_overlap(dataset, config, root, options: dict) -> Optional[dict]:
+    """How far ``dataset``'s test split shares people with the training split of ``config`` (same dataset)."""
+    from sagkit.data import load_dataset
+    from sagkit.data.overlap import train_overlap
+
+    trained = dataset if (root, dict(options)) == (config.data_root, dict(config.dataset_options)) else \
+        load_dataset(config.dataset, root, **config.dataset_options)
+    return train_overlap(trained.train, dataset)
 
 
 # ---------------------------------------------------------------------- export
@@ -324,7 +373,8 @@ def _add_synth(sub) -> None:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                    help="size option, e.g. --set num_train_ids=50 --set images_per_id=4")
-    p.add_argument("--overwrite", action="store_true", help="replace a different dataset found in ROOT")
+    p.add_argument("--overwrite", action="store_true", help="replace a different synthetic set that sagkit wrote in "
+                   "ROOT (only the files its manifest.json lists; a folder holding other files is refused)")
     p.set_defaults(func=_cmd_synth)
 
 

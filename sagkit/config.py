@@ -366,8 +366,12 @@ class ExperimentConfig:
     def from_json(cls, text_or_path: str | Path, stored: bool = False) -> "ExperimentConfig":
         """Parse JSON text (a str starting with ``{`` or ``[``), or read a JSON file given its path.
 
-        ``stored``: the JSON is a run's own config.json, read with ``from_run``. Errors about a file name
-        it, so that a bad field is found in the right file."""
+        ``stored``: the JSON is a run's own config.json or a config file given to ``sagkit train --config``,
+        read with ``from_run``: a field it lacks takes its ``LEGACY_VALUES`` value (the run-key rule), so an
+        old run's config.json trains the old experiment again. One rule for both kinds of file: a hand-written
+        partial config gets today's defaults only for fields without a legacy value, and ``legacy_gaps`` names
+        the others so that the command line says so. Errors about a file name it, so that a bad field is
+        found in the right file."""
         text = str(text_or_path)
         where = "config"
         if isinstance(text_or_path, Path) or not text.lstrip().startswith(("{", "[")):
@@ -398,6 +402,16 @@ class ExperimentConfig:
         if not isinstance(data, dict):
             raise ValueError(f"a run's config must be a JSON object, got {type(data).__name__}")
         return cls.from_dict({**LEGACY_VALUES, **data})
+
+    @staticmethod
+    def legacy_gaps(data: dict) -> dict:
+        """The ``LEGACY_VALUES`` fields that ``data`` (a config file's object) lacks and whose legacy value is
+        not today's default: ``{field: legacy value}``, the fields ``from_run`` sets differently from a profile."""
+        defaults = {f.name: f.default for f in dataclasses.fields(ExperimentConfig)
+                    if f.default is not dataclasses.MISSING}
+        defaults.update({f.name: f.default_factory() for f in dataclasses.fields(ExperimentConfig)
+                         if f.default_factory is not dataclasses.MISSING})
+        return {k: v for k, v in LEGACY_VALUES.items() if k not in data and _copy_value(defaults.get(k)) != v}
 
     def replace(self, **changes: Any) -> "ExperimentConfig":
         """A copy with some fields changed (unknown fields raise ValueError)."""

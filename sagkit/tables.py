@@ -18,7 +18,7 @@ from pathlib import Path
 import pandas as pd
 
 from sagkit import reference
-from sagkit.atomic import atomic_write_text
+from sagkit.atomic import atomic_write_text, make_folder
 from sagkit.evaluation.bootstrap import INTERVAL_METRICS, SUMMARY_PREFIXES
 from sagkit.seed_stats import seed_statistics, stat_columns
 
@@ -245,7 +245,7 @@ def write_table(frame: pd.DataFrame, directory, name: str, title: str | None = N
     directory = Path(directory)
     if not name or Path(name).name != name:
         raise ValueError(f"table name must be a plain file stem like 'table1_ablation'; got {name!r}")
-    directory.mkdir(parents=True, exist_ok=True)
+    make_folder(directory)
     csv_path, md_path = directory / f"{name}.csv", directory / f"{name}.md"
     atomic_write_text(csv_path, frame.to_csv(index=False, float_format="%.2f"))
     markdown = (f"### {title}\n\n" if title else "") + to_markdown(frame)

@@ -20,7 +20,8 @@ from sagkit.evaluation.protocol import MARKET
 from .records import (ImageRecord, ReIDDataset, check_split_index, expected_layout_error, format_error,
                       list_image_files, not_a_folder_error, relabel, require_nonempty)
 
-CUHK01_PATTERN = re.compile(r"^(\d{4})(00[1-4])\.png$")
+# ASCII digits only (re.ASCII): a name spelled with other digits ("٠٠٠١") is not identity 1; \Z: no newline
+CUHK01_PATTERN = re.compile(r"^(\d{4})(00[1-4])\.png\Z", re.ASCII)
 CUHK01_LAYOUT = ("  <root>/campus/0001001.png ... 0971004.png   (PPPPIII.png, images 001-002 camera A, "
                  "003-004 camera B)\n  (or <root> may be the campus folder itself)")
 

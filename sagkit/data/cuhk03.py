@@ -41,7 +41,8 @@ from .records import (DatasetFormatError, ImageRecord, ReIDDataset, check_split_
 MAT_NAME = "cuhk-03.mat"
 NEW_PROTOCOL_NAME = "cuhk03_new_protocol_config_{}.mat"
 MANIFEST = "_sagkit_extracted.json"
-IMAGE_NAME = re.compile(r"^(\d)_(\d{3})_([12])_(\d{2})\.png$")
+# ASCII digits only (re.ASCII): a name spelled with other digits ("٠٠٠١") is not identity 1; \Z: no newline
+IMAGE_NAME = re.compile(r"^(\d)_(\d{3})_([12])_(\d{2})\.png\Z", re.ASCII)
 CUHK03_LAYOUT = ("  <root>/cuhk-03.mat   (or <root>/cuhk03_release/cuhk-03.mat, or <root>/cuhk03/cuhk03_release/"
                  "cuhk-03.mat)\n  <root>/cuhk03_new_protocol_config_detected.mat   (optional, for protocol='new'; "
                  "may also sit next to cuhk-03.mat)")
@@ -163,7 +164,8 @@ def _mat_strings(arr) -> list[str]:
 
 
 def read_new_protocol(config_path: Path) -> dict:
-    """Fields of a new-protocol config as plain lists (indices made 0-based)."""
+    """Fields of a new-protocol config as plain lists (indices made 0-based). An image listed twice in one
+    index list, or in both the training and a test list, is refused (DatasetFormatError naming the file)."""
     from scipy.io import loadmat
 
     mat = loadmat(config_path)
@@ -179,7 +181,17 @@ def read_new_protocol(config_path: Path) -> dict:
         idx = np.asarray(mat[key]).ravel().astype(int) - 1
         if idx.size and (idx.min() < 0 or idx.max() >= len(files)):
             raise DatasetFormatError(f"{str(config_path)!r}: {key} has indices outside 1..{len(files)}")
+        values, counts = np.unique(idx, return_counts=True)
+        repeated = [int(i) + 1 for i in values[counts > 1]]
+        if repeated:  # an image listed twice would count twice in training or in every mean
+            raise DatasetFormatError(f"{str(config_path)!r}: {key} lists {len(repeated)} image(s) more than once "
+                                     f"(indices {repeated[:5]}); restore the official config file")
         out[key] = idx.tolist()
+    trained = set(out["train_idx"]) & set(out["query_idx"] + out["gallery_idx"])
+    if trained:  # a test image the model trained on inflates every metric
+        raise DatasetFormatError(f"{str(config_path)!r}: {len(trained)} image(s) are in train_idx and in query_idx "
+                                 f"or gallery_idx (indices {sorted(i + 1 for i in trained)[:5]}); restore the "
+                                 "official config file")
     return out
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 import warnings
 from typing import Callable, Sequence
 
+import numpy as np
 from PIL import Image
 from torch.utils.data import Dataset
 
@@ -14,11 +15,30 @@ class BadImageError(OSError):
     """An image file is missing, unreadable or corrupt."""
 
 
+SIXTEEN_BIT_MODES = ("I;16", "I;16L", "I;16B", "I;16N")  # 16-bit grey (PNG, TIFF): 0..65535
+NO_RANGE_MODES = {"I": "32-bit integer", "F": "32-bit float"}  # grey levels with no fixed range
+
+
+def to_rgb(image: Image.Image, path: str) -> Image.Image:
+    """8-bit RGB of an opened image. 16-bit grey levels are scaled from 0..65535 to 0..255 (Pillow's own
+    ``convert`` clips them, and the image turns white); 32-bit integer and float images are refused
+    (BadImageError naming ``path``), since nothing says what their black and white are."""
+    if image.mode in NO_RANGE_MODES:
+        raise BadImageError(f"image {path!r} has {NO_RANGE_MODES[image.mode]} grey levels (mode {image.mode}), "
+                            "whose range is unknown: save it as an 8-bit or 16-bit image")
+    if image.mode in SIXTEEN_BIT_MODES:
+        grey = np.asarray(image).astype(np.float64) / 257.0
+        return Image.fromarray(np.rint(grey).astype(np.uint8), "L").convert("RGB")
+    return image.convert("RGB")
+
+
 def read_image(path: str) -> Image.Image:
-    """Decode ``path`` fully as RGB; raises BadImageError naming the file on any failure."""
+    """Decode ``path`` fully as RGB (:func:`to_rgb`); raises BadImageError naming the file on any failure."""
     try:
         with Image.open(path) as im:
-            return im.convert("RGB")
+            return to_rgb(im, path)
+    except BadImageError:
+        raise
     except (OSError, ValueError, SyntaxError) as exc:  # PIL raises these for truncated/unknown files
         raise BadImageError(f"cannot read image {path!r}: {exc}. Re-extract or remove it, or pass "
                             f"on_bad_image='skip' to leave such files out.") from exc

@@ -25,8 +25,9 @@ from sagkit.evaluation.protocol import MARKET
 from .records import (JUNK_PID, ImageRecord, ReIDDataset, expected_layout_error, format_error,
                       list_image_files, not_a_folder_error, relabel, require_nonempty)
 
-MARKET_PATTERN = re.compile(r"^(-1|\d{4})_c(\d)s(\d+)_(\d{6})_(\d{2})\.jpg$")
-DUKE_PATTERN = re.compile(r"^(\d{4})_c(\d)_f(\d{7})\.jpg$")
+# ASCII digits only (re.ASCII): a name spelled with other digits ("٠٠٠١") is not identity 1; \Z: no newline
+MARKET_PATTERN = re.compile(r"^(-1|\d{4})_c(\d)s(\d+)_(\d{6})_(\d{2})\.jpg\Z", re.ASCII)
+DUKE_PATTERN = re.compile(r"^(\d{4})_c(\d)_f(\d{7})\.jpg\Z", re.ASCII)
 
 TRAIN_DIR, GALLERY_DIR, QUERY_DIR, MULTI_QUERY_DIR = "bounding_box_train", "bounding_box_test", "query", "gt_bbox"
 

@@ -32,7 +32,8 @@ IMAGE_FOLDERS = {"V1": ("train", "test"), "V2": ("mask_train_v2", "mask_test_v2"
 DATASET_FOLDERS = {"V1": "MSMT17_V1", "V2": "MSMT17_V2"}
 PARENT_FOLDERS = ("", "msmt17", "MSMT17")  # where an MSMT17_V1/V2 folder may sit inside root
 NUM_CAMERAS = 15
-NAME_PATTERN = re.compile(r"^(\d{4})_\d+_(\d{2})_[0-9A-Za-z]+_\d+_\d+[^/\s]*$")
+# ASCII digits only (re.ASCII): a name spelled with other digits ("٠٠٠١") is not identity 1; \Z: no newline
+NAME_PATTERN = re.compile(r"^(\d{4})_\d+_(\d{2})_[0-9A-Za-z]+_\d+_\d+[^/\s]*\Z", re.ASCII)
 LINE_FORMAT = "'<pid folder>/<file name> <pid>' (e.g. '0000/0000_000_01_0303morning_0015_0.jpg 0')"
 MSMT17_LAYOUT = (
     "  <root>/list_train.txt, list_val.txt, list_query.txt, list_gallery.txt   (lines "
@@ -81,7 +82,7 @@ def parse_line(line: str) -> tuple[str, int, int]:
     if len(fields) != 2:
         raise ValueError(f"expected an image path and a person id, got {len(fields)} field(s)")
     rel, label = fields
-    if not label.isdigit():
+    if not (label.isascii() and label.isdigit()):
         raise ValueError(f"person id {label!r} is not a non-negative integer")
     parts = rel.split("/")
     if len(parts) != 2 or not parts[0] or not parts[1]:
@@ -105,13 +106,14 @@ def _listing(items: Sequence[str]) -> str:
 
 
 def read_list(list_path: Path, image_dir: Path) -> list[ImageRecord]:
-    """Records of one list file, images under ``image_dir``; raises naming the file and its bad lines."""
+    """Records of one list file, images under ``image_dir``; raises naming the file and its bad lines (a line
+    that repeats an earlier image is one)."""
     try:
         text = list_path.read_text(encoding="utf-8")
     except UnicodeDecodeError:
         raise DatasetFormatError(f"{str(list_path)!r} is not a text file of lines {LINE_FORMAT}; restore the "
                                  "official list file") from None
-    records, bad, missing = [], [], []
+    records, bad, missing, first = [], [], [], {}
     folder = str(image_dir)  # os.path rather than pathlib: 126k lines on the real lists
     for number, line in enumerate(text.splitlines(), start=1):
         if not line.strip():
@@ -121,6 +123,10 @@ def read_list(list_path: Path, image_dir: Path) -> list[ImageRecord]:
         except ValueError as why:
             bad.append(f"line {number} {line.strip()!r}: {why}")
             continue
+        if rel in first:  # the same image twice would count twice in every mean
+            bad.append(f"line {number} {rel!r}: repeats line {first[rel]}")
+            continue
+        first[rel] = number
         path = os.path.join(folder, rel)
         if os.path.isfile(path):
             records.append(ImageRecord(path, pid, camid))

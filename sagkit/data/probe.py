@@ -10,8 +10,8 @@ from collections import defaultdict
 from typing import Sequence
 
 import numpy as np
-from PIL import Image
 
+from .images import read_image
 from .records import ImageRecord
 
 
@@ -19,8 +19,7 @@ def colour_histograms(paths: Sequence[str], bins: int = 8) -> np.ndarray:
     """Joint RGB histograms (N x bins**3), L1-normalised then square-rooted (Hellinger map)."""
     out = np.empty((len(paths), bins ** 3), np.float32)
     for i, p in enumerate(paths):
-        with Image.open(p) as im:
-            q = (np.asarray(im.convert("RGB"), dtype=np.uint16) * bins) // 256
+        q = (np.asarray(read_image(p), dtype=np.uint16) * bins) // 256
         idx = (q[..., 0] * bins + q[..., 1]) * bins + q[..., 2]
         h = np.bincount(idx.ravel(), minlength=bins ** 3).astype(np.float32)
         out[i] = np.sqrt(h / h.sum())

@@ -1,17 +1,21 @@
 """Features of one checkpoint kept on disk, so that the notebooks (separate kernels), ``sagkit eval`` and the
 trainer's final test share one extraction: ``<run>/features/<split>-<records>-<settings>-<checkpoint>.pt``.
 
-The key holds a digest of the checkpoint file's bytes, of the record paths and of the feature settings, so
-a retrained run, another dataset split or other settings never read stale features.
+The key holds a digest of the checkpoint file's bytes, of the record paths with each image file's size and
+modification time, and of the feature settings, so a retrained run, another dataset split, images replaced
+in place or other settings never read stale features.
 """
 
 from __future__ import annotations
 
 import hashlib
+import os
 from pathlib import Path
 from typing import Optional, Sequence
 
 import torch
+
+from sagkit.atomic import make_folder
 
 from .checkpoint import atomic_torch_save
 
@@ -35,8 +39,18 @@ def file_digest(path: str | Path) -> str:
     return _DIGESTS[key]
 
 
+def _file_stamp(path: str) -> str:
+    """``path size mtime_ns`` of an image file (``path - -`` when it cannot be read: extraction then names it)."""
+    try:
+        stat = os.stat(path)
+    except OSError:
+        return f"{path} - -"
+    return f"{path} {stat.st_size} {stat.st_mtime_ns}"
+
+
 def _records_digest(records: Sequence) -> str:
-    return hashlib.sha256("\n".join(r.path for r in records).encode()).hexdigest()[:10]
+    """Digest of what the images are: their paths, sizes and modification times, in order."""
+    return hashlib.sha256("\n".join(_file_stamp(r.path) for r in records).encode()).hexdigest()[:10]
 
 
 class FeatureCache:
@@ -63,5 +77,5 @@ class FeatureCache:
 
     def save(self, split: str, records: Sequence, key: str, feats: torch.Tensor) -> Path:
         """Write the features atomically."""
-        self.folder.mkdir(parents=True, exist_ok=True)
+        make_folder(self.folder)
         return atomic_torch_save(feats, self.path(split, records, key))

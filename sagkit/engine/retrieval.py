@@ -15,7 +15,7 @@ from typing import Callable, Optional, Sequence, Union
 import numpy as np
 import torch
 
-from sagkit.data import build_test_loader, build_transforms
+from sagkit.data import JUNK_PID, build_test_loader, build_transforms
 from sagkit.evaluation import (QueryResults, compute_distance_matrix, evaluate_queries, extract_features,
                                pool_multi_query, re_rank_features)
 from sagkit.evaluation.bootstrap import SUMMARY_PREFIXES
@@ -24,8 +24,8 @@ from sagkit.evaluation.protocol import MARKET, Protocol
 from .distributed import DistInfo, gather_in_order, shard_range
 from .feature_cache import FeatureCache
 
-__all__ = ["EvalSettings", "Retrieval", "Scores", "extract_split_features", "record_ids", "retrieve",
-           "retrieve_dataset", "score"]
+__all__ = ["EvalSettings", "Retrieval", "Scores", "check_scorable", "extract_split_features", "people_only",
+           "record_ids", "retrieve", "retrieve_dataset", "score"]
 
 MAX_RANK = 50
 
@@ -103,8 +103,24 @@ def record_ids(records: Sequence) -> tuple[np.ndarray, np.ndarray]:
     return (np.array([r.pid for r in records], dtype=np.int64), np.array([r.camid for r in records], dtype=np.int64))
 
 
-def score(distmat, q_pids, q_cams, g_pids, g_cams, protocol: Protocol = MARKET) -> Scores:
-    """:class:`Scores` of a distance matrix under ``protocol`` (CMC up to rank 50 or the gallery size)."""
+def people_only(q_pids: np.ndarray, g_pids: np.ndarray, distractor_pid: Optional[int]
+                ) -> tuple[np.ndarray, np.ndarray]:
+    """Ids with the non-people made unmatchable: a distractor or junk query gets an id no gallery image has
+    (it has no valid match and never counts as a hit), a distractor gallery image an id no query has (a
+    wrong match that stays in the ranking). ``distractor_pid`` None: every id but junk is a person."""
+    q_pids, g_pids = np.asarray(q_pids, np.int64), np.asarray(g_pids, np.int64)
+    if distractor_pid is None:
+        return q_pids, g_pids
+    nobody = min(int(q_pids.min(initial=0)), int(g_pids.min(initial=0)), JUNK_PID) - 1
+    return (np.where((q_pids == distractor_pid) | (q_pids == JUNK_PID), nobody, q_pids),
+            np.where(g_pids == distractor_pid, nobody - 1, g_pids))
+
+
+def score(distmat, q_pids, q_cams, g_pids, g_cams, protocol: Protocol = MARKET,
+          distractor_pid: Optional[int] = None) -> Scores:
+    """:class:`Scores` of a distance matrix under ``protocol`` (CMC up to rank 50 or the gallery size);
+    ``distractor_pid``: the id of distractor images (never a match, :func:`people_only`)."""
+    q_pids, g_pids = people_only(q_pids, g_pids, distractor_pid)
     cmc, m_ap, m_inp, queries = evaluate_queries(distmat, q_pids, g_pids, q_cams, g_cams,
                                                  max_rank=min(MAX_RANK, len(g_pids)), **protocol.options())
     cmc = np.asarray(cmc, dtype=np.float64)
@@ -180,13 +196,15 @@ class _Features:
 def retrieve(model: ModelSource, query: Sequence, gallery: Sequence, transform=None, *, device,
              input_size: Optional[tuple[int, int]] = None, protocol: Protocol = MARKET, settings: EvalSettings = EvalSettings(),
              multi_query_records: Optional[Sequence] = None, dist_info: Optional[DistInfo] = None,
-             cache: Optional[FeatureCache] = None) -> Retrieval:
+             cache: Optional[FeatureCache] = None, distractor_pid: Optional[int] = None) -> Retrieval:
     """Evaluate ``model`` on ``query`` vs ``gallery`` (ImageRecord lists) under ``protocol``.
 
     ``transform``: the test transform (default: ``input_size`` (H, W) and the model's normalisation). With
     ``settings.multi_query`` the features of each query identity's images in one camera are pooled (mean,
     L2-normalised), over the queries plus ``multi_query_records`` (Market-1501's gt_bbox images) when given.
     ``cache``: a :class:`FeatureCache` of the run's checkpoint (features read from or written to disk).
+    ``distractor_pid``: the id of the test split's distractors (the dataset's; None for validation splits,
+    whose ids are all people).
     """
     features = _Features(model, transform, input_size, device, settings, dist_info, cache)
     q_feats, g_feats = features("query", query), features("gallery", gallery)
@@ -194,11 +212,11 @@ def retrieve(model: ModelSource, query: Sequence, gallery: Sequence, transform=N
     g_pids, g_cams = record_ids(gallery)
     distmat = compute_distance_matrix(q_feats, g_feats, metric="euclidean")
     result = Retrieval(list(query), list(gallery), q_feats, g_feats, distmat, protocol,
-                       score(distmat, q_pids, q_cams, g_pids, g_cams, protocol))
+                       score(distmat, q_pids, q_cams, g_pids, g_cams, protocol, distractor_pid))
     rerank = dict(k1=settings.rerank_k1, k2=settings.rerank_k2, lambda_value=settings.rerank_lambda)
     if settings.rerank:
         result.single_rr = score(re_rank_features(q_feats, g_feats, **rerank), q_pids, q_cams, g_pids, g_cams,
-                                 protocol)
+                                 protocol, distractor_pid)
     if settings.multi_query:
         records, feats = list(query), q_feats
         extra = list(multi_query_records or [])
@@ -207,10 +225,10 @@ def retrieve(model: ModelSource, query: Sequence, gallery: Sequence, transform=N
             feats = torch.cat([feats, features("multi_query", extra)])
         pooled, m_pids, m_cams = pool_multi_query(feats, *record_ids(records), mode="mean", normalize=True)
         multi_dist = compute_distance_matrix(pooled, g_feats, metric="euclidean")
-        result.multi = score(multi_dist, m_pids, m_cams, g_pids, g_cams, protocol)
+        result.multi = score(multi_dist, m_pids, m_cams, g_pids, g_cams, protocol, distractor_pid)
         if settings.rerank:
             result.multi_rr = score(re_rank_features(pooled, g_feats, **rerank), m_pids, m_cams, g_pids, g_cams,
-                                    protocol)
+                                    protocol, distractor_pid)
     return result
 
 
@@ -218,8 +236,21 @@ def retrieve_dataset(model: ModelSource, dataset, config, *, device, transform=N
                      dist_info: Optional[DistInfo] = None, cache: Optional[FeatureCache] = None,
                      **changes) -> Retrieval:
     """:func:`retrieve` on ``dataset``'s test split with the settings of ``config`` (``changes`` override them,
-    e.g. ``rerank=True``); the protocol is the dataset's own."""
+    e.g. ``rerank=True``); the protocol and distractor id are the dataset's own. A test split none of whose
+    queries is a person with an image in the gallery is refused, naming the dataset's folder."""
+    check_scorable(dataset)
     settings = EvalSettings.from_config(config, **changes)
     return retrieve(model, dataset.query, dataset.gallery, transform, device=device,
                     input_size=(config.height, config.width), protocol=dataset.protocol, settings=settings, multi_query_records=getattr(dataset, "multi_query", None),
-                    dist_info=dist_info, cache=cache)
+                    dist_info=dist_info, cache=cache, distractor_pid=getattr(dataset, "distractor_pid", None))
+
+
+def check_scorable(dataset) -> None:
+    """Raise ValueError naming ``dataset.root`` unless some query is a person (not junk or a distractor) whose
+    identity has an image in the gallery: otherwise every metric would be a mean over no query."""
+    query_ids, gallery_ids = people_only(*(record_ids(split)[0] for split in (dataset.query, dataset.gallery)),
+                                         getattr(dataset, "distractor_pid", None))
+    if not np.isin(query_ids[query_ids != JUNK_PID], gallery_ids).any():
+        raise ValueError(f"no query of {dataset.name} in {dataset.root} is a person with an image in the gallery "
+                         f"({len(dataset.query)} queries, all junk, distractors or unmatched): nothing can be "
+                         "scored; check that the query and gallery folders hold the same people")

@@ -475,7 +475,7 @@ def _test(s: _Session, p: _Progress, wall_start: float) -> dict:
     # The test features are kept beside the checkpoint: the notebooks and `sagkit eval` score the same ones.
     retrieval = retrieve_dataset(s.model, s.data.dataset, config, device=s.device, transform=s.data.test_transform,
                                  dist_info=s.info, cache=FeatureCache(s.best_path), multi_query=True)
-    queries = retrieval_queries(retrieval)
+    queries = retrieval_queries(retrieval, config)
     p.timings["test_s"] += time.perf_counter() - t0
     p.timings["total_s"] += time.perf_counter() - wall_start
     rows = p.rows

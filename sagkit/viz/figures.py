@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from pathlib import Path
 
-from sagkit.atomic import atomic_write
+from sagkit.atomic import atomic_write, make_folder
 
 
 def save_figure(fig, directory, name: str, formats: Sequence[str] = ("png", "pdf"), dpi: int = 150) -> list[Path]:
@@ -15,7 +15,7 @@ def save_figure(fig, directory, name: str, formats: Sequence[str] = ("png", "pdf
     ``os.replace``, so a reader never sees a half-written figure.
     """
     directory = Path(directory)
-    directory.mkdir(parents=True, exist_ok=True)
+    make_folder(directory)
     if not name or Path(name).name != name:
         raise ValueError(f"figure name must be a plain file stem like 'fig1_samples'; got {name!r}")
     written = []

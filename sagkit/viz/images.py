@@ -11,6 +11,9 @@ from os import PathLike
 import numpy as np
 from PIL import Image
 
+from sagkit.data.images import read_image, to_rgb
+
+
 def _is_tensor(obj) -> bool:
     return type(obj).__module__.startswith("torch") and hasattr(obj, "detach")
 
@@ -23,10 +26,9 @@ def to_uint8_image(image, mean: Sequence[float] | None = None, std: Sequence[flo
     ``x_norm = (x - mean) / std`` first, as applied by the data transforms.
     """
     if isinstance(image, (str, PathLike)):
-        with Image.open(image) as pil:
-            return np.asarray(pil.convert("RGB"), dtype=np.uint8).copy()
+        return np.asarray(read_image(str(image)), dtype=np.uint8).copy()
     if isinstance(image, Image.Image):
-        return np.asarray(image.convert("RGB"), dtype=np.uint8).copy()
+        return np.asarray(to_rgb(image, "the image given"), dtype=np.uint8).copy()
     if _is_tensor(image):
         image = image.detach().cpu().float().numpy()
     array = np.asarray(image)

@@ -2,12 +2,14 @@
 
 Generation goes to a temporary folder beside the target, renamed into place only when every file is
 written, so a reader never sees half a dataset; a complete folder with the same seed and options is
-reused as it is.
+reused as it is. ``overwrite`` replaces only a set sagkit wrote: its ``manifest.json`` is the marker, and
+only the files it lists (and itself) are ever deleted; a folder holding anything else is refused.
 """
 from __future__ import annotations
 
 import hashlib
 import io
+import json
 import shutil
 import tempfile
 from dataclasses import asdict
@@ -15,11 +17,11 @@ from pathlib import Path
 
 import numpy as np
 
-from ...atomic import publish_dir
+from ...atomic import make_folder, publish_dir
 from ..market1501 import GALLERY_DIR, MARKET1501, QUERY_DIR, TRAIN_DIR, load_market_layout
 from ..records import ReIDDataset, not_a_folder_error
 from .config import make_config, synthetic_cache_dir
-from .manifest import MANIFEST_NAME, README_NAME, manifest_ok, manifest_text, read_manifest, readme_text
+from .manifest import GENERATOR, MANIFEST_NAME, README_NAME, manifest_ok, manifest_text, read_manifest, readme_text
 from .metadata import METADATA_NAME, metadata_text
 from .plan import plan_dataset
 from .render import render_image
@@ -31,13 +33,46 @@ def _write_file(folder: Path, rel: str, data: bytes, files: dict) -> None:
     files[rel] = [len(data), hashlib.sha256(data).hexdigest()]
 
 
+def _own_files(root: Path) -> list[Path]:
+    """The files of ``root`` that sagkit wrote: those its manifest.json lists, and the manifest itself.
+
+    Raises FileExistsError naming ``root`` when it has no readable manifest (not a set sagkit made) or holds
+    other files (never deleted: the user's)."""
+    try:
+        manifest = json.loads((root / MANIFEST_NAME).read_text(encoding="utf-8"))
+        if manifest["generator"] != GENERATOR:  # another tool's manifest.json is no licence to delete
+            raise ValueError(manifest["generator"])
+        listed = set(manifest["files"])
+    except (OSError, ValueError, KeyError, TypeError):
+        raise FileExistsError(f"{str(root)!r} holds files but no manifest.json written by sagkit synth: overwrite "
+                              "only replaces a synthetic set sagkit made, and deleted nothing; choose an empty or "
+                              "new folder") from None
+    present = sorted(p.relative_to(root).as_posix() for p in root.rglob("*") if not p.is_dir())
+    others = [rel for rel in present if rel not in listed and rel != MANIFEST_NAME]
+    if others:
+        more = f" (and {len(others) - 5} more)" if len(others) > 5 else ""
+        raise FileExistsError(f"{str(root)!r} holds files sagkit synth did not write: {', '.join(others[:5])}{more}; "
+                              "overwrite deleted nothing: move them out, or choose another folder")
+    return [root / rel for rel in present]
+
+
+def _remove_own(root: Path) -> None:
+    """Delete the files sagkit wrote in ``root`` (:func:`_own_files`), then its emptied folders."""
+    for path in _own_files(root):
+        path.unlink()
+    for folder in sorted((p for p in root.rglob("*") if p.is_dir()), key=lambda p: -len(p.parts)):
+        folder.rmdir()
+    root.rmdir()
+
+
 def make_synthetic_reid(root: str | Path, seed: int = 0, overwrite: bool = False, **size_options) -> Path:
     """Generate the synthetic dataset into ``root`` (Market-1501 layout) and return ``root``.
 
     Reuses ``root`` when it already holds a complete dataset with the same seed and options.
     Options are the fields of :class:`SyntheticConfig` (``num_train_ids``, ``num_test_ids``,
     ``images_per_id``, ``num_cameras``, ...).  A different existing dataset in ``root`` is an
-    error unless ``overwrite=True``.  Same seed and options give byte-identical files.
+    error unless ``overwrite=True``, which replaces only a set sagkit wrote (module docstring).  Same
+    seed and options give byte-identical files.
     """
     cfg = make_config(**size_options)
     seed = int(seed)
@@ -45,10 +80,14 @@ def make_synthetic_reid(root: str | Path, seed: int = 0, overwrite: bool = False
     if root.exists():
         if manifest_ok(root, seed, cfg):
             return root
-        if root.is_file() or (any(root.iterdir()) and not overwrite):
+        if root.is_file():
+            raise FileExistsError(f"{str(root)!r} is a file, not a folder: choose a folder for the synthetic set")
+        if any(root.iterdir()) and not overwrite:
             raise FileExistsError(f"{str(root)!r} exists and is not a complete synthetic dataset with seed={seed} "
                                   f"and these options; choose another folder or pass overwrite=True.")
-    root.parent.mkdir(parents=True, exist_ok=True)
+        if overwrite and any(root.iterdir()):
+            _own_files(root)  # refused before the long generation when it holds anything else
+    make_folder(root.parent)
     tmp = Path(tempfile.mkdtemp(prefix=f".{root.name}.tmp-", dir=root.parent))
     try:
         plan, outfits, cams = plan_dataset(seed, cfg)
@@ -71,7 +110,7 @@ def make_synthetic_reid(root: str | Path, seed: int = 0, overwrite: bool = False
             if root.is_dir() and not any(root.iterdir()):
                 root.rmdir()
             elif overwrite:
-                shutil.rmtree(root)
+                _remove_own(root)
         publish_dir(tmp, root, done_by_other=lambda dest: manifest_ok(dest, seed, cfg))
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)

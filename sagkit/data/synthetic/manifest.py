@@ -12,6 +12,7 @@ from pathlib import Path
 from .config import GENERATOR_VERSION, SyntheticConfig, make_config
 
 MANIFEST_NAME = "manifest.json"
+GENERATOR = "sagkit.data.synthetic"  # the manifest's "generator": the marker of a set sagkit wrote
 README_NAME = "README.txt"
 
 
@@ -43,7 +44,7 @@ counts:
 
 def manifest_text(seed: int, cfg: SyntheticConfig, files: dict) -> str:
     """The JSON text of ``manifest.json``; ``files`` maps each relative path to ``[size, sha256]``."""
-    manifest = {"generator": "sagkit.data.synthetic", "version": GENERATOR_VERSION, "seed": seed,
+    manifest = {"generator": GENERATOR, "version": GENERATOR_VERSION, "seed": seed,
                 "options": asdict(cfg), "counts": cfg.expected_counts(), "files": files}
     return json.dumps(manifest, sort_keys=True, indent=1)
 
