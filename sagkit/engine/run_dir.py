@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any, Optional
 
 from sagkit.config import ExperimentConfig
+from sagkit.evaluation.bootstrap import INTERVAL_METRICS, SUMMARY_PREFIXES
 
 from .builders import build_model
 from .checkpoint import MODEL_ENTRIES, atomic_write_json, atomic_write_text, load_checkpoint, load_weights
@@ -42,6 +43,7 @@ __all__ = [
     "read_metrics",
     "write_metrics",
     "read_results",
+    "check_results",
     "is_complete",
     "load_run",
     "find_runs",
@@ -127,12 +129,24 @@ def differing_fields(a: ExperimentConfig, b: ExperimentConfig) -> list[str]:
 
 
 def read_metrics(run_dir: str | Path) -> list[dict]:
-    """Rows of ``metrics.csv`` as dicts, numbers converted (empty cells become None)."""
+    """Rows of ``metrics.csv`` as dicts, numbers converted (empty cells become None). A file that is not such a
+    table (binary, no ``epoch`` column, an epoch that is not a whole number >= 1) raises ValueError naming it."""
     path = Path(run_dir) / METRICS_FILE
     if not path.is_file():
         return []
-    with open(path, newline="", encoding="utf-8") as fh:
-        return [{k: _number(v) for k, v in row.items()} for row in csv.DictReader(fh)]
+    damaged = f"restore it, or train the run again (retrain=True, sagkit train --retrain)"
+    try:
+        with open(path, newline="", encoding="utf-8") as fh:
+            reader = csv.DictReader(fh)
+            rows = [{k: _number(v) for k, v in row.items()} for row in reader]
+    except (UnicodeDecodeError, csv.Error, TypeError) as err:  # TypeError: a row longer than the header
+        raise ValueError(f"{path} is not a metrics table ({type(err).__name__}: {err}): {damaged}") from None
+    if rows and "epoch" not in (reader.fieldnames or ()):
+        raise ValueError(f"{path} has no 'epoch' column (columns: {reader.fieldnames}): {damaged}")
+    for line, row in enumerate(rows, start=2):
+        if isinstance(row["epoch"], bool) or not isinstance(row["epoch"], int) or row["epoch"] < 1:
+            raise ValueError(f"{path}, line {line}: epoch {row['epoch']!r} is not a whole number >= 1: {damaged}")
+    return rows
 
 
 def _number(text: Optional[str]) -> Any:
@@ -163,7 +177,36 @@ def read_results(run_dir: str | Path) -> Optional[dict]:
     path = Path(run_dir) / RESULTS_FILE
     if not path.is_file():
         return None
-    return json.loads(path.read_text(encoding="utf-8"))
+    try:
+        results = json.loads(path.read_text(encoding="utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as err:
+        raise ValueError(f"{path} is not valid JSON ({err}): the file is damaged; {_RESULTS_ADVICE}") from None
+    check_results(results, path)
+    return results
+
+
+_RESULTS_ADVICE = "restore it (results export copies it again), or train the run again (sagkit train --retrain)"
+# Entries a finished run's results.json must hold, and of what type (the readers index them directly).
+_RESULTS_ENTRIES = {"name": str, "dataset": str, "config": dict}
+
+
+def check_results(results: Any, path: str | Path) -> None:
+    """ValueError naming ``path`` when ``results`` is not a results.json dict a reader can use: a JSON object
+    whose finished run has ``name``, ``dataset`` and ``config`` and numbers for its metrics."""
+    if not isinstance(results, dict):
+        raise ValueError(f"{path} must hold a JSON object, not {type(results).__name__}: {_RESULTS_ADVICE}")
+    if not results.get("complete"):
+        return
+    for key, kind in _RESULTS_ENTRIES.items():
+        if not isinstance(results.get(key), kind):
+            found = "missing" if key not in results else f"{results[key]!r}"
+            raise ValueError(f"{path}: entry {key!r} is {found}, not a {'JSON object' if kind is dict else 'string'}: "
+                             f"{_RESULTS_ADVICE}")
+    for prefix in SUMMARY_PREFIXES.values():
+        for metric in INTERVAL_METRICS:
+            value = results.get(prefix + metric)
+            if prefix + metric in results and (isinstance(value, bool) or not isinstance(value, (int, float))):
+                raise ValueError(f"{path}: entry {prefix + metric!r} is {value!r}, not a number: {_RESULTS_ADVICE}")
 
 
 def is_complete(run_dir: str | Path) -> bool:
@@ -209,11 +252,23 @@ def find_runs(runs_dir: str | Path = "runs", complete_only: bool = True) -> list
             if complete_only or not (sub / CONFIG_FILE).is_file():
                 continue
             results = {"name": sub.name, "run_dir": str(sub), "complete": False,
-                       "config": json.loads((sub / CONFIG_FILE).read_text())}
+                       "config": _config_entries(sub)}
         elif complete_only and not results.get("complete"):
             continue
         found.append(results)
     return found
+
+
+def _config_entries(run_dir: Path) -> dict:
+    """The run's config.json as written (a JSON object), or ValueError naming the file."""
+    path = run_dir / CONFIG_FILE
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as err:
+        raise ValueError(f"config file {path} is not valid JSON: {err}") from None
+    if not isinstance(data, dict):
+        raise ValueError(f"config file {path} must hold a JSON object, not {type(data).__name__}")
+    return data
 
 
 def model_from_checkpoint(path: str | Path) -> tuple[Any, ExperimentConfig, dict]:

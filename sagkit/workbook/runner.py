@@ -1,5 +1,7 @@
 """The papermill runner: :func:`run_workbook` executes notebooks 01..05 in order (03 once per configuration),
-each training what it needs or reusing finished runs, and logs one line per notebook."""
+each training what it needs or reusing finished runs, and logs one line per notebook. What the whole plan needs
+(the kernel, the ImageNet weights of the runs still to train) is checked before the first notebook, and a
+notebook that fails is reported as :class:`NotebookFailed`, one line naming the executed notebook."""
 
 from __future__ import annotations
 
@@ -13,11 +15,15 @@ from pathlib import Path
 from typing import Any
 
 from sagkit.choices import DEFAULT_SEEDS, parse_seeds
+from sagkit.engine.run_dir import is_complete
+from sagkit.models.pretrained import imagenet_weights_path
 from sagkit.tables import config_label
 
-from .parameters import check_parameters, parse_depth_list, parse_depths, resolve_path, workbook_base
+from .parameters import WorkbookParameters, check_parameters, parse_depth_list, parse_depths, resolve_path, workbook_base
+from .session import Workbook
 
-__all__ = ["DEFAULT_DEPTHS", "NOTEBOOKS", "notebooks_dir", "run_workbook", "workbook_plan"]
+__all__ = ["DEFAULT_DEPTHS", "NOTEBOOKS", "NotebookFailed", "check_workbook_needs", "notebooks_dir", "run_workbook",
+           "workbook_plan"]
 
 log = logging.getLogger("sagkit.workbook")
 
@@ -30,6 +36,42 @@ NOTEBOOKS = (
 )
 DEFAULT_DEPTHS = ((), (1,), (2,), (3,), (4,))
 REPO_ROOT = Path(__file__).resolve().parents[2]
+
+
+class NotebookFailed(RuntimeError):
+    """A notebook of the workbook raised: its error's own line and the executed notebook holding the traceback."""
+
+    def __init__(self, name: str, output: Path, error: str):
+        self.name, self.output = name, output
+        super().__init__(f"notebook {name} failed: {error}; the executed notebook, with the traceback, is {output}")
+
+
+def check_workbook_needs(params: WorkbookParameters, plan: Sequence[tuple[str, dict, str]],
+                         kernel_name: str = "python3") -> None:
+    """Raise (one line, naming what is missing and where it goes) unless the kernel exists and every run the plan
+    still has to train finds its ImageNet weights, before the first notebook starts."""
+    from jupyter_client.kernelspec import KernelSpecManager, NoSuchKernel  # papermill's dependency, like papermill
+
+    try:
+        KernelSpecManager().get_kernel_spec(kernel_name)
+    except NoSuchKernel:
+        raise ValueError(f"Jupyter kernel {kernel_name!r} is not installed: python -m ipykernel install --user "
+                         f"--name {kernel_name}") from None
+    book = Workbook(params)
+    runs = set().union(*(_trained_runs(name, extra, DEFAULT_SEEDS[0]) for name, extra, _ in plan))
+    for depths, seed in sorted(runs):
+        config = book.config(depths, seed)
+        if is_complete(config.run_dir()) and not params.retrain:
+            continue
+        if config.pretrained == "imagenet":
+            try:
+                imagenet_weights_path(config.backbone)
+            except (FileNotFoundError, ValueError) as err:
+                raise FileNotFoundError(f"profile {params.profile!r} trains {config.run_name()} from ImageNet "
+                                        f"weights: {err}") from None
+        elif config.pretrained is not None and not Path(config.pretrained).is_file():
+            raise FileNotFoundError(f"pretrained weights file {config.pretrained} (ExperimentConfig.pretrained) does "
+                                    "not exist")
 
 
 def notebooks_dir() -> Path:
@@ -124,6 +166,8 @@ def run_workbook(
         if unknown:
             raise ValueError(f"unknown notebook(s) {unknown}: choose from {', '.join(NOTEBOOKS)}")
     source = notebooks_dir()
+    plan = [step for step in workbook_plan(configs, params.seeds) if notebooks is None or step[0] in notebooks]
+    check_workbook_needs(params, plan, kernel_name)
     out_dir = resolve_path(output_dir) if output_dir is not None else params.runs_dir / "notebooks" / dataset
     out_dir.mkdir(parents=True, exist_ok=True)
     common = {
@@ -135,7 +179,6 @@ def run_workbook(
         "figures_dir": str(resolve_path(figures_dir)),
         **dict(parameters or {}),
     }
-    plan = [step for step in workbook_plan(configs, params.seeds) if notebooks is None or step[0] in notebooks]
     _ensure_log_handler()
     log.info("sagkit workbook: %d notebooks, dataset=%s profile=%s device=%s seeds=%s; runs in %s, figures in %s",
              len(plan), params.dataset, params.profile, params.device, ",".join(map(str, params.seeds)),
@@ -154,10 +197,13 @@ def run_workbook(
         log.info("[%d/%d] %s ...", i, len(plan), label)
         t0 = time.perf_counter()
         with _environment(SAGKIT_HEADLESS="1"):
-            papermill.execute_notebook(
-                str(source / f"{name}.ipynb"), str(output), parameters=step_params, kernel_name=kernel_name,
-                cwd=str(workbook_base()), progress_bar=False, log_output=False,
-            )
+            try:
+                papermill.execute_notebook(
+                    str(source / f"{name}.ipynb"), str(output), parameters=step_params, kernel_name=kernel_name,
+                    cwd=str(workbook_base()), progress_bar=False, log_output=False,
+                )
+            except papermill.PapermillExecutionError as err:
+                raise NotebookFailed(label, output, f"{err.ename}: {err.evalue}") from None
         log.info("[%d/%d] %s done in %s -> %s", i, len(plan), label, _duration(time.perf_counter() - t0), output)
         executed.append(output)
     log.info("sagkit workbook: %d notebooks in %s; figures and tables in %s", len(plan),
