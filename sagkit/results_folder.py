@@ -23,7 +23,7 @@ from sagkit import tables
 from sagkit.atomic import atomic_write, check_folder
 from sagkit.config import ExperimentConfig, get_profile
 from sagkit.engine.per_query import ensure_per_query, evaluate_run, read_per_query
-from sagkit.engine.run_dir import PER_QUERY_FILE, RESULTS_FILE, find_runs, read_results
+from sagkit.engine.run_dir import KEPT_ENTRIES, PER_QUERY_FILE, RESULTS_FILE, find_runs, read_results
 from sagkit.evaluation.bootstrap import SUMMARY_PREFIXES, run_intervals
 from sagkit.seed_stats import COMPARED, seed_statistics
 from sagkit.viz import save_figure
@@ -46,7 +46,7 @@ def export_runs(runs_dir: str | Path, results_dir: str | Path = "results", devic
     if not runs_dir.is_dir():
         raise FileNotFoundError(f"runs folder {runs_dir} does not exist: give the folder holding the run folders")
     written = []
-    for results in find_runs(runs_dir):
+    for results in find_runs(runs_dir, required=tuple(KEPT_ENTRIES)):
         run = runs_dir / results["name"] if (runs_dir / results["name"]).is_dir() else Path(results["run_dir"])
         ensure_per_query(run, lambda run=run: evaluate_run(run, device))
         target = results_dir / str(results["dataset"]) / run.name
@@ -64,7 +64,7 @@ def read_results_folder(results_dir: str | Path, dataset: str) -> list[tuple[dic
                                 f"RUNS_DIR --results-dir {results_dir})")
     found = []
     for run in sorted(p for p in folder.iterdir() if (p / RESULTS_FILE).is_file()):
-        results = read_results(run)
+        results = read_results(run, required=tuple(KEPT_ENTRIES))
         if results.get("complete"):
             found.append((results, read_per_query(run)))
     return found

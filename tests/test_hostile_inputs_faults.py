@@ -200,7 +200,7 @@ def test_a_model_option_that_is_a_config_field_says_so(tiny):
 
 
 # ---------------------------------------------------------------- damaged results.json and metrics.csv
-BAD_RESULTS = {
+BAD_RESULTS = {  # (content, message); the entries are required where the results folder reads them
     "a list": ("[1, 2]", "must hold a JSON object, not list"),
     "no dataset": ({"drop": "dataset"}, "entry 'dataset' is missing"),
     "no config": ({"drop": "config"}, "entry 'config' is missing"),
@@ -229,7 +229,7 @@ def test_damaged_results_json_is_one_error_naming_it(case, finished, tmp_path):
     spec, message = BAD_RESULTS[case]
     write_bad(run / RESULTS_FILE, results, spec)
     with pytest.raises(ValueError, match=f"{run / RESULTS_FILE}.*{message}"):
-        read_results(run)
+        read_results(run, required=("name", "dataset", "config"))
 
 
 def test_damaged_results_json_in_the_results_folder_is_one_line(finished, tmp_path, capsys):
@@ -394,6 +394,22 @@ def test_workbook_notebook_failure_is_one_line_naming_the_executed_notebook(tmp_
                                  f"'dept': this notebook takes dataset, data_root, profile, device, runs_dir, "
                                  f"figures_dir, retrain; the executed notebook, with the traceback, is {output}")
     assert output.is_file()
+
+
+def test_sagkit_workbook_reports_a_failed_notebook_in_one_line(tmp_path, data_root, monkeypatch, capsys):
+    import papermill
+
+    def fail(source, output, **kwargs):
+        Path(output).write_text("{}")
+        raise papermill.PapermillExecutionError(3, 2, "wb = ...", "ValueError", "bad value\nover two lines", ["Traceback ..."])
+
+    monkeypatch.setattr(papermill, "execute_notebook", fail)
+    assert cli.main(["workbook", "--profile", "tiny", "--data-root", data_root, "--runs-dir", str(tmp_path / "runs"),
+                     "--figures-dir", str(tmp_path / "figures")]) == 2
+    output = tmp_path / "runs" / "notebooks" / "synthetic" / "01_data_exploration.ipynb"
+    assert one_error_line(capsys, "workbook") == (
+        "sagkit workbook: error: notebook 01_data_exploration failed: ValueError: bad value over two lines; the "
+        f"executed notebook, with the traceback, is {output}")
 
 
 def test_workbook_without_the_profiles_weights_fails_before_the_first_notebook(tmp_path, monkeypatch, capsys):

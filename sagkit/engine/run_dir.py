@@ -18,7 +18,7 @@ import logging
 import shutil
 import subprocess
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any, Optional, Sequence
 
 from sagkit.config import ExperimentConfig
 from sagkit.evaluation.bootstrap import INTERVAL_METRICS, SUMMARY_PREFIXES
@@ -44,6 +44,7 @@ __all__ = [
     "write_metrics",
     "read_results",
     "check_results",
+    "KEPT_ENTRIES",
     "is_complete",
     "load_run",
     "find_runs",
@@ -172,8 +173,9 @@ def write_metrics(run_dir: str | Path, rows: list[dict]) -> Path:
     return atomic_write_text(Path(run_dir) / METRICS_FILE, buf.getvalue())
 
 
-def read_results(run_dir: str | Path) -> Optional[dict]:
-    """``results.json`` as a dict, or None when the run has not finished."""
+def read_results(run_dir: str | Path, required: Sequence[str] = ()) -> Optional[dict]:
+    """``results.json`` as a dict, or None when the run has not finished; ValueError naming the file when it is
+    damaged (see :func:`check_results`; ``required``: entries of ``KEPT_ENTRIES`` the caller indexes)."""
     path = Path(run_dir) / RESULTS_FILE
     if not path.is_file():
         return None
@@ -181,32 +183,33 @@ def read_results(run_dir: str | Path) -> Optional[dict]:
         results = json.loads(path.read_text(encoding="utf-8"))
     except (UnicodeDecodeError, json.JSONDecodeError) as err:
         raise ValueError(f"{path} is not valid JSON ({err}): the file is damaged; {_RESULTS_ADVICE}") from None
-    check_results(results, path)
+    check_results(results, path, required)
     return results
 
 
 _RESULTS_ADVICE = "restore it (results export copies it again), or train the run again (sagkit train --retrain)"
-# Entries a finished run's results.json must hold, and of what type (the readers index them directly).
-_RESULTS_ENTRIES = {"name": str, "dataset": str, "config": dict}
+# Entries of a finished run's results.json that the results folder reads, and their types.
+KEPT_ENTRIES = {"name": str, "dataset": str, "config": dict}
 
 
-def check_results(results: Any, path: str | Path) -> None:
-    """ValueError naming ``path`` when ``results`` is not a results.json dict a reader can use: a JSON object
-    whose finished run has ``name``, ``dataset`` and ``config`` and numbers for its metrics."""
+def check_results(results: Any, path: str | Path, required: Sequence[str] = ()) -> None:
+    """ValueError naming ``path`` unless ``results`` is a JSON object whose metrics are numbers and whose finished
+    run has each ``required`` entry of :data:`KEPT_ENTRIES` with its type."""
     if not isinstance(results, dict):
         raise ValueError(f"{path} must hold a JSON object, not {type(results).__name__}: {_RESULTS_ADVICE}")
-    if not results.get("complete"):
-        return
-    for key, kind in _RESULTS_ENTRIES.items():
-        if not isinstance(results.get(key), kind):
-            found = "missing" if key not in results else f"{results[key]!r}"
-            raise ValueError(f"{path}: entry {key!r} is {found}, not a {'JSON object' if kind is dict else 'string'}: "
-                             f"{_RESULTS_ADVICE}")
     for prefix in SUMMARY_PREFIXES.values():
         for metric in INTERVAL_METRICS:
             value = results.get(prefix + metric)
             if prefix + metric in results and (isinstance(value, bool) or not isinstance(value, (int, float))):
                 raise ValueError(f"{path}: entry {prefix + metric!r} is {value!r}, not a number: {_RESULTS_ADVICE}")
+    if not results.get("complete"):
+        return
+    for key in required:
+        kind = KEPT_ENTRIES[key]
+        if not isinstance(results.get(key), kind):
+            found = "missing" if key not in results else f"{results[key]!r}"
+            raise ValueError(f"{path}: entry {key!r} is {found}, not a {'JSON object' if kind is dict else 'string'}: "
+                             f"{_RESULTS_ADVICE}")
 
 
 def is_complete(run_dir: str | Path) -> bool:
@@ -240,14 +243,15 @@ def load_run(run_dir: str | Path) -> dict:
     }
 
 
-def find_runs(runs_dir: str | Path = "runs", complete_only: bool = True) -> list[dict]:
-    """``results.json`` dicts of the runs under ``runs_dir`` (finished ones only unless told), by name."""
+def find_runs(runs_dir: str | Path = "runs", complete_only: bool = True, required: Sequence[str] = ()) -> list[dict]:
+    """``results.json`` dicts of the runs under ``runs_dir`` (finished ones only unless told), by name
+    (``required``: as for :func:`read_results`)."""
     runs_dir = Path(runs_dir)
     if not runs_dir.is_dir():
         return []
     found = []
     for sub in sorted(p for p in runs_dir.iterdir() if p.is_dir()):
-        results = read_results(sub)
+        results = read_results(sub, required)
         if results is None:
             if complete_only or not (sub / CONFIG_FILE).is_file():
                 continue
