@@ -19,7 +19,7 @@ import torch
 
 from data_fixtures import make_market
 from sagkit import atomic, cli
-from sagkit.atomic import WriteError, atomic_write_text, check_folder, remove_stale_temporaries
+from sagkit.atomic import WriteError, check_folder, remove_stale_temporaries
 from sagkit.config import ExperimentConfig, get_profile
 from sagkit.data import BadImageError, read_image
 from sagkit.engine import run_lock, train
@@ -401,7 +401,8 @@ def test_sagkit_workbook_reports_a_failed_notebook_in_one_line(tmp_path, data_ro
 
     def fail(source, output, **kwargs):
         Path(output).write_text("{}")
-        raise papermill.PapermillExecutionError(3, 2, "wb = ...", "ValueError", "bad value\nover two lines", ["Traceback ..."])
+        raise papermill.PapermillExecutionError(3, 2, "wb = ...", "ValueError", "bad value\nover two lines",
+                                                ["Traceback ..."])
 
     monkeypatch.setattr(papermill, "execute_notebook", fail)
     assert cli.main(["workbook", "--profile", "tiny", "--data-root", data_root, "--runs-dir", str(tmp_path / "runs"),
@@ -451,6 +452,16 @@ def test_sagkit_cache_pointing_at_a_file_is_named(tmp_path, monkeypatch):
     (tmp_path / "afile").write_text("x")
     with pytest.raises(NotADirectoryError, match=f"SAGKIT_CACHE='{tmp_path}/afile' is a file"):
         default_cache_root()
+
+
+def test_torch_home_pointing_at_a_file_is_named(tmp_path, monkeypatch):
+    from sagkit.models import imagenet_weights_path
+
+    (tmp_path / "afile").write_text("x")
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "afile"))
+    with pytest.raises(NotADirectoryError, match=r"the torch hub checkpoint folder \(from TORCH_HOME\) '"
+                       f"{tmp_path}/afile/hub/checkpoints' is not a folder: {tmp_path}/afile is a file"):
+        imagenet_weights_path("resnet50")
 
 
 @pytest.mark.parametrize("args, message", [

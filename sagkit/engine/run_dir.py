@@ -21,11 +21,11 @@ from pathlib import Path
 from typing import Any, Optional, Sequence
 
 from sagkit.config import ExperimentConfig
-from sagkit.evaluation.bootstrap import INTERVAL_METRICS, SUMMARY_PREFIXES
 
 from .builders import build_model
 from .checkpoint import MODEL_ENTRIES, atomic_write_json, atomic_write_text, load_checkpoint, load_weights
 from .feature_cache import FEATURES_DIR
+from .results_check import KEPT_ENTRIES, RESULTS_ADVICE, check_results
 from .run_lock import check_not_training
 
 __all__ = [
@@ -135,7 +135,7 @@ def read_metrics(run_dir: str | Path) -> list[dict]:
     path = Path(run_dir) / METRICS_FILE
     if not path.is_file():
         return []
-    damaged = f"restore it, or train the run again (retrain=True, sagkit train --retrain)"
+    damaged = "restore it, or train the run again (retrain=True, sagkit train --retrain)"
     try:
         with open(path, newline="", encoding="utf-8") as fh:
             reader = csv.DictReader(fh)
@@ -182,34 +182,9 @@ def read_results(run_dir: str | Path, required: Sequence[str] = ()) -> Optional[
     try:
         results = json.loads(path.read_text(encoding="utf-8"))
     except (UnicodeDecodeError, json.JSONDecodeError) as err:
-        raise ValueError(f"{path} is not valid JSON ({err}): the file is damaged; {_RESULTS_ADVICE}") from None
+        raise ValueError(f"{path} is not valid JSON ({err}): the file is damaged; {RESULTS_ADVICE}") from None
     check_results(results, path, required)
     return results
-
-
-_RESULTS_ADVICE = "restore it (results export copies it again), or train the run again (sagkit train --retrain)"
-# Entries of a finished run's results.json that the results folder reads, and their types.
-KEPT_ENTRIES = {"name": str, "dataset": str, "config": dict}
-
-
-def check_results(results: Any, path: str | Path, required: Sequence[str] = ()) -> None:
-    """ValueError naming ``path`` unless ``results`` is a JSON object whose metrics are numbers and whose finished
-    run has each ``required`` entry of :data:`KEPT_ENTRIES` with its type."""
-    if not isinstance(results, dict):
-        raise ValueError(f"{path} must hold a JSON object, not {type(results).__name__}: {_RESULTS_ADVICE}")
-    for prefix in SUMMARY_PREFIXES.values():
-        for metric in INTERVAL_METRICS:
-            value = results.get(prefix + metric)
-            if prefix + metric in results and (isinstance(value, bool) or not isinstance(value, (int, float))):
-                raise ValueError(f"{path}: entry {prefix + metric!r} is {value!r}, not a number: {_RESULTS_ADVICE}")
-    if not results.get("complete"):
-        return
-    for key in required:
-        kind = KEPT_ENTRIES[key]
-        if not isinstance(results.get(key), kind):
-            found = "missing" if key not in results else f"{results[key]!r}"
-            raise ValueError(f"{path}: entry {key!r} is {found}, not a {'JSON object' if kind is dict else 'string'}: "
-                             f"{_RESULTS_ADVICE}")
 
 
 def is_complete(run_dir: str | Path) -> bool:

@@ -19,7 +19,8 @@ from sagkit.engine.run_dir import is_complete
 from sagkit.models.pretrained import imagenet_weights_path
 from sagkit.tables import config_label
 
-from .parameters import WorkbookParameters, check_parameters, parse_depth_list, parse_depths, resolve_path, workbook_base
+from .parameters import (WorkbookParameters, check_parameters, parse_depth_list, parse_depths, resolve_path,
+                         workbook_base)
 from .session import Workbook
 
 __all__ = ["DEFAULT_DEPTHS", "NOTEBOOKS", "NotebookFailed", "check_workbook_needs", "notebooks_dir", "run_workbook",
