@@ -93,6 +93,16 @@ def test_full_disk_while_training_is_one_line_naming_the_checkpoint(tiny, tmp_pa
     assert temporaries(runs) == []
 
 
+def test_a_full_disk_while_writing_the_lock_names_it_and_leaves_none(tmp_path, monkeypatch, capsys):
+    def full(fd):
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+    monkeypatch.setattr(run_lock.os, "fsync", full)
+    with pytest.raises(OSError, match=f"No space left on device: '{tmp_path / 'run' / LOCK_FILE}'"):
+        acquire(tmp_path / "run", wait=False)
+    assert not (tmp_path / "run" / LOCK_FILE).exists()
+
+
 def read_only(monkeypatch, folder: Path) -> None:
     """Writes under ``folder`` fail as on a read-only mount (root ignores chmod): the lock file and every atomic
     write's temporary file."""

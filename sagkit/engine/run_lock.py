@@ -161,8 +161,10 @@ def _create(path: Path, info: LockInfo) -> bool:
             fh.write(info.to_json())
             fh.flush()
             os.fsync(fh.fileno())
-    except BaseException:
+    except BaseException as err:
         path.unlink(missing_ok=True)
+        if isinstance(err, OSError) and err.filename is None:  # a full disk: name the file
+            raise OSError(err.errno, err.strerror, str(path)) from err
         raise
     return True
 
