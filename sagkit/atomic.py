@@ -27,8 +27,9 @@ class WriteError(OSError):
 
     def __init__(self, path: str | Path, reason: str, code: int = errno.EIO):
         self.path = Path(path)
-        super().__init__(code, f"cannot write {path}: {reason}; free space on that disk (or make the folder "
-                               "writable), or write elsewhere", str(path))
+        advice = ("make the folder writable, or write elsewhere" if code in (errno.EROFS, errno.EACCES, errno.EPERM)
+                  else "free space on that disk, or write elsewhere")
+        super().__init__(code, f"cannot write {path}: {reason}; {advice}", str(path))
 
     def __str__(self) -> str:
         return self.strerror
