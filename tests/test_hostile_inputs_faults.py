@@ -474,6 +474,13 @@ def test_torch_home_pointing_at_a_file_is_named(tmp_path, monkeypatch):
         imagenet_weights_path("resnet50")
 
 
+def test_the_fault_hook_variable_that_is_not_a_number_is_named(tiny, tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("SAGKIT_TEST_EXIT_AFTER_BATCHES", "three")
+    assert cli.main(tiny_args(tiny.replace(runs_dir=str(tmp_path / "runs")))) == 2
+    assert "environment variable SAGKIT_TEST_EXIT_AFTER_BATCHES='three' must be a number" in one_error_line(
+        capsys, "train")
+
+
 @pytest.mark.parametrize("args, message", [
     (["synth", "{tmp}/out", "--seed", "-1"], "--seed -1 is out of range: give an integer >= 0"),
     (["eval", "{tmp}", "--batch-size", "0"], "--batch-size 0 is out of range: give an integer >= 1"),

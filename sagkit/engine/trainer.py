@@ -81,7 +81,11 @@ def _fault_hook() -> Callable[[], None]:
     limit = os.environ.get(FAULT_ENV)
     if not limit:
         return lambda: None
-    remaining = [int(limit)]
+    try:
+        remaining = [int(limit)]
+    except ValueError:
+        raise ValueError(f"environment variable {FAULT_ENV}={limit!r} must be a number of optimisation steps (a "
+                         "testing hook that kills the run): unset it") from None
 
     def step() -> None:
         remaining[0] -= 1
