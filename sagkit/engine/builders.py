@@ -104,9 +104,10 @@ def build_data(config: ExperimentConfig) -> RunData:
     num_classes = len({r.pid for r in train})
     where = f"{config.dataset} ({config.data_root or 'default folder'}, options {config.dataset_options})"
     if num_classes < 2:
-        raise ValueError(f"the training split of {where} has {num_classes} identity after holding out val_ids="
-                         f"{config.val_ids}: a classifier over one class learns nothing (loss 0, accuracy 100); "
-                         "use data with more identities, or a smaller val_ids")
+        count = f"{num_classes} identit{'y' if num_classes == 1 else 'ies'}"
+        raise ValueError(f"the training split of {where} has {count} after holding out val_ids={config.val_ids}: a "
+                         "classifier over one class learns nothing (loss 0, accuracy 100); use data with more "
+                         "identities, or a smaller val_ids")
     if dataset.query and dataset.gallery and not matched_queries(dataset.query, dataset.gallery):
         raise ValueError(f"no query of {where} has a gallery image of its identity from another camera "
                          f"({len(dataset.query)} queries, {len(dataset.gallery)} gallery images): every query "

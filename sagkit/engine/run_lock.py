@@ -5,8 +5,8 @@ it) and holds JSON naming its holder: ``{"pid", "host", "boot_id", "pid_start", 
 (``pid_start``: the process's start time in clock ticks after boot, field 22 of Linux ``/proc/<pid>/stat``, so
 that a pid the kernel has since given to another process is not taken for the holder). ``train()``
 holds it from before the reuse check to the end (rank 0 under DDP); a second process waits, polling, or
-raises :class:`RunLocked` with ``wait=False``. A lock whose holder is dead (same host, and the pid gone or
-the machine rebooted since) is stale and taken over. A holder on another host cannot be checked: the
+raises :class:`RunLocked` with ``wait=False``. A lock whose holder is dead (same host, and the pid gone, the pid
+now another process's, or the machine rebooted since) is stale and taken over. A holder on another host cannot be checked: the
 lock counts as held until that process removes it, or a person deletes the file.
 """
 

@@ -213,7 +213,8 @@ def train(
 ) -> dict:
     """Train ``config`` and return its results (the content of ``results.json``).
 
-    - A finished run with the same key is reused (its ``results.json`` returned) unless ``retrain=True``.
+    - A finished run with the same key is reused (its ``results.json`` returned) unless ``retrain=True``; it is
+      only read, without taking the lock, so a read-only runs folder serves it.
     - ``resume=True`` continues an interrupted run from ``checkpoint_last.pt`` (epoch granularity); the
       result equals that of an uninterrupted run with the same seed (bit-exact on CPU).
     - The run folder's lock (``sagkit.engine.run_lock``) is held throughout: while another process trains
