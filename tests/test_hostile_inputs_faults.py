@@ -433,6 +433,15 @@ def test_workbook_without_the_profiles_weights_fails_before_the_first_notebook(t
     assert not (tmp_path / "runs" / "notebooks").exists()
 
 
+def test_workbook_on_a_dataset_folder_without_the_layout_fails_before_the_first_notebook(tmp_path, capsys):
+    (tmp_path / "market").mkdir()
+    assert cli.main(["workbook", "--dataset", "market1501", "--data-root", str(tmp_path / "market"), "--profile",
+                     "tiny", "--runs-dir", str(tmp_path / "runs"), "--figures-dir", str(tmp_path / "figures")]) == 2
+    line = one_error_line(capsys, "workbook")
+    assert f"market1501 split folders not found under '{tmp_path}/market'" in line and "Expected layout" in line
+    assert not (tmp_path / "runs").exists()
+
+
 # ---------------------------------------------------------------- the same classes elsewhere
 def test_config_file_in_another_encoding_names_the_file(tmp_path, capsys):
     path = tmp_path / "utf16.json"
