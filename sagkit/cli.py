@@ -442,7 +442,7 @@ def _add_workbook(sub) -> None:
     )
     p.add_argument("--dataset", default="synthetic")
     p.add_argument("--data-root", default=None, help="dataset folder (empty: the default location)")
-    p.add_argument("--profile", default="cpu", help="paper, cpu or tiny")
+    p.add_argument("--profile", default="cpu", help="paper, cpu, tiny or bot")
     p.add_argument("--device", default="auto")
     p.add_argument("--runs-dir", default="runs")
     p.add_argument("--figures-dir", default="figures")

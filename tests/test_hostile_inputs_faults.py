@@ -256,7 +256,8 @@ BAD_METRICS = {
     "no epoch column": ("step,loss\n1,0.5\n", "has no 'epoch' column"),
     "binary": (b"epoch,loss\n\x00\xff\xfe\x00", "is not a metrics table"),
     "non-numeric epoch": ("epoch,loss\n1,0.5\ntwo,0.4\n", r"line 3: epoch 'two' is not a whole number"),
-    "fractional epoch": ("epoch,loss\n1.5,0.5\n", "line 2: epoch 1.5 is not a whole number"),
+    "fractional epoch": ("epoch,loss\n1.0,0.5\n1.5,0.5\n", "line 3: epoch 1.5 is not a whole number"),
+    "epoch 0": ("epoch,loss\n0,0.5\n", "line 2: epoch 0 is not a whole number >= 1"),
     "a row longer than the header": ("epoch,loss\n1,0.5,7\n", "is not a metrics table"),
 }
 

@@ -145,8 +145,11 @@ def read_metrics(run_dir: str | Path) -> list[dict]:
     if rows and "epoch" not in (reader.fieldnames or ()):
         raise ValueError(f"{path} has no 'epoch' column (columns: {reader.fieldnames}): {damaged}")
     for line, row in enumerate(rows, start=2):
-        if isinstance(row["epoch"], bool) or not isinstance(row["epoch"], int) or row["epoch"] < 1:
-            raise ValueError(f"{path}, line {line}: epoch {row['epoch']!r} is not a whole number >= 1: {damaged}")
+        epoch = row["epoch"]
+        if isinstance(epoch, float) and epoch.is_integer():
+            row["epoch"] = epoch = int(epoch)  # "3.0", as another program may write it
+        if not isinstance(epoch, int) or epoch < 1:
+            raise ValueError(f"{path}, line {line}: epoch {epoch!r} is not a whole number >= 1: {damaged}")
     return rows
 
 
