@@ -9,12 +9,14 @@ that a flag and its meaning are read in one place; the handlers themselves only 
 from __future__ import annotations
 
 import argparse
+import errno
 import importlib.util
 import json
 import sys
 from pathlib import Path
 from typing import Any, Optional, Sequence
 
+from sagkit.atomic import WriteError
 from sagkit.choices import parse_depths
 
 __all__ = ["main", "build_parser", "parse_overrides", "CLIError"]
@@ -67,6 +69,12 @@ def _parse_depths(values: list[str]) -> tuple:
 
 def _optional_path(text: Optional[str]) -> Optional[str]:
     return text if text else None
+
+
+def _check_at_least(flag: str, value: Optional[int], minimum: int) -> None:
+    """CLIError naming ``flag`` when an integer option is below ``minimum`` (None: not given)."""
+    if value is not None and value < minimum:
+        raise CLIError(f"{flag} {value} is out of range: give an integer >= {minimum}")
 
 
 # ---------------------------------------------------------------------- train
@@ -181,7 +189,7 @@ def _cmd_train(args: argparse.Namespace) -> int:
     from sagkit.engine import train
     from sagkit.engine.distributed import env_dist_info
 
-    check_folder(config.runs_dir)  # a --runs-dir that is a file: one line naming it
+    check_folder(config.runs_dir, "--runs-dir")  # a --runs-dir that is a file: one line naming it
     _configure_logging()
     results = train(config, resume=not args.no_resume, retrain=args.retrain, progress=not args.no_progress,
                     wait=not args.no_wait)
@@ -259,6 +267,8 @@ def _cmd_eval(args: argparse.Namespace) -> int:
     from sagkit.engine.run_dir import checkpoint_path, model_from_checkpoint, run_model
     from sagkit.evaluation.bootstrap import interval_method, run_intervals
 
+    _check_at_least("--batch-size", args.batch_size, 1)
+    _check_at_least("--num-workers", args.num_workers, 0)
     _configure_logging()
     path = Path(args.path)
     if path.is_dir():
@@ -381,6 +391,7 @@ def _add_synth(sub) -> None:
 def _cmd_synth(args: argparse.Namespace) -> int:
     from sagkit.data import make_synthetic_reid
 
+    _check_at_least("--seed", args.seed, 0)
     kwargs = parse_overrides(args.overrides)
     if args.overwrite:
         kwargs["overwrite"] = True
@@ -481,7 +492,7 @@ def _add_workbook(sub) -> None:
     )
     p.add_argument("--dataset", default="synthetic")
     p.add_argument("--data-root", default=None, help="dataset folder (empty: the default location)")
-    p.add_argument("--profile", default="cpu", help="paper, cpu or tiny")
+    p.add_argument("--profile", default="cpu", help="paper, cpu, tiny or bot")
     p.add_argument("--device", default="auto")
     p.add_argument("--runs-dir", default="runs")
     p.add_argument("--figures-dir", default="figures")
@@ -667,18 +678,34 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
 def _error_text(err: BaseException) -> str:
     """The message on one line (a layout hint's lines are joined). An error raised in a DataLoader worker
     comes back with the worker's traceback in its message; only the original error's own line is kept."""
+    if isinstance(err, OSError) and not isinstance(err, WriteError) and err.errno in _OS_ADVICE and err.filename:
+        return " ".join(f"{err.filename}: {err.strerror}; {_OS_ADVICE[err.errno]}".split())
     text = str(err).strip()
     if text.startswith("Caught ") and "Original Traceback" in text:
         text = text.splitlines()[-1].split(": ", 1)[-1]
     return " ".join(text.split())
 
 
+# A file system that refuses a write (full, over quota, read-only, not permitted): what the user can do.
+_OS_ADVICE = {
+    errno.ENOSPC: "the disk is full: free space there, or write elsewhere (--runs-dir, --results-dir, --out)",
+    errno.EDQUOT: "the disk quota is used up: free space, or write elsewhere (--runs-dir, --results-dir, --out)",
+    errno.EROFS: "the folder is read-only: write elsewhere (--runs-dir, --results-dir, --out)",
+    errno.EACCES: "permission denied: make it accessible, or use another folder (--runs-dir, --results-dir, --out)",
+    errno.EPERM: "not permitted: make it accessible, or use another folder (--runs-dir, --results-dir, --out)",
+}
+
+
 def _is_user_error(err: BaseException) -> bool:
-    if isinstance(err, (CLIError, ValueError, FileNotFoundError, FileExistsError, NotADirectoryError)):
+    if isinstance(err, (CLIError, ValueError, FileNotFoundError, FileExistsError, NotADirectoryError,
+                        IsADirectoryError)):
         return True  # decided without importing torch, which the classes below need
+    if isinstance(err, WriteError) or isinstance(err, OSError) and err.errno in _OS_ADVICE:
+        return True
     from sagkit.data import BadImageError
     from sagkit.engine.device import DeviceUnavailableError
     from sagkit.engine.run_lock import RunLocked
     from sagkit.engine.trainer import TrainingDiverged
+    from sagkit.workbook.runner import NotebookFailed
 
-    return isinstance(err, (BadImageError, DeviceUnavailableError, TrainingDiverged, RunLocked))
+    return isinstance(err, (BadImageError, DeviceUnavailableError, TrainingDiverged, RunLocked, NotebookFailed))

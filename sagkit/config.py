@@ -20,6 +20,7 @@ import dataclasses
 import difflib
 import hashlib
 import json
+import math
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -270,10 +271,18 @@ class ExperimentConfig:
             bad("device", DEVICE_RULE)
         if any(d not in VALID_DEPTHS for d in self.depths) or len(set(self.depths)) != len(self.depths):
             bad("depths", DEPTHS_RULE)
+        for f in dataclasses.fields(self):
+            value = getattr(self, f.name)
+            if isinstance(value, float) and not math.isfinite(value):
+                bad(f.name, "must be a finite number (not NaN or infinite)")
         for name in ("batch_size", "epochs", "eval_every", "lr_step", "height", "width", "eval_batch_size",
                      "num_instances", "rerank_k1", "rerank_k2"):
             if not isinstance(getattr(self, name), int) or getattr(self, name) < 1:
                 bad(name, "must be a positive integer")
+        if self.batch_size < 2:
+            bad("batch_size", "at least 2 images per batch (BatchNorm needs more than one value per channel)")
+        if not 0.0 <= float(self.rerank_lambda) <= 1.0:
+            bad("rerank_lambda", "the weight of the original distance in re-ranking, in [0, 1]")
         if not isinstance(self.freeze_stages, int) or not -1 <= self.freeze_stages <= 4:
             bad("freeze_stages", "an int in -1..4: -1 nothing frozen, 0 the stem, k the stem and stages 1..k")
         for name in ("val_ids", "num_workers", "seed"):
@@ -378,7 +387,12 @@ class ExperimentConfig:
             path = Path(text_or_path)
             if not path.is_file():
                 raise FileNotFoundError(f"config file {path} does not exist (expected a JSON config)")
-            text, where = path.read_text(encoding="utf-8"), f"config file {path}"
+            where = f"config file {path}"
+            try:
+                text = path.read_text(encoding="utf-8-sig")  # a byte-order mark some editors write is accepted
+            except UnicodeDecodeError as err:
+                raise ValueError(f"{where} is not UTF-8 text ({err.reason} at byte {err.start}): save it as "
+                                 "UTF-8") from None
         try:
             data = json.loads(text)
         except json.JSONDecodeError as err:

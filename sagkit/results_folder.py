@@ -11,7 +11,6 @@ folder alone (``python -m sagkit results export|tables``); :func:`compare_varian
 
 from __future__ import annotations
 
-import json
 import math
 import shutil
 from collections.abc import Iterable, Mapping
@@ -21,10 +20,10 @@ from typing import Any
 import pandas as pd
 
 from sagkit import tables
-from sagkit.atomic import atomic_write
+from sagkit.atomic import atomic_write, check_folder
 from sagkit.config import ExperimentConfig, get_profile
 from sagkit.engine.per_query import ensure_per_query, evaluate_run, read_per_query
-from sagkit.engine.run_dir import CHECKPOINT_BEST, PER_QUERY_FILE, RESULTS_FILE, find_runs
+from sagkit.engine.run_dir import CHECKPOINT_BEST, KEPT_ENTRIES, PER_QUERY_FILE, RESULTS_FILE, find_runs, read_results
 from sagkit.engine.run_grids import GRID_STATS_FILE, ensure_grid_stats
 from sagkit.evaluation.bootstrap import SUMMARY_PREFIXES, run_intervals
 from sagkit.seed_stats import COMPARED, seed_statistics
@@ -46,11 +45,11 @@ def export_runs(runs_dir: str | Path, results_dir: str | Path = "results", devic
     """Copy every finished run of ``runs_dir`` into ``results_dir/<dataset>/<run name>/`` (KEPT_FILES, each
     atomically; an entry of the same name is replaced; per-query results and grid statistics are computed
     first where a run lacks them). Returns the folders written."""
-    runs_dir, results_dir = Path(runs_dir), Path(results_dir)
+    runs_dir, results_dir = Path(runs_dir), check_folder(results_dir, "results folder")
     if not runs_dir.is_dir():
         raise FileNotFoundError(f"runs folder {runs_dir} does not exist: give the folder holding the run folders")
     written = []
-    for results in find_runs(runs_dir):
+    for results in find_runs(runs_dir, required=tuple(KEPT_ENTRIES)):
         run = runs_dir / results["name"] if (runs_dir / results["name"]).is_dir() else Path(results["run_dir"])
         ensure_per_query(run, lambda run=run: evaluate_run(run, device))
         if (run / CHECKPOINT_BEST).is_file():
@@ -67,7 +66,7 @@ def read_runs(folder: str | Path) -> list[tuple[dict, object]]:
     """``(results.json dict, RunQueries)`` of every finished run in ``folder`` (one sub-folder a run), by name."""
     found = []
     for run in sorted(p for p in Path(folder).iterdir() if (p / RESULTS_FILE).is_file()):
-        results = json.loads((run / RESULTS_FILE).read_text(encoding="utf-8"))
+        results = read_results(run, required=tuple(KEPT_ENTRIES))
         if results.get("complete"):
             found.append((results, read_per_query(run)))
     return found
@@ -109,6 +108,7 @@ def write_tables(results_dir: str | Path, dataset: str, profile: str, out_dir: s
     """Table 1 (csv, md; ``table1_summary`` the README's short form), Figure 3 (png, pdf) and Tables 3-5 of the
     runs of ``profile`` (with ``overrides``) kept for ``dataset``, in ``out_dir`` (``seeds``: only these;
     default all kept). Returns ``{"table1": DataFrame, "files": [...]}``."""
+    check_folder(out_dir, "output folder")
     runs = profile_runs(read_results_folder(results_dir, dataset), profile, overrides)
     if seeds is not None:
         wanted = set(seeds)

@@ -348,7 +348,7 @@ def test_results_tables_out_path_that_is_a_file(tmp_path, sagkit):
     result = sagkit("results", "tables", "--results-dir", str(tmp_path / "results"), "--dataset", "synthetic",
                     "--profile", "cpu", "--out", str(tmp_path / "taken" / "tables"))
     assert result.returncode == 2
-    assert f"error: {tmp_path / 'taken'} is a file, not a folder" in result.stderr
+    assert f"'{tmp_path / 'taken' / 'tables'}' is not a folder: {tmp_path / 'taken'} is a file" in result.stderr
     assert (tmp_path / "taken").read_text() == "a file"
 
 
@@ -357,11 +357,11 @@ def test_train_runs_dir_that_is_a_file(tmp_path, sagkit):
     result = sagkit("train", "--profile", "tiny", "--runs-dir", str(tmp_path / "runs"), "--data-root",
                     str(tmp_path / "data"), "--no-progress")
     assert result.returncode == 2 and not (tmp_path / "data").exists()
-    assert f"error: {tmp_path / 'runs'} is a file, not a folder" in result.stderr
+    assert f"error: --runs-dir '{tmp_path / 'runs'}' is not a folder: it is a file" in result.stderr
 
 
 def test_synth_root_that_is_a_file(tmp_path, sagkit):
     (tmp_path / "set").write_text("a file")
     result = sagkit("synth", str(tmp_path / "set"), "--overwrite")
     assert result.returncode == 2 and (tmp_path / "set").read_text() == "a file"
-    assert f"'{tmp_path / 'set'}' is a file, not a folder" in result.stderr
+    assert f"'{tmp_path / 'set'}' is not a folder: it is a file" in result.stderr

@@ -39,7 +39,8 @@ def read_image(path: str) -> Image.Image:
             return to_rgb(im, path)
     except BadImageError:
         raise
-    except (OSError, ValueError, SyntaxError) as exc:  # PIL raises these for truncated/unknown files
+    except (OSError, ValueError, SyntaxError, Image.DecompressionBombError) as exc:  # PIL's errors for
+        # truncated, unknown or (DecompressionBombError) too large files
         raise BadImageError(f"cannot read image {path!r}: {exc}. Re-extract or remove it, or pass "
                             f"on_bad_image='skip' to leave such files out.") from exc
 

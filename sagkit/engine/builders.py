@@ -2,15 +2,41 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from typing import Any
+import inspect
+from dataclasses import dataclass
+from typing import Any, Sequence
 
 import torch
 
 from sagkit.config import ExperimentConfig
+from sagkit.data import holdout_validation, load_dataset
+from sagkit.models import SAGNet
 from sagkit.models.cost import count_parameters, forward_gflops
 
-__all__ = ["RunData", "build_model", "model_cost", "build_data", "attach_transforms", "make_train_loader", "per_rank_batch_size"]
+__all__ = ["RunData", "build_model", "model_cost", "build_data", "attach_transforms", "make_train_loader", "per_rank_batch_size",
+           "check_model_options", "model_option_names", "matched_queries"]
+
+# The SAGNet keywords that build_model fills from ExperimentConfig fields of the same name (``model_options``
+# may give only the others).
+MODEL_FIELDS = ("depths", "backbone", "pretrained", "l2norm", "share_weights", "bn_stats", "attention",
+                "scale_factor", "upsample", "embedding", "neck", "last_stride", "sag_output", "input_scale")
+
+
+def model_option_names() -> tuple[str, ...]:
+    """The SAGNet keywords ``model_options`` may set (read from its signature, so they never go stale)."""
+    params = inspect.signature(SAGNet.__init__).parameters
+    return tuple(name for name in params if name not in ("self", "num_classes", *MODEL_FIELDS))
+
+
+def check_model_options(config: ExperimentConfig) -> None:
+    """ValueError naming a ``model_options`` key SAGNet does not take, before any model or file is made."""
+    allowed = model_option_names()
+    unknown = sorted(k for k in config.model_options if k not in allowed)
+    if unknown:
+        fields = [k for k in unknown if k in MODEL_FIELDS]
+        hint = f" ({', '.join(fields)}: set the ExperimentConfig field itself)" if fields else ""
+        raise ValueError(f"ExperimentConfig.model_options has unknown key(s) {', '.join(map(repr, unknown))}{hint}: "
+                         f"SAGNet takes {', '.join(allowed)}")
 
 
 def build_model(config: ExperimentConfig, num_classes: int, pretrained: bool = True) -> torch.nn.Module:
@@ -18,8 +44,7 @@ def build_model(config: ExperimentConfig, num_classes: int, pretrained: bool = T
 
     ``pretrained=False`` skips the ImageNet weights (for loading a trained checkpoint over the model).
     """
-    from sagkit.models import SAGNet
-
+    check_model_options(config)
     model = SAGNet(
         num_classes,
         depths=config.depths,
@@ -66,9 +91,8 @@ class RunData:
 
 
 def build_data(config: ExperimentConfig) -> RunData:
-    """Load the dataset and hold out ``val_ids`` training identities for model selection."""
-    from sagkit.data import holdout_validation, load_dataset
-
+    """Load the dataset and hold out ``val_ids`` training identities for model selection. Data a run cannot
+    learn or be scored on (one training identity; no query with a match) raises ValueError before training."""
     dataset = load_dataset(config.dataset, config.data_root, **config.dataset_options)
     if config.val_ids > 0:
         try:
@@ -79,7 +103,25 @@ def build_data(config: ExperimentConfig) -> RunData:
     else:
         train, val_query, val_gallery = list(dataset.train), [], []
     num_classes = len({r.pid for r in train})
+    where = f"{config.dataset} ({config.data_root or 'default folder'}, options {config.dataset_options})"
+    if num_classes < 2:
+        count = f"{num_classes} identit{'y' if num_classes == 1 else 'ies'}"
+        raise ValueError(f"the training split of {where} has {count} after holding out val_ids={config.val_ids}: a "
+                         "classifier over one class learns nothing (loss 0, accuracy 100); use data with more "
+                         "identities, or a smaller val_ids")
+    if dataset.query and dataset.gallery and not matched_queries(dataset.query, dataset.gallery):
+        raise ValueError(f"no query of {where} has a gallery image of its identity from another camera "
+                         f"({len(dataset.query)} queries, {len(dataset.gallery)} gallery images): every query "
+                         "would score 0 after training; check the dataset's query and gallery folders")
     return RunData(dataset, list(train), list(val_query), list(val_gallery), num_classes)
+
+
+def matched_queries(query: Sequence, gallery: Sequence) -> int:
+    """How many query records (``pid``, ``camid``) have a gallery record of their identity from another camera."""
+    cameras: dict[int, set] = {}
+    for record in gallery:
+        cameras.setdefault(record.pid, set()).add(record.camid)
+    return sum(1 for q in query if cameras.get(q.pid, set()) - {q.camid})
 
 
 def attach_transforms(config: ExperimentConfig, data: RunData, mean: tuple, std: tuple) -> RunData:

@@ -9,6 +9,7 @@ under DDP each rank extracts a shard and the shards are gathered back in record 
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 from typing import Callable, Optional, Sequence, Union
 
@@ -23,6 +24,8 @@ from sagkit.evaluation.protocol import MARKET, Protocol
 
 from .distributed import DistInfo, gather_in_order, shard_range
 from .feature_cache import FeatureCache
+
+log = logging.getLogger("sagkit.engine")
 
 __all__ = ["EvalSettings", "Retrieval", "Scores", "check_scorable", "extract_split_features", "people_only",
            "record_ids", "retrieve", "retrieve_dataset", "score"]
@@ -189,7 +192,10 @@ class _Features:
         feats = extract_split_features(model, list(records), transform, device=self.device,
                                        settings=self.settings, dist_info=self.dist_info)
         if self.cache is not None and (self.dist_info is None or self.dist_info.is_main):
-            self.cache.save(split, records, key, feats)
+            try:
+                self.cache.save(split, records, key, feats)
+            except OSError as err:  # a read-only or full run folder (WriteError): the features are still right
+                log.warning("sagkit: %s features are not kept in %s: %s", split, self.cache.folder, err)
         return feats
 
 

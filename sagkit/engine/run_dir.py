@@ -18,13 +18,14 @@ import logging
 import shutil
 import subprocess
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any, Optional, Sequence
 
 from sagkit.config import ExperimentConfig
 
 from .builders import build_model
 from .checkpoint import MODEL_ENTRIES, atomic_write_json, atomic_write_text, load_checkpoint, load_weights
 from .feature_cache import FEATURES_DIR
+from .results_check import KEPT_ENTRIES, RESULTS_ADVICE, check_results
 from .run_lock import check_not_training
 
 __all__ = [
@@ -42,6 +43,8 @@ __all__ = [
     "read_metrics",
     "write_metrics",
     "read_results",
+    "check_results",
+    "KEPT_ENTRIES",
     "is_complete",
     "load_run",
     "find_runs",
@@ -127,12 +130,27 @@ def differing_fields(a: ExperimentConfig, b: ExperimentConfig) -> list[str]:
 
 
 def read_metrics(run_dir: str | Path) -> list[dict]:
-    """Rows of ``metrics.csv`` as dicts, numbers converted (empty cells become None)."""
+    """Rows of ``metrics.csv`` as dicts, numbers converted (empty cells become None). A file that is not such a
+    table (binary, no ``epoch`` column, an epoch that is not a whole number >= 1) raises ValueError naming it."""
     path = Path(run_dir) / METRICS_FILE
     if not path.is_file():
         return []
-    with open(path, newline="", encoding="utf-8") as fh:
-        return [{k: _number(v) for k, v in row.items()} for row in csv.DictReader(fh)]
+    damaged = "restore it, or train the run again (retrain=True, sagkit train --retrain)"
+    try:
+        with open(path, newline="", encoding="utf-8") as fh:
+            reader = csv.DictReader(fh)
+            rows = [{k: _number(v) for k, v in row.items()} for row in reader]
+    except (UnicodeDecodeError, csv.Error, TypeError) as err:  # TypeError: a row longer than the header
+        raise ValueError(f"{path} is not a metrics table ({type(err).__name__}: {err}): {damaged}") from None
+    if rows and "epoch" not in (reader.fieldnames or ()):
+        raise ValueError(f"{path} has no 'epoch' column (columns: {reader.fieldnames}): {damaged}")
+    for line, row in enumerate(rows, start=2):
+        epoch = row["epoch"]
+        if isinstance(epoch, float) and epoch.is_integer():
+            row["epoch"] = epoch = int(epoch)  # "3.0", as another program may write it
+        if not isinstance(epoch, int) or epoch < 1:
+            raise ValueError(f"{path}, line {line}: epoch {epoch!r} is not a whole number >= 1: {damaged}")
+    return rows
 
 
 def _number(text: Optional[str]) -> Any:
@@ -158,12 +176,18 @@ def write_metrics(run_dir: str | Path, rows: list[dict]) -> Path:
     return atomic_write_text(Path(run_dir) / METRICS_FILE, buf.getvalue())
 
 
-def read_results(run_dir: str | Path) -> Optional[dict]:
-    """``results.json`` as a dict, or None when the run has not finished."""
+def read_results(run_dir: str | Path, required: Sequence[str] = ()) -> Optional[dict]:
+    """``results.json`` as a dict, or None when the run has not finished; ValueError naming the file when it is
+    damaged (see :func:`check_results`; ``required``: entries of ``KEPT_ENTRIES`` the caller indexes)."""
     path = Path(run_dir) / RESULTS_FILE
     if not path.is_file():
         return None
-    return json.loads(path.read_text(encoding="utf-8"))
+    try:
+        results = json.loads(path.read_text(encoding="utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as err:
+        raise ValueError(f"{path} is not valid JSON ({err}): the file is damaged; {RESULTS_ADVICE}") from None
+    check_results(results, path, required)
+    return results
 
 
 def is_complete(run_dir: str | Path) -> bool:
@@ -197,23 +221,36 @@ def load_run(run_dir: str | Path) -> dict:
     }
 
 
-def find_runs(runs_dir: str | Path = "runs", complete_only: bool = True) -> list[dict]:
-    """``results.json`` dicts of the runs under ``runs_dir`` (finished ones only unless told), by name."""
+def find_runs(runs_dir: str | Path = "runs", complete_only: bool = True, required: Sequence[str] = ()) -> list[dict]:
+    """``results.json`` dicts of the runs under ``runs_dir`` (finished ones only unless told), by name
+    (``required``: as for :func:`read_results`)."""
     runs_dir = Path(runs_dir)
     if not runs_dir.is_dir():
         return []
     found = []
     for sub in sorted(p for p in runs_dir.iterdir() if p.is_dir()):
-        results = read_results(sub)
+        results = read_results(sub, required)
         if results is None:
             if complete_only or not (sub / CONFIG_FILE).is_file():
                 continue
             results = {"name": sub.name, "run_dir": str(sub), "complete": False,
-                       "config": json.loads((sub / CONFIG_FILE).read_text())}
+                       "config": _config_entries(sub)}
         elif complete_only and not results.get("complete"):
             continue
         found.append(results)
     return found
+
+
+def _config_entries(run_dir: Path) -> dict:
+    """The run's config.json as written (a JSON object), or ValueError naming the file."""
+    path = run_dir / CONFIG_FILE
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as err:
+        raise ValueError(f"config file {path} is not valid JSON: {err}") from None
+    if not isinstance(data, dict):
+        raise ValueError(f"config file {path} must hold a JSON object, not {type(data).__name__}")
+    return data
 
 
 def model_from_checkpoint(path: str | Path) -> tuple[Any, ExperimentConfig, dict]:

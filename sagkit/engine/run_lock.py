@@ -1,10 +1,12 @@
 """Run lock: one process at a time trains a run folder; readers refuse a run that is still being trained.
 
 ``<run folder>/.lock`` is created with ``O_CREAT | O_EXCL`` (the kernel lets exactly one process create
-it) and holds JSON naming its holder: ``{"pid", "host", "boot_id", "started", "command"}``. ``train()``
+it) and holds JSON naming its holder: ``{"pid", "host", "boot_id", "pid_start", "started", "command"}``
+(``pid_start``: the process's start time in clock ticks after boot, field 22 of Linux ``/proc/<pid>/stat``, so
+that a pid the kernel has since given to another process is not taken for the holder). ``train()``
 holds it from before the reuse check to the end (rank 0 under DDP); a second process waits, polling, or
-raises :class:`RunLocked` with ``wait=False``. A lock whose holder is dead (same host, and the pid gone or
-the machine rebooted since) is stale and taken over. A holder on another host cannot be checked: the
+raises :class:`RunLocked` with ``wait=False``. A lock whose holder is dead (same host, and the pid gone, the pid
+now another process's, or the machine rebooted since) is stale and taken over. A holder on another host cannot be checked: the
 lock counts as held until that process removes it, or a person deletes the file.
 """
 
@@ -23,7 +25,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator, Optional
 
-__all__ = ["LOCK_FILE", "LockInfo", "RunLocked", "acquire", "release", "hold", "read_lock", "check_not_training"]
+__all__ = ["LOCK_FILE", "LockInfo", "RunLocked", "acquire", "release", "hold", "read_lock", "check_not_training",
+           "process_start"]
 
 LOCK_FILE = ".lock"
 POLL_S = 1.0  # how often a waiting process looks at the lock again
@@ -43,6 +46,7 @@ class LockInfo:
     command: str = ""
     boot_id: Optional[str] = None
     mtime: float = 0.0
+    pid_start: Optional[int] = None
 
     def describe(self) -> str:
         if self.pid is None:
@@ -51,7 +55,7 @@ class LockInfo:
 
     def to_json(self) -> str:
         return json.dumps({"pid": self.pid, "host": self.host, "started": self.started,
-                           "command": self.command, "boot_id": self.boot_id})
+                           "command": self.command, "boot_id": self.boot_id, "pid_start": self.pid_start})
 
 
 class RunLocked(RuntimeError):
@@ -74,9 +78,25 @@ def _boot_id() -> Optional[str]:
         return None
 
 
+def process_start(pid: int) -> Optional[int]:
+    """When process ``pid`` started (clock ticks after boot, field 22 of ``/proc/<pid>/stat``); None where
+    there is no /proc (the pid alone is then trusted) or no such process."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text(encoding="utf-8", errors="replace")
+    except OSError:
+        return None
+    fields = stat[stat.rfind(")") + 2:].split()  # the command name (field 2) may hold spaces and parentheses
+    try:
+        return int(fields[19])  # field 22 overall: fields 3.. start at index 0
+    except (IndexError, ValueError):
+        return None
+
+
 def _this_process() -> LockInfo:
     """The :class:`LockInfo` this process writes when it takes a lock."""
-    return LockInfo(os.getpid(), socket.gethostname(), _iso(), shlex.join(sys.orig_argv)[:1000], _boot_id())
+    pid = os.getpid()
+    return LockInfo(pid, socket.gethostname(), _iso(), shlex.join(sys.orig_argv)[:1000], _boot_id(),
+                    pid_start=process_start(pid))
 
 
 def _read(path: Path) -> Optional[LockInfo]:
@@ -86,9 +106,10 @@ def _read(path: Path) -> Optional[LockInfo]:
         return None
     try:
         data = json.loads(text)
+        start = data.get("pid_start")
         return LockInfo(int(data["pid"]), str(data["host"]), str(data["started"]), str(data.get("command", "")),
-                        data.get("boot_id"), mtime)
-    except (ValueError, TypeError, KeyError):
+                        data.get("boot_id"), mtime, None if start is None else int(start))
+    except (ValueError, TypeError, KeyError, AttributeError):
         return LockInfo(None, None, "", mtime=mtime)
 
 
@@ -113,7 +134,9 @@ def _state(holder: LockInfo) -> str:
     except ProcessLookupError:
         return "dead"
     except PermissionError:
-        return "alive"  # it exists, under another user
+        pass  # it exists, under another user
+    if holder.pid_start is not None and process_start(holder.pid) not in (None, holder.pid_start):
+        return "dead"  # the pid now belongs to a process started after the holder: the holder is gone
     return "alive"
 
 
@@ -138,8 +161,10 @@ def _create(path: Path, info: LockInfo) -> bool:
             fh.write(info.to_json())
             fh.flush()
             os.fsync(fh.fileno())
-    except BaseException:
+    except BaseException as err:
         path.unlink(missing_ok=True)
+        if isinstance(err, OSError) and err.filename is None:  # a full disk: name the file
+            raise OSError(err.errno, err.strerror, str(path)) from err
         raise
     return True
 

@@ -1,7 +1,9 @@
 """TensorBoard event files for a training run: each epoch's named scalars (the fields of its ``metrics.csv``
 row) under the run folder, so ``tensorboard --logdir runs`` shows every run's curves.
 
-Without the ``tensorboard`` package nothing is written (one info line says so). A writer opens its event
+Without the ``tensorboard`` package nothing is written (one info line says so); where the event file cannot be
+written (a folder name TensorBoard cannot encode, a full disk) one warning says so and the run goes on without
+it (``metrics.csv`` holds the same numbers). A writer opens its event
 file at the first step it writes, with ``purge_step`` set to that step, so what an interrupted session
 wrote at that step and after (before it was resumed, or restarted) is hidden from TensorBoard.
 """
@@ -66,12 +68,20 @@ class ScalarLog:
     def write(self, step: int, scalars: Mapping[str, object]) -> None:
         """Add every real-number value of ``scalars`` at ``step`` (tag from :func:`tag_for`; None and text
         are skipped), then flush, so the event file is complete on disk after each call."""
-        if not self.enabled or not self._ready(step):
+        if not self.enabled:
             return
-        for key, value in scalars.items():
-            if _is_scalar(value):
-                self._writer.add_scalar(tag_for(key), float(value), global_step=step)
-        self._writer.flush()
+        try:
+            if not self._ready(step):
+                return
+            for key, value in scalars.items():
+                if _is_scalar(value):
+                    self._writer.add_scalar(tag_for(key), float(value), global_step=step)
+            self._writer.flush()
+        except (OSError, UnicodeError, ValueError) as err:
+            log.warning("sagkit: cannot write TensorBoard event files in %r (%s: %s); the run goes on without "
+                        "them (metrics.csv holds the same numbers)", str(self.log_dir), type(err).__name__, err)
+            self.enabled = False
+            self._writer = None
 
     def _ready(self, step: int) -> bool:
         global _told_unavailable

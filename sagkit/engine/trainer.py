@@ -22,12 +22,13 @@ from typing import Callable, Optional
 import torch
 from torch import nn
 
+from sagkit.atomic import check_folder, remove_stale_temporaries
 from sagkit.config import ExperimentConfig
 from sagkit.evaluation.bootstrap import interval_method, run_intervals
 
 from . import run_dir as rd
 from . import run_lock
-from .builders import attach_transforms, build_data, build_model, make_train_loader
+from .builders import attach_transforms, build_data, build_model, check_model_options, make_train_loader
 from .checkpoint import MODEL_ENTRIES, atomic_torch_save, load_checkpoint, load_weights, make_checkpoint, set_rng_state
 from .device import (
     Precision,
@@ -41,7 +42,7 @@ from .device import (
     seed_everything,
 )
 from .distributed import DistInfo, all_reduce_min, barrier, cleanup_distributed, env_dist_info, init_distributed
-from .feature_cache import FeatureCache
+from .feature_cache import FEATURES_DIR, FeatureCache
 from .optim import build_criterion, build_optimizer, build_scheduler, current_lrs
 from .per_query import retrieval_queries, write_per_query
 from .retrieval import EvalSettings, retrieve, retrieve_dataset
@@ -80,7 +81,11 @@ def _fault_hook() -> Callable[[], None]:
     limit = os.environ.get(FAULT_ENV)
     if not limit:
         return lambda: None
-    remaining = [int(limit)]
+    try:
+        remaining = [int(limit)]
+    except ValueError:
+        raise ValueError(f"environment variable {FAULT_ENV}={limit!r} must be a number of optimisation steps (a "
+                         "testing hook that kills the run): unset it") from None
 
     def step() -> None:
         remaining[0] -= 1
@@ -208,7 +213,8 @@ def train(
 ) -> dict:
     """Train ``config`` and return its results (the content of ``results.json``).
 
-    - A finished run with the same key is reused (its ``results.json`` returned) unless ``retrain=True``.
+    - A finished run with the same key is reused (its ``results.json`` returned) unless ``retrain=True``; it is
+      only read, without taking the lock, so a read-only runs folder serves it.
     - ``resume=True`` continues an interrupted run from ``checkpoint_last.pt`` (epoch granularity); the
       result equals that of an uninterrupted run with the same seed (bit-exact on CPU).
     - The run folder's lock (``sagkit.engine.run_lock``) is held throughout: while another process trains
@@ -218,7 +224,12 @@ def train(
     """
     if isinstance(config, dict):
         config = ExperimentConfig.from_dict(config)
+    check_folder(config.runs_dir, "runs_dir")
     pre = env_dist_info()
+    if not pre.is_distributed:  # a finished run is only read: no lock file, so a read-only runs folder serves it
+        finished = _finished_run(config, retrain, pre)
+        if finished is not None:
+            return finished
     with run_lock.hold(config.run_dir(), wait=wait, enabled=pre.is_main):
         finished = None if pre.is_distributed else _finished_run(config, retrain, pre)
         if finished is not None:
@@ -300,10 +311,9 @@ class _Session:
 def _setup(config: ExperimentConfig, device: torch.device, info: DistInfo, retrain: bool) -> _Session:
     precision = resolve_precision(config.amp, device)
     configure_determinism(config.deterministic)
-    data = build_data(config)  # before the run folder: a bad data root or dataset option leaves no folder
-    if info.is_main:
-        rd.prepare_run_dir(config, retrain=retrain)
-    barrier(info)
+    check_model_options(config)
+    # Data, model and optimiser before the run folder: a bad data root, option or model leaves no folder.
+    data = build_data(config)
     seed_everything(config.seed)  # the same initial weights on every rank and every resume
     model = build_model(config, data.num_classes).to(device)
     attach_transforms(config, data, model.input_mean, model.input_std)
@@ -311,6 +321,13 @@ def _setup(config: ExperimentConfig, device: torch.device, info: DistInfo, retra
         model = model.to(memory_format=torch.channels_last)
     criterion = build_criterion(config, data.num_classes, model.feature_dim).to(device)
     optimizer = build_optimizer(model, config)
+    if info.is_main:
+        run_dir = rd.prepare_run_dir(config, retrain=retrain)
+        removed = remove_stale_temporaries(run_dir) + remove_stale_temporaries(run_dir / FEATURES_DIR)
+        if removed:
+            log.info("sagkit: removed %d temporary file(s) left in %s by a write that was killed: %s", len(removed),
+                     run_dir, ", ".join(p.name for p in removed))
+    barrier(info)
     return _Session(config, device, info, precision, data, model, criterion, optimizer,
                     build_scheduler(optimizer, config), make_grad_scaler(precision), config.run_dir(),
                     ScalarLog(config.run_dir() / rd.TENSORBOARD_DIR, enabled=info.is_main))

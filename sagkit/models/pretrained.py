@@ -13,6 +13,8 @@ from typing import Mapping
 import torch
 from torch import nn
 
+from sagkit.atomic import check_folder
+
 # Accepted torchvision file names per architecture, preferred first (as in torchvision's weight URLs).
 TORCHVISION_FILES: dict[str, tuple[str, ...]] = {
     "resnet18": ("resnet18-f37072fd.pth",),
@@ -55,7 +57,7 @@ def imagenet_weights_path(backbone: str) -> Path:
     if backbone not in TORCHVISION_FILES:
         raise ValueError(f"no ImageNet weights are known for backbone={backbone!r}; "
                          f"choose one of {sorted(TORCHVISION_FILES) + ['efficientnet_lite0']}")
-    folder = torchvision_checkpoint_dir()
+    folder = check_folder(torchvision_checkpoint_dir(), "the torch hub checkpoint folder (from TORCH_HOME)")
     for name in TORCHVISION_FILES[backbone]:
         if (folder / name).is_file():
             return folder / name

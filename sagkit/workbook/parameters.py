@@ -8,9 +8,11 @@ kernel): then against the repository root. Figures for a dataset other than ``sy
 
 from __future__ import annotations
 
+import ast
+import difflib
 import os
 import re
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -19,7 +21,8 @@ from sagkit.choices import DEFAULT_SEEDS, DEPTH_HELP, check_device, parse_depths
 from sagkit.config import PROFILES, get_profile
 from sagkit.data.registry import DATASETS
 
-__all__ = ["DATASETS", "DEPTH_HELP", "PROFILES", "WorkbookParameters", "check_parameters", "figures_dir_for",
+__all__ = ["DATASETS", "DEPTH_HELP", "PROFILES", "WorkbookParameters", "check_notebook_parameters",
+           "check_parameters", "figures_dir_for", "injected_parameters",
            "parse_attention_depths", "parse_depth_list", "parse_depths", "resolve_path", "workbook_base"]
 
 
@@ -170,3 +173,49 @@ def check_parameters(
         attention_depths=shown,
         seeds=seed_list,
     )
+
+
+# papermill -p NAME VALUE: papermill runs the notebook's cell tagged "parameters", then a cell it injects whose
+# source starts with this comment and assigns every NAME, known to the notebook or not.
+INJECTED_HEADER = "# Parameters"
+
+
+def _assigned_names(source: str) -> list[str]:
+    """Names a cell's source assigns at its top level (``name = ...``, ``name: type = ...``), in order."""
+    try:
+        tree = ast.parse(source)
+    except SyntaxError:
+        return []
+    names: list[str] = []
+    for node in tree.body:
+        targets = (node.targets if isinstance(node, ast.Assign)
+                   else [node.target] if isinstance(node, ast.AnnAssign) else [])
+        names += [t.id for t in targets if isinstance(t, ast.Name) and t.id not in names]
+    return names
+
+
+def injected_parameters(history: Sequence[str]) -> tuple[list[str], list[str]]:
+    """``(injected names, declared names)`` from a kernel's input history (IPython's ``In``): the last cell papermill
+    injected and the ``parameters`` cell run just before it. Both empty when nothing was injected."""
+    for index in range(len(history) - 1, 0, -1):
+        if str(history[index]).lstrip().startswith(INJECTED_HEADER):
+            return _assigned_names(history[index]), _assigned_names(history[index - 1])
+    return [], []
+
+
+def check_notebook_parameters(namespace: Mapping[str, Any]) -> None:
+    """A notebook's first cell calls this with ``globals()``: ValueError naming each papermill parameter the
+    notebook does not declare (a misspelt ``-p dept 1`` would otherwise run the default) and listing those it
+    does. Outside papermill (no injected cell in ``In``) it does nothing."""
+    history = namespace.get("In")
+    if not isinstance(history, Sequence) or isinstance(history, str):
+        return
+    injected, declared = injected_parameters(history)
+    unknown = [name for name in injected if name not in declared]
+    if unknown:
+        hints = []
+        for name in unknown:
+            close = difflib.get_close_matches(name, declared, n=1)
+            hints.append(repr(name) + (f" (did you mean {close[0]!r}?)" if close else ""))
+        raise ValueError(f"unknown notebook parameter(s) {', '.join(hints)}: this notebook takes "
+                         f"{', '.join(declared)}")

@@ -113,6 +113,8 @@ def options_hash(seed: int, config: SyntheticConfig) -> str:
 def default_cache_root() -> Path:
     """``$SAGKIT_CACHE`` if set, else ``~/.cache/sagkit``."""
     env = os.environ.get("SAGKIT_CACHE")
+    if env and Path(env).expanduser().exists() and not Path(env).expanduser().is_dir():
+        raise NotADirectoryError(f"SAGKIT_CACHE={env!r} is a file: point it at a folder (or unset it)")
     return Path(env).expanduser() if env else Path.home() / ".cache" / "sagkit"
 
 
