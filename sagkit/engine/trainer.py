@@ -223,7 +223,7 @@ def train(
         finished = None if pre.is_distributed else _finished_run(config, retrain, pre)
         if finished is not None:
             return finished
-        device = resolve_device(config.device, pre.local_rank, quiet=not pre.is_main)
+        device = resolve_device(config.device, pre.local_rank, quiet=not pre.is_main, world_size=pre.world_size)
         if device.type == "cpu" and config.retain_memory:
             retain_freed_memory()
         threads = torch.get_num_threads()

@@ -1,0 +1,84 @@
+"""Issue 27 on the CPU: the CUDA-path defects found by review, each shown with a CPU stand-in (CPU autocast for
+precision, monkeypatched device queries, loaders as ranks build them)."""
+
+import pytest
+import torch
+
+from data_fixtures import write_image
+from sagkit.data import ImageRecord, build_train_loader, build_transforms
+from sagkit.data.loaders import augmentation_seed
+from sagkit.engine import device as dv
+from sagkit.losses import TripletLoss, hardest_pairs, pairwise_distances
+
+pytestmark = pytest.mark.usefixtures("one_thread")
+
+
+# ---------------------------------------------------------------- item 2: triplet mining under autocast
+def test_triplet_distances_stay_float32_under_bf16_autocast():
+    gen = torch.Generator().manual_seed(0)
+    features = torch.randn(64, 2048, generator=gen).abs()  # ReLU-like features: distances near 19 at 2048-d
+    targets = torch.arange(16).repeat_interleave(4)
+    exact = pairwise_distances(features)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        mixed = pairwise_distances(features)
+        loss = TripletLoss(0.3)(features, targets)
+    assert mixed.dtype is torch.float32 and torch.equal(mixed, exact)
+    assert torch.equal(hardest_pairs(mixed, targets)[1], hardest_pairs(exact, targets)[1])
+    assert loss.dtype is torch.float32 and loss.item() == pytest.approx(TripletLoss(0.3)(features, targets).item())
+
+
+# ---------------------------------------------------------------- item 7: amp="auto" on pre-Ampere GPUs
+@pytest.mark.parametrize("capability, name, scaler", [((7, 0), "fp16", True), ((7, 5), "fp16", True),
+                                                       ((8, 0), "bf16", False), ((9, 0), "bf16", False)])
+def test_auto_precision_wants_bf16_tensor_cores(monkeypatch, capability, name, scaler):
+    monkeypatch.setattr(torch.cuda, "get_device_capability", lambda device=None: capability)
+    monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda including_emulation=True: including_emulation
+                        or capability >= (8, 0))  # what torch says on a V100: True, counting emulation
+    precision = dv.resolve_precision("auto", torch.device("cuda", 0))
+    assert (precision.name, precision.use_scaler) == (name, scaler)
+
+
+# ---------------------------------------------------------------- item 10: device="cuda:N" under torchrun
+def test_an_explicit_gpu_index_is_refused_with_several_processes(monkeypatch):
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 4)
+    with pytest.raises(ValueError, match=r"device='cuda:1' under torchrun would put all 2 processes on the same "
+                                         r"GPU; use device='cuda'.*CUDA_VISIBLE_DEVICES"):
+        dv.resolve_device("cuda:1", local_rank=1, world_size=2)
+    assert dv.resolve_device("cuda", local_rank=1, world_size=2) == torch.device("cuda", 1)
+    assert dv.resolve_device("cuda:1") == torch.device("cuda", 1)  # one process: the GPU asked for
+
+
+# ---------------------------------------------------------------- item 5 (and 10): the loaders of ranks
+@pytest.fixture
+def records(tmp_path):
+    """4 identities x 4 images of 16 x 8 JPEGs."""
+    return [ImageRecord(str(write_image(tmp_path / f"{pid}_{k}.jpg", value=40 * pid + 9 * k, size=(8, 16))), pid,
+                        k % 2) for pid in range(4) for k in range(4)]
+
+
+def _first_batch(records, rank: int, num_workers: int) -> torch.Tensor:
+    tf = build_transforms(16, 8, train=True, flip_prob=0.5, erase_prob=0.5, pad=2)
+    loader = build_train_loader(records, tf, batch_size=4, num_workers=num_workers, seed=7, distributed=True,
+                                num_replicas=2, rank=rank)
+    assert not loader.persistent_workers  # rebuilt every epoch: persistent workers would only linger
+    return loader, next(iter(loader))
+
+
+def test_ranks_draw_different_augmentations_and_rank_0_keeps_its_seed(records):
+    assert augmentation_seed(7, 0) == 8  # a single process and rank 0: seed + 1, as before
+    assert len({augmentation_seed(7, r) for r in range(8)}) == 8
+    loaders = [_first_batch(records, rank, num_workers=1) for rank in (0, 1)]
+    assert loaders[0][0].generator.initial_seed() == 8
+    assert loaders[1][0].generator.initial_seed() == augmentation_seed(7, 1)
+    single = build_train_loader(records, None, batch_size=4, num_workers=0, seed=7)
+    assert single.generator.initial_seed() == 8
+    # the worker RNG of each rank: same image on both ranks, rank 1 with rank 0's images and its own seed
+    same_images = [_first_batch(records, 0, num_workers=1)[1][0], None]
+    torch.manual_seed(0)
+    tf = build_transforms(16, 8, train=True, flip_prob=0.5, erase_prob=0.5, pad=2)
+    loader = build_train_loader(records, tf, batch_size=4, num_workers=1, seed=7, distributed=True,
+                                num_replicas=2, rank=0)
+    loader.generator.manual_seed(augmentation_seed(7, 1))
+    same_images[1] = next(iter(loader))[0]
+    assert not torch.equal(same_images[0], same_images[1])
