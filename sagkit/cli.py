@@ -122,6 +122,8 @@ def _add_train(sub) -> None:
     p.add_argument("--num-workers", type=int)
     p.add_argument("--retrain", action="store_true", help="train again even if a finished run exists")
     p.add_argument("--no-resume", action="store_true", help="start from scratch instead of resuming")
+    p.add_argument("--any-world-size", action="store_true", help="reuse a finished run even when it was "
+                   "trained by another number of processes (refused otherwise)")
     p.add_argument("--no-wait", action="store_true", help="when another process is training this run, exit "
                    "at once (status 2) instead of waiting for it and reusing its results; a lock left by a "
                    "killed process is taken over either way")
@@ -168,7 +170,7 @@ def _cmd_train(args: argparse.Namespace) -> int:
 
     _configure_logging()
     results = train(config, resume=not args.no_resume, retrain=args.retrain, progress=not args.no_progress,
-                    wait=not args.no_wait)
+                    wait=not args.no_wait, any_world_size=args.any_world_size)
     if env_dist_info().is_main:
         print(f"run: {results['run_dir']}")
         print(_format_metrics(results))

@@ -82,3 +82,57 @@ def test_ranks_draw_different_augmentations_and_rank_0_keeps_its_seed(records):
     loader.generator.manual_seed(augmentation_seed(7, 1))
     same_images[1] = next(iter(loader))[0]
     assert not torch.equal(same_images[0], same_images[1])
+
+
+# ---------------------------------------------------------------- item 3: several GPUs, one recipe
+def test_sync_batchnorm_conversion_keeps_the_model_and_its_per_branch_statistics():
+    import copy
+
+    from sagkit.config import get_profile
+    from sagkit.engine.builders import build_model, convert_sync_batchnorm
+
+    config = get_profile("tiny", depths=(2,), pretrained=None)
+    torch.manual_seed(0)
+    plain = build_model(config, 5, pretrained=False)
+    assert plain.branch_stats is not None and len(plain.branch_stats) > 0
+    synced = convert_sync_batchnorm(copy.deepcopy(plain))
+    kinds = {type(m) for m in synced.modules()}
+    assert torch.nn.SyncBatchNorm in kinds and torch.nn.BatchNorm2d not in kinds and torch.nn.BatchNorm1d not in kinds
+    assert list(synced.state_dict()) == list(plain.state_dict())  # checkpoints keep their keys
+    x = torch.randn(4, 3, config.height, config.width, generator=torch.Generator().manual_seed(1))
+    for model in (plain, synced):
+        torch.manual_seed(2)
+        model.train()
+        model(x)
+    for (key, a), b in zip(plain.state_dict().items(), synced.state_dict().values()):
+        assert torch.equal(a, b), key  # the upper branch's statistics updated as before: rebind followed them
+    plain.eval(), synced.eval()
+    with torch.no_grad():
+        assert torch.equal(plain(x), synced(x))
+
+
+def test_a_finished_run_is_not_reused_across_world_sizes(tmp_path):
+    import json
+
+    from sagkit.config import get_profile
+    from sagkit.engine import run_dir as rd
+    from sagkit.engine import train
+
+    config = get_profile("tiny", runs_dir=str(tmp_path))
+    rd.prepare_run_dir(config)
+    rd.write_results(config.run_dir(), {"complete": True, "world_size": 2, "rank1": 50.0})
+    with pytest.raises(ValueError, match=r"trained by 2 process\(es\), this job has 1.*any_world_size=True\) "
+                                         r"\(sagkit train --any-world-size\).*retrain=True"):
+        train(config, progress=False)
+    assert train(config, progress=False, any_world_size=True)["rank1"] == 50.0
+    old = {"complete": True, "rank1": 40.0}  # written before world_size was recorded: one process
+    (config.run_dir() / rd.RESULTS_FILE).write_text(json.dumps(old))
+    assert train(config, progress=False)["rank1"] == 40.0
+
+
+def test_sync_bn_is_a_new_field_that_leaves_run_keys_alone():
+    from sagkit.config import LEGACY_VALUES, ExperimentConfig, get_profile
+
+    assert ExperimentConfig().sync_bn is False and LEGACY_VALUES["sync_bn"] is False
+    assert get_profile("paper", sync_bn=False).run_key() == get_profile("paper").run_key()
+    assert get_profile("paper", sync_bn=True).run_key() != get_profile("paper").run_key()

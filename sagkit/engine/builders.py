@@ -9,7 +9,8 @@ import torch
 
 from sagkit.config import ExperimentConfig
 
-__all__ = ["RunData", "build_model", "build_data", "attach_transforms", "make_train_loader", "per_rank_batch_size"]
+__all__ = ["RunData", "build_model", "build_data", "attach_transforms", "make_train_loader", "per_rank_batch_size",
+           "convert_sync_batchnorm"]
 
 
 def build_model(config: ExperimentConfig, num_classes: int, pretrained: bool = True) -> torch.nn.Module:
@@ -91,6 +92,40 @@ def attach_transforms(config: ExperimentConfig, data: RunData, mean: tuple, std:
     )
     data.test_transform = build_transforms(config.height, config.width, train=False, mean=mean, std=std)
     return data
+
+
+def _reachable_modules(model: torch.nn.Module) -> list:
+    """Every module reachable from ``model``: registered children, and modules kept as plain attributes (the
+    backbones' unregistered stage views), alone or in lists and tuples."""
+    seen: dict = {}
+    todo = [model]
+    while todo:
+        module = todo.pop()
+        if id(module) in seen:
+            continue
+        seen[id(module)] = module
+        for value in list(module._modules.values()) + list(vars(module).values()):
+            items = value if isinstance(value, (list, tuple)) else [value]
+            todo.extend(m for m in items if isinstance(m, torch.nn.Module))
+    return list(seen.values())
+
+
+def convert_sync_batchnorm(model: torch.nn.Module) -> torch.nn.Module:
+    """Replace every BatchNorm of ``model`` (in place, under every parent that holds it, stage views
+    included) by a SyncBatchNorm with the same parameters and running statistics, and point SAGNet's
+    per-branch statistics at the new modules. Outside a process group SyncBatchNorm computes what
+    BatchNorm does."""
+    replaced: dict = {}
+    for parent in _reachable_modules(model):
+        for name, child in list(parent._modules.items()):
+            if isinstance(child, torch.nn.modules.batchnorm._BatchNorm) and not isinstance(child, torch.nn.SyncBatchNorm):
+                if id(child) not in replaced:
+                    replaced[id(child)] = torch.nn.SyncBatchNorm.convert_sync_batchnorm(child)
+                parent._modules[name] = replaced[id(child)]
+    stats = getattr(model, "branch_stats", None)
+    if stats is not None:
+        stats.rebind(replaced)
+    return model
 
 
 def per_rank_batch_size(config: ExperimentConfig, world_size: int) -> int:

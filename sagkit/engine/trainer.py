@@ -27,7 +27,7 @@ from sagkit.evaluation.bootstrap import interval_method, run_intervals
 
 from . import run_dir as rd
 from . import run_lock
-from .builders import attach_transforms, build_data, build_model, make_train_loader
+from .builders import attach_transforms, build_data, build_model, convert_sync_batchnorm, make_train_loader
 from .checkpoint import MODEL_ENTRIES, atomic_torch_save, load_checkpoint, load_weights, make_checkpoint, set_rng_state
 from .device import (
     Precision,
@@ -40,7 +40,8 @@ from .device import (
     retain_freed_memory,
     seed_everything,
 )
-from .distributed import DistInfo, all_reduce_min, barrier, cleanup_distributed, env_dist_info, init_distributed
+from .distributed import (DistInfo, all_reduce_min, barrier, broadcast_buffers, cleanup_distributed, env_dist_info,
+                          init_distributed)
 from .feature_cache import FeatureCache
 from .optim import build_criterion, build_optimizer, build_scheduler, current_lrs
 from .per_query import retrieval_queries, write_per_query
@@ -205,6 +206,7 @@ def train(
     retrain: bool = False,
     progress: bool = True,
     wait: bool = True,
+    any_world_size: bool = False,
 ) -> dict:
     """Train ``config`` and return its results (the content of ``results.json``).
 
@@ -215,12 +217,15 @@ def train(
       the run, this one waits for it (then reuses its results), or raises ``RunLocked`` with ``wait=False``.
     - Under ``torchrun`` the same call trains with DDP (see ``sagkit.engine.distributed``); rank 0 takes the
       lock; the other ranks wait at the first barrier (up to the process group's timeout) and then decide.
+    - A finished run trained by another number of processes (``world_size`` in results.json, 1 when absent)
+      is not reused: ``batch_size`` is split over the processes, so it is another recipe. ``ValueError``
+      unless ``any_world_size=True`` (reuse it anyway) or ``retrain=True``.
     """
     if isinstance(config, dict):
         config = ExperimentConfig.from_dict(config)
     pre = env_dist_info()
     with run_lock.hold(config.run_dir(), wait=wait, enabled=pre.is_main):
-        finished = None if pre.is_distributed else _finished_run(config, retrain, pre)
+        finished = None if pre.is_distributed else _finished_run(config, retrain, pre, any_world_size)
         if finished is not None:
             return finished
         device = resolve_device(config.device, pre.local_rank, quiet=not pre.is_main, world_size=pre.world_size)
@@ -232,7 +237,7 @@ def train(
         info = init_distributed(device)
         try:
             barrier(info)  # under DDP the other ranks go on once rank 0 holds the lock
-            finished = _finished_run(config, retrain, info) if info.is_distributed else None
+            finished = _finished_run(config, retrain, info, any_world_size) if info.is_distributed else None
             if finished is not None:
                 return finished
             return _train(config, device, info, resume=resume and not retrain, retrain=retrain, progress=progress)
@@ -241,15 +246,25 @@ def train(
             torch.set_num_threads(threads)
 
 
-def _finished_run(config: ExperimentConfig, retrain: bool, info: DistInfo) -> Optional[dict]:
-    """The results of the finished run of ``config`` when it is to be reused, else None."""
+def _finished_run(config: ExperimentConfig, retrain: bool, info: DistInfo,
+                  any_world_size: bool = False) -> Optional[dict]:
+    """The results of the finished run of ``config`` when it is to be reused, else None; ValueError when it
+    was trained by another number of processes (unless ``any_world_size``)."""
     if retrain or not rd.is_complete(config.run_dir()):
         return None
     if rd.differing_fields(rd.read_config(config.run_dir()), config):
         return None
+    results = rd.read_results(config.run_dir())
+    trained = int(results.get("world_size", 1))
+    if trained != info.world_size and not any_world_size:
+        raise ValueError(
+            f"the finished run {config.run_dir()} was trained by {trained} process(es), this job has "
+            f"{info.world_size}: batch_size is split over the processes (and BatchNorm is per process unless "
+            "sync_bn), so it is another recipe. Reuse it anyway with train(..., any_world_size=True) "
+            "(sagkit train --any-world-size), or train it again here with retrain=True (--retrain)")
     if info.is_main:
         log.info("sagkit: reusing the finished run %s (retrain=True trains it again)", config.run_dir())
-    return rd.read_results(config.run_dir())
+    return results
 
 
 @dataclass
@@ -290,7 +305,9 @@ class _Session:
         return self.run_dir / rd.CHECKPOINT_BEST
 
     def validate(self) -> dict:
-        """Metrics (percent) on the held-out training identities, under the dataset's protocol, no re-ranking."""
+        """Metrics (percent) on the held-out training identities, under the dataset's protocol, no re-ranking.
+        Under DDP every rank first takes rank 0's buffers, so all shards are scored by one model."""
+        broadcast_buffers(self.model, self.info)
         retrieval = retrieve(self.model, self.data.val_query, self.data.val_gallery, self.data.test_transform,
                              device=self.device, protocol=self.data.dataset.protocol, dist_info=self.info,
                              settings=EvalSettings.from_config(self.config, rerank=False))
@@ -299,13 +316,19 @@ class _Session:
 
 def _setup(config: ExperimentConfig, device: torch.device, info: DistInfo, retrain: bool) -> _Session:
     precision = resolve_precision(config.amp, device)
+    if config.sync_bn and info.is_distributed and device.type != "cuda":
+        raise ValueError("sync_bn=True needs CUDA devices (SyncBatchNorm runs on GPUs only); set sync_bn=False "
+                         "for DDP on the CPU")
     configure_determinism(config.deterministic)
     data = build_data(config)  # before the run folder: a bad data root or dataset option leaves no folder
     if info.is_main:
         rd.prepare_run_dir(config, retrain=retrain)
     barrier(info)
     seed_everything(config.seed)  # the same initial weights on every rank and every resume
-    model = build_model(config, data.num_classes).to(device)
+    model = build_model(config, data.num_classes)
+    if config.sync_bn and info.is_distributed:
+        model = convert_sync_batchnorm(model)  # after build_model: the per-branch statistics follow (rebind)
+    model = model.to(device)
     attach_transforms(config, data, model.input_mean, model.input_std)
     if config.channels_last:
         model = model.to(memory_format=torch.channels_last)
