@@ -136,3 +136,68 @@ def test_sync_bn_is_a_new_field_that_leaves_run_keys_alone():
     assert ExperimentConfig().sync_bn is False and LEGACY_VALUES["sync_bn"] is False
     assert get_profile("paper", sync_bn=False).run_key() == get_profile("paper").run_key()
     assert get_profile("paper", sync_bn=True).run_key() != get_profile("paper").run_key()
+
+
+# ---------------------------------------------------------------- item 6: no host synchronisation every step
+class _PoisonAt(torch.nn.Module):
+    """The criterion of ``config`` whose loss is NaN at call ``bad`` (1-based)."""
+
+    def __init__(self, inner, bad):
+        super().__init__()
+        self.inner, self.bad, self.calls = inner, bad, 0
+
+    def forward(self, output, targets):
+        self.calls += 1
+        value, parts = self.inner(output, targets)
+        return (value * float("nan") if self.calls == self.bad else value), parts
+
+
+def _epoch(monkeypatch, bad=None, check_every=None, batches=8):
+    from sagkit.config import get_profile
+    from sagkit.engine import trainer
+    from sagkit.engine.builders import build_model
+    from sagkit.engine.gpu_check.data import CycledBatches
+    from sagkit.engine.optim import build_criterion, build_optimizer
+
+    checks = []
+    real = trainer.all_reduce_min
+    monkeypatch.setattr(trainer, "all_reduce_min", lambda flag, info: checks.append(flag) or real(flag, info))
+    config = get_profile("tiny", depths=(), pretrained=None)
+    torch.manual_seed(0)
+    model = build_model(config, 3, pretrained=False)
+    gen = torch.Generator().manual_seed(1)
+    data = [(torch.randn(4, 3, config.height, config.width, generator=gen), torch.tensor([0, 1, 2, 0]))
+            for _ in range(2)]
+    criterion = build_criterion(config, 3, model.feature_dim)
+    if bad is not None:
+        criterion = _PoisonAt(criterion, bad)
+    try:
+        stats = trainer.train_one_epoch(model, criterion, build_optimizer(model, config), CycledBatches(data, 0, batches),
+                                        torch.device("cpu"), 1, progress=False, check_every=check_every)
+    except trainer.TrainingDiverged as err:
+        return err, checks, model
+    return stats, checks, model
+
+
+def test_the_loss_is_checked_every_n_steps_and_the_first_bad_batch_is_named(monkeypatch):
+    every_step, checks, model = _epoch(monkeypatch)
+    assert len(checks) == 8  # on the CPU: every step, as before
+    batched, checks, other = _epoch(monkeypatch, check_every=4)
+    assert len(checks) == 2 and batched["loss"] == every_step["loss"]  # same numbers, two reads of the flag
+    assert all(torch.equal(a, b) for a, b in zip(model.state_dict().values(), other.state_dict().values()))
+    err, checks, _ = _epoch(monkeypatch, bad=3, check_every=4)
+    assert len(checks) == 1 and (err.epoch, err.batch) == (1, 3) and err.loss != err.loss  # NaN, batch 3 of 8
+    assert "epoch 1, batch 3" in str(err)
+    err, checks, _ = _epoch(monkeypatch, bad=6, check_every=4, batches=6)
+    assert len(checks) == 2 and err.batch == 6  # the last batch is always checked
+
+
+def test_sync_bn_under_ddp_on_the_cpu_is_refused_before_anything_is_written(tmp_path):
+    from sagkit.config import get_profile
+    from sagkit.engine import trainer
+    from sagkit.engine.distributed import DistInfo
+
+    config = get_profile("tiny", runs_dir=str(tmp_path), sync_bn=True)
+    with pytest.raises(ValueError, match="sync_bn=True needs CUDA devices.*set sync_bn=False"):
+        trainer._setup(config, torch.device("cpu"), DistInfo(0, 2, 0), retrain=False)
+    assert not any(tmp_path.iterdir())

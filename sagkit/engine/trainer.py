@@ -52,6 +52,7 @@ __all__ = ["TrainingDiverged", "train_one_epoch", "train"]
 
 log = logging.getLogger("sagkit.engine")
 FAULT_ENV = "SAGKIT_TEST_EXIT_AFTER_BATCHES"
+NONFINITE_CHECK_EVERY = 25  # steps between reads of the non-finite-loss flag on a GPU
 
 
 class TrainingDiverged(RuntimeError):
@@ -106,6 +107,7 @@ def train_one_epoch(
     progress: bool = True,
     dist_info: Optional[DistInfo] = None,
     on_step: Optional[Callable[[], None]] = None,
+    check_every: Optional[int] = None,
 ) -> dict:
     """One pass over ``loader`` (items ``(images N×3×H×W, pids N, camids N, index N)``).
 
@@ -113,7 +115,10 @@ def train_one_epoch(
     model's training output has ``logits`` (``sagkit.models.TrainOutput``).
     Returns ``{"loss", "acc" (percent), "parts" ({loss name: mean value}), "img_per_s", "images",
     "batches", "time_s"}`` over all ranks.
-    Raises :class:`TrainingDiverged` (on every rank) as soon as a loss is NaN or infinite.
+    Raises :class:`TrainingDiverged` (on every rank) when a loss is NaN or infinite, naming the first such
+    batch. ``check_every`` steps between those checks (default: 1 on the CPU, where reading the loss costs
+    nothing; :data:`NONFINITE_CHECK_EVERY` on a GPU, where each check waits for the device and, under DDP,
+    all-reduces): between checks a flag stays on the device, and the steps after a bad loss still run.
     """
     info = dist_info or DistInfo()
     precision = precision or Precision(device.type, None, False)
@@ -124,6 +129,9 @@ def train_one_epoch(
             "the training loader yields no batch: batch_size is larger than the training set "
             f"({len(getattr(loader, 'dataset', []))} images); lower batch_size"
         )
+    every = int(check_every or (1 if device.type == "cpu" else NONFINITE_CHECK_EVERY))
+    first_bad = torch.full((), -1, dtype=torch.long, device=device)  # batch index of the first bad loss
+    bad_loss = torch.zeros((), dtype=torch.float64, device=device)
     loss_sum = torch.zeros((), dtype=torch.float64, device=device)
     part_sums: dict[str, torch.Tensor] = {}
     correct = torch.zeros((), dtype=torch.long, device=device)
@@ -139,10 +147,15 @@ def train_one_epoch(
         with autocast(precision):
             output = model(images)
             loss, parts = criterion(output, targets)
-        finite = bool(torch.isfinite(loss).item())
-        if not all_reduce_min(finite, info):
-            bar.close()
-            raise TrainingDiverged(epoch, index + 1, max(current_lrs(optimizer)), float(loss.item()))
+        if every == 1:
+            finite = bool(torch.isfinite(loss).item())
+            if not all_reduce_min(finite, info):
+                bar.close()
+                raise TrainingDiverged(epoch, index + 1, max(current_lrs(optimizer)), float(loss.item()))
+        else:
+            first = ~torch.isfinite(loss.detach()) & (first_bad < 0)
+            first_bad = torch.where(first, index, first_bad)
+            bad_loss = torch.where(first, loss.detach().double(), bad_loss)
         optimizer.zero_grad(set_to_none=True)
         if scaler is not None and scaler.is_enabled():
             scaler.scale(loss).backward()
@@ -157,7 +170,14 @@ def train_one_epoch(
         for name, value in parts.items():
             part_sums[name] = part_sums.get(name, 0.0) + value.double() * n
         correct += (output.logits.detach().argmax(dim=1) == targets).sum()
-        if info.is_main and progress and (index % 5 == 0 or index == total - 1):
+        if every > 1 and ((index + 1) % every == 0 or index == total - 1):
+            bad = int(first_bad.item())
+            if not all_reduce_min(bad < 0, info):
+                bar.close()
+                # another rank's loss was bad: this one reports the batch of the check
+                batch, value = (bad + 1, float(bad_loss.item())) if bad >= 0 else (index + 1, float("nan"))
+                raise TrainingDiverged(epoch, batch, max(current_lrs(optimizer)), value)
+        if info.is_main and progress and (index % (5 if every == 1 else every) == 0 or index == total - 1):
             elapsed = max(time.perf_counter() - start, 1e-9)
             shown = {name: f"{value.item() / seen:.3f}" for name, value in part_sums.items()} if len(parts) > 1 else {}
             bar.set_postfix(
