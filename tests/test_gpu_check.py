@@ -23,6 +23,7 @@ from sagkit.engine.gpu_check.numerics import (compare_features, compare_rerank, 
                                               rerank_section)
 from sagkit.engine.gpu_check.plan import FEATURE_COSINE_MIN, MARKET_GALLERY, MARKET_QUERY
 from sagkit.engine.gpu_check.report import run_section
+from sagkit.engine.gpu_check.train_run import run_config, train_command, train_run_section
 from sagkit.engine.gpu_check.training import loss_trend, training_cases, training_section
 from sagkit.evaluation import rerank
 from sagkit.evaluation.rerank import TOLERANCE
@@ -32,7 +33,7 @@ CPU = torch.device("cpu")
 TINY = CheckPlan(profile="tiny", synthetic=dict(TINY_SYNTHETIC), models=((),), precisions=("off",),
                  compile_models=(), steps=8, window=4, num_batches=4, rerank_query=40, rerank_gallery=160,
                  rerank_dim=16, feature_models=((),), feature_precisions=("bf16",), feature_warmup_steps=4,
-                 ddp_steps=2, ddp_procs=1, budget_s=600.0)
+                 ddp_steps=2, ddp_procs=1, budget_s=600.0, run_batches=2)
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -91,7 +92,9 @@ def test_training_section_skips_what_does_not_fit_the_budget(tiny_data):
     eager, compiled = out["cases"]
     assert eager["ok"] and "skipped" not in eager
     assert compiled["compile"] and "time budget" in compiled["skipped"] and "ok" not in compiled
-    assert out["ok"] and (out["ran"], out["skipped"]) == (1, 1)
+    assert (out["ran"], out["skipped"]) == (1, 1)
+    assert out["ok"] is False and out["problems"] == ["no off compiled case ran (time budget)"]  # untried: no pass
+    assert "compiled cases' eval embeddings against eager ones" in out["compared"]
     late = training_section(TINY, lambda: tiny_data, CPU, time.monotonic() - 1)
     assert late["ran"] == 0 and late["ok"] is False  # nothing run is no pass
 
@@ -201,9 +204,11 @@ def test_run_gpu_check_reports_every_section_when_one_breaks(monkeypatch):
 
     monkeypatch.setattr(runner, "rerank_section", broken_rerank)
     monkeypatch.setattr(runner, "ddp_section", lambda plan, kind: {"ok": True, "kind": kind})  # slow test below
+    monkeypatch.setattr(runner, "train_run_section", lambda plan, kind, root: {"ok": Path(root).is_dir()})
     report = run_gpu_check(TINY, CPU)
     json.dumps(report)  # one JSON report
-    assert set(report["sections"]) == {"features", "rerank", "ddp", "training"}
+    assert set(report["sections"]) == {"features", "rerank", "ddp", "train_run", "training"}
+    assert report["sections"]["train_run"]["ok"]  # it got the check's synthetic set
     assert report["ok"] is False and report["failed"] == ["rerank"]
     assert "re-ranking exploded" in report["sections"]["rerank"]["error"]
     assert report["sections"]["training"]["ok"] and report["sections"]["features"]["ok"]
@@ -219,6 +224,27 @@ def test_ddp_section_on_cpu_with_gloo_and_two_processes():
     assert out["ranks"][0]["reduced_loss"] == out["ranks"][1]["reduced_loss"]
     assert out["ranks"][0]["local_loss"] != out["ranks"][1]["local_loss"]  # each rank had its own batches
     assert all(r["params_max_diff_vs_rank0"] == 0 for r in out["ranks"])
+    assert all(r["buffers_max_diff_vs_rank0_after_training"] > 0 for r in out["ranks"][1:])  # each rank its own
+    assert all(r["buffers_max_diff_vs_rank0_at_evaluation"] == 0 for r in out["ranks"])  # broadcast from rank 0
+    assert all(r["feature_gather_exact"] for r in out["ranks"]) and "gloo" in out["compared"]
+
+
+def test_train_run_builds_a_short_torchrun_training_of_the_plan(tmp_path):
+    config = run_config(TINY, tmp_path / "data", tmp_path / "runs", "cpu")
+    assert (config.epochs, config.max_train_batches, config.eval_every, config.val_ids) == (2, 2, 1, 2)
+    assert (config.amp, config.device, config.dataset) == ("off", "cpu", "synthetic")
+    gpu = run_config(full_plan(), tmp_path / "data", tmp_path / "runs", "cuda")
+    assert (gpu.amp, gpu.device, gpu.val_ids, gpu.max_train_batches) == ("fp16", "cuda", 8, 4)
+    cmd = train_command(tmp_path / "c.json", 4)
+    assert cmd[1:] == ["-m", "torch.distributed.run", "--standalone", "--nproc_per_node=4", "-m", "sagkit", "train",
+                       "--config", str(tmp_path / "c.json"), "--no-progress"]
+
+
+@pytest.mark.slow
+def test_train_run_section_on_cpu_kills_resumes_and_reuses_a_two_process_run(data_root):
+    out = train_run_section(dataclasses.replace(TINY, ddp_procs=2), "cpu", data_root)
+    assert out["ok"], out
+    assert out["launches"]["killed"]["returncode"] not in (0, None) and out["results"]["world_size"] == 2
 
 
 def test_a_hanging_launch_is_killed_after_its_timeout():

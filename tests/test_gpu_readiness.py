@@ -201,3 +201,34 @@ def test_sync_bn_under_ddp_on_the_cpu_is_refused_before_anything_is_written(tmp_
     with pytest.raises(ValueError, match="sync_bn=True needs CUDA devices.*set sync_bn=False"):
         trainer._setup(config, torch.device("cpu"), DistInfo(0, 2, 0), retrain=False)
     assert not any(tmp_path.iterdir())
+
+
+# ---------------------------------------------------------------- item 8: scoring on the GPU
+def test_scores_are_computed_where_the_features_were_extracted(tmp_path, monkeypatch):
+    from sagkit.engine import retrieval
+    from sagkit.engine.feature_cache import FeatureCache
+    from sagkit.evaluation import compute_distance_matrix
+
+    assert retrieval.scoring_device(torch.device("cuda", 1)) == torch.device("cuda", 1)
+    assert retrieval.scoring_device("cpu") == retrieval.scoring_device(None) == torch.device("cpu")
+    ckpt = tmp_path / "checkpoint_best.pt"
+    torch.save({"w": torch.ones(1)}, ckpt)
+    query = [ImageRecord(f"q{i}.jpg", i % 3, 0) for i in range(6)]
+    gallery = [ImageRecord(f"g{i}.jpg", i % 3, 1) for i in range(12)]
+    gen = torch.Generator().manual_seed(0)
+    cache = FeatureCache(ckpt)
+    settings = retrieval.EvalSettings(rerank=True)
+    for split, records in (("query", query), ("gallery", gallery)):
+        cache.save(split, records, settings.feature_key(), torch.nn.functional.normalize(torch.randn(len(records), 8,
+                                                                                                    generator=gen)))
+    asked, seen = [], []
+    real_distance, real_rerank = retrieval.compute_distance_matrix, retrieval.re_rank_features
+    monkeypatch.setattr(retrieval, "scoring_device", lambda device: asked.append(device) or torch.device("cpu"))
+    monkeypatch.setattr(retrieval, "compute_distance_matrix", lambda a, b, **kw: seen.append(a.device) or
+                        real_distance(a, b, **kw))
+    monkeypatch.setattr(retrieval, "re_rank_features", lambda a, b, **kw: seen.append(a.device) or real_rerank(a, b, **kw))
+    out = retrieval.retrieve(lambda: None, query, gallery, input_size=(16, 8), device=torch.device("cpu"),
+                             settings=settings, cache=cache)
+    assert asked == [torch.device("cpu")] and seen == [torch.device("cpu")] * 2
+    q, g = cache.load("query", query, "flip=0"), cache.load("gallery", gallery, "flip=0")
+    assert torch.equal(out.distmat, compute_distance_matrix(q, g)) and out.single_rr is not None

@@ -188,4 +188,7 @@ def features_section(plan: CheckPlan, data: Callable[[], CheckData], device: tor
             entries.extend(_feature_case(plan, inputs, device, depths))
         except Exception as err:  # noqa: BLE001 - recorded; the other models still run
             entries.append({"model": model_name(depths), **failure(err)})
-    return {"ok": bool(entries) and all(e["ok"] for e in entries), "cases": entries}
+    return {"compared": "evaluation embeddings (extract_features) of the test split after a short fp32 warm-up, "
+                        f"under each of {list(plan.feature_precisions)} autocast against fp32: worst row cosine >= "
+                        f"{FEATURE_COSINE_MIN}, and not identical (autocast took effect)",
+            "ok": bool(entries) and all(e["ok"] for e in entries), "cases": entries}
