@@ -367,9 +367,10 @@ def _add_bench(sub) -> None:
         description="Run benchmarks/bench_<name>.py (each file's main(argv)); all of them unless --only or NAME. "
         "'sagkit bench gpu' runs the GPU check instead (sagkit.engine.gpu_check): training of the baseline "
         "and D1..D4 under fp16+GradScaler and bf16, with and without torch.compile, re-ranking on CUDA against "
-        "the CPU, evaluation features under AMP against fp32 and a torchrun DDP step over NCCL, within a 5-"
-        "minute budget (--quick: 2.5); it prints one JSON report and exits 1 when a section failed, 2 without "
-        "a CUDA device.",
+        "float64, evaluation features under AMP against fp32, a torchrun DDP step over NCCL and a short "
+        "sagkit train under torchrun (killed, resumed, reused), within a 5-minute budget (--quick: 2.5); it "
+        "prints one JSON report and exits 1 when a section failed or a precision or compile mode went untried, "
+        "2 without a CUDA device (docs/gpu.md).",
     )
     p.add_argument("name", nargs="?", default=None,
                    help=f"'{GPU_CHECK}' for the GPU check, or one benchmark (the same as --only NAME)")

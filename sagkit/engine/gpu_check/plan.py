@@ -58,7 +58,8 @@ class CheckPlan:
     Training: every model of ``models`` under every precision of ``precisions`` in eager mode, then the
     ``compile_models`` under ``torch.compile``; ``steps`` optimisation steps each (a multiple of ``window``)
     over ``num_batches`` pre-loaded batches of the synthetic set. A case is started only while its expected
-    time fits before ``budget_s`` (counted from the start of the check); the others are reported as skipped.
+    time fits before ``budget_s`` (counted from the start of the training section); the others are reported
+    as skipped.
     ``compile_estimate_s`` is the expected time of the first compiled case (later ones use the last one's).
     Re-ranking: ``rerank_query`` + ``rerank_gallery`` ``rerank_dim``-d features of ``rerank_ids`` identities,
     each image its identity's random centre plus ``rerank_noise`` times standard-normal noise, L2-normalised.

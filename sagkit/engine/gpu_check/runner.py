@@ -59,8 +59,8 @@ def run_gpu_check(plan: Optional[CheckPlan] = None, device: Optional[torch.devic
     """Run every section of ``plan`` (default :func:`full_plan`) on ``device`` (default ``cuda:0``, which must
     exist) and return the report: ``ok`` is True only when every section is; each section says what it
     ``compared``. The features, re-ranking, DDP and train-run sections come first; the training cases then
-    fill what is left of ``plan.budget_s`` (the check fails when that leaves a precision or compile mode
-    untried)."""
+    fill ``plan.budget_s`` from their own start (the check fails when that leaves a precision or compile
+    mode untried)."""
     plan = plan or full_plan()
     if device is None:
         require_cuda()
@@ -75,7 +75,8 @@ def run_gpu_check(plan: Optional[CheckPlan] = None, device: Optional[torch.devic
             "rerank": run_section("rerank", rerank_section, plan, device),
             "ddp": run_section("ddp", ddp_section, plan, device.type),
             "train_run": run_section("train_run", lambda: train_run_section(plan, device.type, root())),
-            "training": run_section("training", training_section, plan, data, device, start + plan.budget_s),
+            "training": run_section("training", lambda: training_section(plan, data, device,
+                                                                         time.monotonic() + plan.budget_s)),
         }
     return {
         "ok": all(s["ok"] for s in sections.values()),
