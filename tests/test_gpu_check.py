@@ -24,7 +24,10 @@ from sagkit.engine.gpu_check.numerics import (compare_features, compare_rerank, 
 from sagkit.engine.gpu_check.plan import FEATURE_COSINE_MIN, MARKET_GALLERY, MARKET_QUERY
 from sagkit.engine.gpu_check.report import run_section
 from sagkit.engine.gpu_check.train_run import run_config, train_command, train_run_section
-from sagkit.engine.gpu_check.training import loss_trend, training_cases, training_section
+from sagkit.engine.builders import build_model
+from sagkit.engine.gpu_check.plan import COMPILED_COSINE_MIN
+from sagkit.engine.gpu_check.training import (compare_embeddings, compiled_matches_eager, loss_trend, training_cases,
+                                              training_section)
 from sagkit.evaluation import rerank
 from sagkit.evaluation.rerank import TOLERANCE
 
@@ -279,3 +282,19 @@ def test_bench_gpu_refuses_only_and_list_and_other_names_stay_benchmarks(capsys)
     assert "takes no --only or --list" in capsys.readouterr().err
     assert main(["bench", "nope"]) == 2
     assert "unknown benchmark(s) ['nope']" in capsys.readouterr().err
+
+
+def test_compiled_cases_compare_their_eval_embeddings_with_eager_ones(tiny_data):
+    config = check_config(TINY)
+    torch.manual_seed(0)
+    model = build_model(config, tiny_data.num_classes, pretrained=False).train()
+    images = tiny_data.batches[0][0]
+    same = compiled_matches_eager(model, model, images, channels_last=False)  # a stand-in for torch.compile
+    assert same["ok"] and same["worst_cosine"] == pytest.approx(1.0) and model.training
+
+    def broken(x):
+        return model(x) + 0.1 * torch.randn(len(x), model.embedding_dim, generator=torch.Generator().manual_seed(0))
+
+    off = compiled_matches_eager(model, broken, images, channels_last=False)
+    assert off["ok"] is False and off["worst_cosine"] < COMPILED_COSINE_MIN and model.training
+    assert "shapes differ" in compare_embeddings(torch.ones(2, 3), torch.ones(2, 4))["error"]
