@@ -131,6 +131,8 @@ def _add_train(sub) -> None:
     p.add_argument("--num-workers", type=int)
     p.add_argument("--retrain", action="store_true", help="train again even if a finished run exists")
     p.add_argument("--no-resume", action="store_true", help="start from scratch instead of resuming")
+    p.add_argument("--any-world-size", action="store_true", help="reuse a finished run even when it was "
+                   "trained by another number of processes (refused otherwise)")
     p.add_argument("--no-wait", action="store_true", help="when another process is training this run, exit "
                    "at once (status 2) instead of waiting for it and reusing its results; a lock left by a "
                    "killed process is taken over either way")
@@ -192,7 +194,7 @@ def _cmd_train(args: argparse.Namespace) -> int:
     check_folder(config.runs_dir, "--runs-dir")  # a --runs-dir that is a file: one line naming it
     _configure_logging()
     results = train(config, resume=not args.no_resume, retrain=args.retrain, progress=not args.no_progress,
-                    wait=not args.no_wait)
+                    wait=not args.no_wait, any_world_size=args.any_world_size)
     if env_dist_info().is_main:
         print(f"run: {results['run_dir']}")
         print(_format_metrics(results))
@@ -426,9 +428,10 @@ def _add_bench(sub) -> None:
         description="Run benchmarks/bench_<name>.py (each file's main(argv)); all of them unless --only or NAME. "
         "'sagkit bench gpu' runs the GPU check instead (sagkit.engine.gpu_check): training of the baseline "
         "and D1..D4 under fp16+GradScaler and bf16, with and without torch.compile, re-ranking on CUDA against "
-        "the CPU, evaluation features under AMP against fp32 and a torchrun DDP step over NCCL, within a 5-"
-        "minute budget (--quick: 2.5); it prints one JSON report and exits 1 when a section failed, 2 without "
-        "a CUDA device.",
+        "float64, evaluation features under AMP against fp32, a torchrun DDP step over NCCL and a short "
+        "sagkit train under torchrun (killed, resumed, reused), within a 5-minute budget (--quick: 2.5); it "
+        "prints one JSON report and exits 1 when a section failed or a precision or compile mode went untried, "
+        "2 without a CUDA device (docs/gpu.md).",
     )
     p.add_argument("name", nargs="?", default=None,
                    help=f"'{GPU_CHECK}' for the GPU check, or one benchmark (the same as --only NAME)")

@@ -92,6 +92,7 @@ LEGACY_VALUES = {
     "center_alpha": 0.5,
     "sag_output": "replace",
     "input_scale": 1,
+    "sync_bn": False,
 }
 
 
@@ -108,7 +109,10 @@ class ExperimentConfig:
     best ``select_metric`` is the one tested. ``val_ids = 0`` selects the last epoch. The paper does not
     give the size of its validation split; 100 identities is our choice.
 
-    ``batch_size`` is the global batch: under DDP each of the N processes takes ``batch_size / N``.
+    ``batch_size`` is the global batch: under DDP each of the N processes takes ``batch_size / N``, and the
+    triplet loss mines within that per-process share. ``sync_bn`` (DDP on GPUs): BatchNorm normalises over
+    the global batch (SyncBatchNorm) instead of each process's share; without it N processes train another
+    recipe than one (docs/gpu.md).
     ``num_threads`` sets ``torch.set_num_threads`` for the run (None: leave torch's default); on a
     small shared CPU, fewer intra-op threads than cores avoids threads spinning against each other.
     ``retain_memory`` (CPU runs on Linux): glibc malloc keeps freed memory for reuse instead of unmapping
@@ -171,6 +175,7 @@ class ExperimentConfig:
 
     # optimisation and losses (defaults: SGD, step decay, Eq. 2 cross-entropy)
     batch_size: int = 32
+    sync_bn: bool = False
     epochs: int = 200
     optimizer: str = "sgd"
     momentum: float = 0.9

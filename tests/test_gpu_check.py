@@ -19,10 +19,16 @@ from sagkit.engine.gpu_check import CheckPlan, full_plan, quick_plan, run_gpu_ch
 from sagkit.engine.gpu_check import runner
 from sagkit.engine.gpu_check.data import check_config, load_check_data, make_check_data
 from sagkit.engine.gpu_check.ddp import _run_group, ddp_section
-from sagkit.engine.gpu_check.numerics import compare_features, compare_rerank, features_section, rerank_section
+from sagkit.engine.gpu_check.numerics import (compare_features, compare_rerank, features_section, random_features,
+                                              rerank_section)
 from sagkit.engine.gpu_check.plan import FEATURE_COSINE_MIN, MARKET_GALLERY, MARKET_QUERY
 from sagkit.engine.gpu_check.report import run_section
-from sagkit.engine.gpu_check.training import loss_trend, training_cases, training_section
+from sagkit.engine.gpu_check.train_run import run_config, train_command, train_run_section
+from sagkit.engine.builders import build_model
+from sagkit.engine.gpu_check.plan import COMPILED_COSINE_MIN
+from sagkit.engine.gpu_check.training import (compare_embeddings, compiled_matches_eager, loss_trend, training_cases,
+                                              training_section)
+from sagkit.evaluation import rerank
 from sagkit.evaluation.rerank import TOLERANCE
 
 REPO = Path(__file__).resolve().parents[1]
@@ -30,7 +36,7 @@ CPU = torch.device("cpu")
 TINY = CheckPlan(profile="tiny", synthetic=dict(TINY_SYNTHETIC), models=((),), precisions=("off",),
                  compile_models=(), steps=8, window=4, num_batches=4, rerank_query=40, rerank_gallery=160,
                  rerank_dim=16, feature_models=((),), feature_precisions=("bf16",), feature_warmup_steps=4,
-                 ddp_steps=2, ddp_procs=1, budget_s=600.0)
+                 ddp_steps=2, ddp_procs=1, budget_s=600.0, run_batches=2)
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -89,15 +95,69 @@ def test_training_section_skips_what_does_not_fit_the_budget(tiny_data):
     eager, compiled = out["cases"]
     assert eager["ok"] and "skipped" not in eager
     assert compiled["compile"] and "time budget" in compiled["skipped"] and "ok" not in compiled
-    assert out["ok"] and (out["ran"], out["skipped"]) == (1, 1)
+    assert (out["ran"], out["skipped"]) == (1, 1)
+    assert out["ok"] is False and out["problems"] == ["no off compiled case ran (time budget)"]  # untried: no pass
+    assert "compiled cases' eval embeddings against eager ones" in out["compared"]
     late = training_section(TINY, lambda: tiny_data, CPU, time.monotonic() - 1)
     assert late["ran"] == 0 and late["ok"] is False  # nothing run is no pass
 
 
 def test_rerank_section_compares_two_devices_results():
     out = rerank_section(TINY, CPU, reference=CPU)
-    assert out["ok"] and out["max_abs_diff"] == 0 and out["tolerance"] == TOLERANCE
+    assert out["ok"] and out["max_abs_diff"] <= TOLERANCE and out["tolerance"] == TOLERANCE
     assert (out["query"], out["gallery"], out["dim"]) == (40, 160, 16) and out["device_s"] > 0
+    assert "against float64" in out["compared"] and out["device_vs_float64"]["metric_deltas"] == {"rank1": 0, "mAP": 0}
+
+
+class _RowChunks(rerank._FeatureSource):
+    """The CUDA path of re_rank_features (row chunks, addmm), forced on CPU tensors."""
+
+    def scan(self, k_need, chunk):
+        return rerank._scan_rows(self, k_need, chunk)
+
+
+class _ScaledDistances(_RowChunks):
+    """A subtle fault: the divided distances 0.1 % too large (V's weights all slightly off)."""
+
+    def scan(self, k_need, chunk):
+        nn, nn_div, colmax, out = super().scan(k_need, chunk)
+        return nn, nn_div * 1.001, colmax, out
+
+
+class _LastNeighbourLost(_RowChunks):
+    """An off-by-one fault: each item's farthest kept neighbour replaced by the one before it."""
+
+    def scan(self, k_need, chunk):
+        nn, nn_div, colmax, out = super().scan(k_need, chunk)
+        nn = nn.clone()
+        nn[:, -1] = nn[:, -2]
+        return nn, nn_div, colmax, out
+
+
+def _forced(source):
+    return lambda q, g: rerank._k_reciprocal(source(q, g, "euclidean"), 20, 6, 0.3, None)
+
+
+def test_the_row_chunk_rerank_path_passes_and_injected_faults_fail():
+    healthy = rerank_section(TINY, CPU, device_rerank=_forced(_RowChunks))
+    assert healthy["ok"], healthy
+    for fault in (_ScaledDistances, _LastNeighbourLost):
+        out = rerank_section(TINY, CPU, device_rerank=_forced(fault))
+        assert out["ok"] is False and out["reference_float32_vs_float64"]["ok"], fault
+        assert out["device_vs_float64"]["changed"] > out["device_vs_float64"]["changed_max"], fault
+
+
+@pytest.mark.slow
+def test_at_market_size_the_healthy_row_chunk_path_passes_though_entries_differ():
+    """Issue 27, item 1: on the issue's inputs (Market-size random 512-d features) the CUDA path (addmm) rounds
+    differently from the float64 result in 1,158 entries (up to 0.065): an exact comparison called that a
+    failure, the share-of-entries comparison does not."""
+    q, g = random_features(MARKET_QUERY, 512, 0), random_features(MARKET_GALLERY, 512, 1)
+    exact = rerank.re_rank_features(q.double(), g.double())
+    got = _forced(_RowChunks)(q, g)
+    out = compare_rerank(exact, got)
+    assert out["entries_over_tolerance"] > 0 and out["max_abs_diff"] > 100 * TOLERANCE  # not equal...
+    assert out["ok"] and out["changed"] < 1e-4 and out["top1_agreement"] == 1.0  # ...but retrieval agrees
 
 
 def test_compare_rerank_fails_beyond_the_tolerance():
@@ -147,9 +207,11 @@ def test_run_gpu_check_reports_every_section_when_one_breaks(monkeypatch):
 
     monkeypatch.setattr(runner, "rerank_section", broken_rerank)
     monkeypatch.setattr(runner, "ddp_section", lambda plan, kind: {"ok": True, "kind": kind})  # slow test below
+    monkeypatch.setattr(runner, "train_run_section", lambda plan, kind, root: {"ok": Path(root).is_dir()})
     report = run_gpu_check(TINY, CPU)
     json.dumps(report)  # one JSON report
-    assert set(report["sections"]) == {"features", "rerank", "ddp", "training"}
+    assert set(report["sections"]) == {"features", "rerank", "ddp", "train_run", "training"}
+    assert report["sections"]["train_run"]["ok"]  # it got the check's synthetic set
     assert report["ok"] is False and report["failed"] == ["rerank"]
     assert "re-ranking exploded" in report["sections"]["rerank"]["error"]
     assert report["sections"]["training"]["ok"] and report["sections"]["features"]["ok"]
@@ -165,6 +227,27 @@ def test_ddp_section_on_cpu_with_gloo_and_two_processes():
     assert out["ranks"][0]["reduced_loss"] == out["ranks"][1]["reduced_loss"]
     assert out["ranks"][0]["local_loss"] != out["ranks"][1]["local_loss"]  # each rank had its own batches
     assert all(r["params_max_diff_vs_rank0"] == 0 for r in out["ranks"])
+    assert all(r["buffers_max_diff_vs_rank0_after_training"] > 0 for r in out["ranks"][1:])  # each rank its own
+    assert all(r["buffers_max_diff_vs_rank0_at_evaluation"] == 0 for r in out["ranks"])  # broadcast from rank 0
+    assert all(r["feature_gather_exact"] for r in out["ranks"]) and "gloo" in out["compared"]
+
+
+def test_train_run_builds_a_short_torchrun_training_of_the_plan(tmp_path):
+    config = run_config(TINY, tmp_path / "data", tmp_path / "runs", "cpu")
+    assert (config.epochs, config.max_train_batches, config.eval_every, config.val_ids) == (2, 2, 1, 2)
+    assert (config.amp, config.device, config.dataset) == ("off", "cpu", "synthetic")
+    gpu = run_config(full_plan(), tmp_path / "data", tmp_path / "runs", "cuda")
+    assert (gpu.amp, gpu.device, gpu.val_ids, gpu.max_train_batches) == ("fp16", "cuda", 8, 4)
+    cmd = train_command(tmp_path / "c.json", 4)
+    assert cmd[1:] == ["-m", "torch.distributed.run", "--standalone", "--nproc_per_node=4", "-m", "sagkit", "train",
+                       "--config", str(tmp_path / "c.json"), "--no-progress"]
+
+
+@pytest.mark.slow
+def test_train_run_section_on_cpu_kills_resumes_and_reuses_a_two_process_run(data_root):
+    out = train_run_section(dataclasses.replace(TINY, ddp_procs=2), "cpu", data_root)
+    assert out["ok"], out
+    assert out["launches"]["killed"]["returncode"] not in (0, None) and out["results"]["world_size"] == 2
 
 
 def test_a_hanging_launch_is_killed_after_its_timeout():
@@ -199,3 +282,19 @@ def test_bench_gpu_refuses_only_and_list_and_other_names_stay_benchmarks(capsys)
     assert "takes no --only or --list" in capsys.readouterr().err
     assert main(["bench", "nope"]) == 2
     assert "unknown benchmark(s) ['nope']" in capsys.readouterr().err
+
+
+def test_compiled_cases_compare_their_eval_embeddings_with_eager_ones(tiny_data):
+    config = check_config(TINY)
+    torch.manual_seed(0)
+    model = build_model(config, tiny_data.num_classes, pretrained=False).train()
+    images = tiny_data.batches[0][0]
+    same = compiled_matches_eager(model, model, images, channels_last=False)  # a stand-in for torch.compile
+    assert same["ok"] and same["worst_cosine"] == pytest.approx(1.0) and model.training
+
+    def broken(x):
+        return model(x) + 0.1 * torch.randn(len(x), model.embedding_dim, generator=torch.Generator().manual_seed(0))
+
+    off = compiled_matches_eager(model, broken, images, channels_last=False)
+    assert off["ok"] is False and off["worst_cosine"] < COMPILED_COSINE_MIN and model.training
+    assert "shapes differ" in compare_embeddings(torch.ones(2, 3), torch.ones(2, 4))["error"]

@@ -364,4 +364,4 @@ def test_synth_root_that_is_a_file(tmp_path, sagkit):
     (tmp_path / "set").write_text("a file")
     result = sagkit("synth", str(tmp_path / "set"), "--overwrite")
     assert result.returncode == 2 and (tmp_path / "set").read_text() == "a file"
-    assert f"'{tmp_path / 'set'}' is not a folder: it is a file" in result.stderr
+    assert f"'{tmp_path / 'set'}' is a file, not a folder: choose a folder" in result.stderr

@@ -31,9 +31,11 @@ def _loader_kwargs(num_workers: int | None, pin_memory: bool | None) -> dict:
     num_workers = default_num_workers() if num_workers is None else int(num_workers)
     if num_workers < 0:
         raise ValueError(f"num_workers must be >= 0, got {num_workers}")
+    # no persistent workers: every loader is iterated once (the trainer builds one per epoch), so keeping
+    # its workers alive only holds their memory until the loader is collected
     kw = dict(num_workers=num_workers,
               pin_memory=torch.cuda.is_available() if pin_memory is None else pin_memory,
-              persistent_workers=num_workers > 0)
+              persistent_workers=False)
     if num_workers > 0:
         kw["worker_init_fn"] = _worker_init
     return kw
@@ -48,6 +50,16 @@ def _dist_world(num_replicas: int | None, rank: int | None) -> tuple[int, int]:
     return dist.get_world_size() if num_replicas is None else num_replicas, dist.get_rank() if rank is None else rank
 
 
+RANK_SEED_STRIDE = 1_000_003  # rank r > 0 draws its augmentations from seed + 1 + r * this
+
+
+def augmentation_seed(seed: int, rank: int = 0) -> int:
+    """Seed of the loader generator, from which the workers' augmentation RNGs derive: ``seed + 1`` on rank 0
+    (a single process, as always), mixed with the rank elsewhere so that ranks crop and erase differently.
+    The sampler's seed stays the same on every rank (they must agree on the shuffle)."""
+    return seed + 1 if rank == 0 else seed + 1 + RANK_SEED_STRIDE * rank
+
+
 def build_train_loader(records: Sequence[ImageRecord] | ImageDataset, transform: Callable | None, batch_size: int,
                        sampler: str = "random", num_instances: int = 4, num_workers: int | None = None,
                        seed: int = 0, distributed: bool = False, drop_last: bool = True,
@@ -59,6 +71,7 @@ def build_train_loader(records: Sequence[ImageRecord] | ImageDataset, transform:
     ``distributed``; call ``loader.sampler.set_epoch(epoch)`` each epoch then).
     ``sampler="identity"``: :class:`IdentitySampler` P x K batches (``batch_size`` per process,
     a multiple of ``num_instances``), distributed-aware.  ``batch_size`` is per process.
+    Augmentation randomness in workers differs per rank (:func:`augmentation_seed`).
     """
     if batch_size < 1:
         raise ValueError(f"batch_size must be >= 1, got {batch_size}")
@@ -74,7 +87,7 @@ def build_train_loader(records: Sequence[ImageRecord] | ImageDataset, transform:
             smp = RandomSampler(ds, generator=torch.Generator().manual_seed(seed))
     else:
         raise ValueError(f"sampler must be 'random' or 'identity', got {sampler!r}")
-    gen = torch.Generator().manual_seed(seed + 1)  # seeds workers' augmentation RNG
+    gen = torch.Generator().manual_seed(augmentation_seed(seed, rk))  # seeds workers' augmentation RNG
     return DataLoader(ds, batch_size=batch_size, sampler=smp, drop_last=drop_last, generator=gen,
                       **_loader_kwargs(num_workers, pin_memory))
 

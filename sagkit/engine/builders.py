@@ -14,7 +14,7 @@ from sagkit.models import SAGNet
 from sagkit.models.cost import count_parameters, forward_gflops
 
 __all__ = ["RunData", "build_model", "model_cost", "build_data", "attach_transforms", "make_train_loader", "per_rank_batch_size",
-           "check_model_options", "model_option_names", "matched_queries"]
+           "check_model_options", "convert_sync_batchnorm", "model_option_names", "matched_queries"]
 
 # The SAGNet keywords that build_model fills from ExperimentConfig fields of the same name (``model_options``
 # may give only the others).
@@ -134,6 +134,40 @@ def attach_transforms(config: ExperimentConfig, data: RunData, mean: tuple, std:
     )
     data.test_transform = build_transforms(config.height, config.width, train=False, mean=mean, std=std)
     return data
+
+
+def _reachable_modules(model: torch.nn.Module) -> list:
+    """Every module reachable from ``model``: registered children, and modules kept as plain attributes (the
+    backbones' unregistered stage views), alone or in lists and tuples."""
+    seen: dict = {}
+    todo = [model]
+    while todo:
+        module = todo.pop()
+        if id(module) in seen:
+            continue
+        seen[id(module)] = module
+        for value in list(module._modules.values()) + list(vars(module).values()):
+            items = value if isinstance(value, (list, tuple)) else [value]
+            todo.extend(m for m in items if isinstance(m, torch.nn.Module))
+    return list(seen.values())
+
+
+def convert_sync_batchnorm(model: torch.nn.Module) -> torch.nn.Module:
+    """Replace every BatchNorm of ``model`` (in place, under every parent that holds it, stage views
+    included) by a SyncBatchNorm with the same parameters and running statistics, and point SAGNet's
+    per-branch statistics at the new modules. Outside a process group SyncBatchNorm computes what
+    BatchNorm does."""
+    replaced: dict = {}
+    for parent in _reachable_modules(model):
+        for name, child in list(parent._modules.items()):
+            if isinstance(child, torch.nn.modules.batchnorm._BatchNorm) and not isinstance(child, torch.nn.SyncBatchNorm):
+                if id(child) not in replaced:
+                    replaced[id(child)] = torch.nn.SyncBatchNorm.convert_sync_batchnorm(child)
+                parent._modules[name] = replaced[id(child)]
+    stats = getattr(model, "branch_stats", None)
+    if stats is not None:
+        stats.rebind(replaced)
+    return model
 
 
 def per_rank_batch_size(config: ExperimentConfig, world_size: int) -> int:

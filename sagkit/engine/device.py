@@ -20,6 +20,7 @@ __all__ = [
     "Precision",
     "resolve_device",
     "resolve_precision",
+    "has_native_bf16",
     "autocast",
     "make_grad_scaler",
     "seed_everything",
@@ -35,13 +36,20 @@ class DeviceUnavailableError(RuntimeError):
     """A CUDA device was asked for but none is usable."""
 
 
-def resolve_device(spec: str = "auto", local_rank: int = 0, quiet: bool = False) -> torch.device:
+def resolve_device(spec: str = "auto", local_rank: int = 0, quiet: bool = False,
+                   world_size: int = 1) -> torch.device:
     """``"auto"`` → ``cuda:<local_rank>`` when CUDA is available, else CPU with a one-line notice (logging).
 
-    ``"cuda"``/``"cuda:N"`` without a usable GPU raise :class:`DeviceUnavailableError`.
+    ``"cuda"``/``"cuda:N"`` without a usable GPU raise :class:`DeviceUnavailableError`. With several
+    processes (``world_size`` > 1) ``"cuda:N"`` is refused: it would put every rank on GPU N.
     """
     if spec == "cpu":
         return torch.device("cpu")
+    if world_size > 1 and spec.startswith("cuda:"):
+        raise ValueError(
+            f"device={spec!r} under torchrun would put all {world_size} processes on the same GPU; use "
+            "device='cuda' (each process takes cuda:<LOCAL_RANK>) and choose the GPUs with CUDA_VISIBLE_DEVICES"
+        )
     has_cuda = torch.cuda.is_available()
     if spec == "auto":
         if has_cuda:
@@ -65,6 +73,15 @@ def resolve_device(spec: str = "auto", local_rank: int = 0, quiet: bool = False)
     raise ValueError(f"device={spec!r} is invalid: use 'auto', 'cpu', 'cuda' or 'cuda:N'")
 
 
+BF16_MIN_CAPABILITY = (8, 0)  # Ampere: the first CUDA GPUs with bf16 tensor cores
+
+
+def has_native_bf16(device: torch.device) -> bool:
+    """Whether the CUDA ``device`` computes bf16 in hardware (compute capability >= 8.0); emulation, which
+    ``torch.cuda.is_bf16_supported()`` also counts, does not qualify."""
+    return tuple(torch.cuda.get_device_capability(device)) >= BF16_MIN_CAPABILITY
+
+
 @dataclass(frozen=True)
 class Precision:
     """Autocast settings: ``dtype`` None means full fp32; ``use_scaler`` for fp16 loss scaling."""
@@ -79,7 +96,8 @@ class Precision:
 
 
 def resolve_precision(amp: str, device: torch.device) -> Precision:
-    """``auto``: bf16 on a CUDA GPU that supports it, else fp16 + GradScaler; fp32 on CPU.
+    """``auto``: bf16 on a CUDA GPU with bf16 tensor cores (compute capability >= 8.0, Ampere on), else fp16 +
+    GradScaler (V100 and T4 only emulate bf16, at fp32 speed); fp32 on CPU.
     ``bf16`` works on CPU and CUDA; ``fp16`` needs CUDA; ``off`` is fp32."""
     kind = device.type
     if amp == "off":
@@ -87,7 +105,7 @@ def resolve_precision(amp: str, device: torch.device) -> Precision:
     if amp == "auto":
         if kind != "cuda":
             return Precision(kind, None, False)
-        if torch.cuda.is_bf16_supported():
+        if has_native_bf16(device):
             return Precision(kind, torch.bfloat16, False)
         return Precision(kind, torch.float16, True)
     if amp == "bf16":

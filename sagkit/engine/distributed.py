@@ -26,6 +26,7 @@ __all__ = [
     "all_gather_padded",
     "gather_in_order",
     "all_reduce_min",
+    "broadcast_buffers",
 ]
 
 
@@ -142,3 +143,20 @@ def all_reduce_min(flags: Sequence[bool] | bool, info: DistInfo) -> bool:
     t = torch.tensor([1 if value else 0], dtype=torch.int32, device=_comm_device(info))
     dist.all_reduce(t, op=dist.ReduceOp.MIN)
     return bool(t.item())
+
+
+@torch.no_grad()
+def broadcast_buffers(module: torch.nn.Module, info: DistInfo) -> None:
+    """Give every rank rank 0's buffers (BatchNorm running statistics, per-branch statistics, centers).
+
+    DDP broadcasts buffers only at the start of a forward pass, so after the last training step each rank
+    keeps the statistics of its own batches; an evaluation right then would score each shard with another
+    model. No-op for a single process."""
+    if not info.is_distributed:
+        return
+    comm = _comm_device(info)
+    for buffer in module.buffers():
+        moved = buffer.to(comm)
+        dist.broadcast(moved, src=0)
+        if moved is not buffer:
+            buffer.copy_(moved)

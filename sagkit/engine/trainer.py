@@ -28,7 +28,8 @@ from sagkit.evaluation.bootstrap import interval_method, run_intervals
 
 from . import run_dir as rd
 from . import run_lock
-from .builders import attach_transforms, build_data, build_model, check_model_options, make_train_loader
+from .builders import (attach_transforms, build_data, build_model, check_model_options, convert_sync_batchnorm,
+                       make_train_loader)
 from .checkpoint import MODEL_ENTRIES, atomic_torch_save, load_checkpoint, load_weights, make_checkpoint, set_rng_state
 from .device import (
     Precision,
@@ -41,7 +42,8 @@ from .device import (
     retain_freed_memory,
     seed_everything,
 )
-from .distributed import DistInfo, all_reduce_min, barrier, cleanup_distributed, env_dist_info, init_distributed
+from .distributed import (DistInfo, all_reduce_min, barrier, broadcast_buffers, cleanup_distributed, env_dist_info,
+                          init_distributed)
 from .feature_cache import FEATURES_DIR, FeatureCache
 from .optim import build_criterion, build_optimizer, build_scheduler, current_lrs
 from .per_query import retrieval_queries, write_per_query
@@ -52,6 +54,7 @@ __all__ = ["TrainingDiverged", "train_one_epoch", "train"]
 
 log = logging.getLogger("sagkit.engine")
 FAULT_ENV = "SAGKIT_TEST_EXIT_AFTER_BATCHES"
+NONFINITE_CHECK_EVERY = 25  # steps between reads of the non-finite-loss flag on a GPU
 
 
 class TrainingDiverged(RuntimeError):
@@ -110,6 +113,7 @@ def train_one_epoch(
     progress: bool = True,
     dist_info: Optional[DistInfo] = None,
     on_step: Optional[Callable[[], None]] = None,
+    check_every: Optional[int] = None,
 ) -> dict:
     """One pass over ``loader`` (items ``(images N×3×H×W, pids N, camids N, index N)``).
 
@@ -117,7 +121,10 @@ def train_one_epoch(
     model's training output has ``logits`` (``sagkit.models.TrainOutput``).
     Returns ``{"loss", "acc" (percent), "parts" ({loss name: mean value}), "img_per_s", "images",
     "batches", "time_s"}`` over all ranks.
-    Raises :class:`TrainingDiverged` (on every rank) as soon as a loss is NaN or infinite.
+    Raises :class:`TrainingDiverged` (on every rank) when a loss is NaN or infinite, naming the first such
+    batch. ``check_every`` steps between those checks (default: 1 on the CPU, where reading the loss costs
+    nothing; :data:`NONFINITE_CHECK_EVERY` on a GPU, where each check waits for the device and, under DDP,
+    all-reduces): between checks a flag stays on the device, and the steps after a bad loss still run.
     """
     info = dist_info or DistInfo()
     precision = precision or Precision(device.type, None, False)
@@ -128,6 +135,9 @@ def train_one_epoch(
             "the training loader yields no batch: batch_size is larger than the training set "
             f"({len(getattr(loader, 'dataset', []))} images); lower batch_size"
         )
+    every = int(check_every or (1 if device.type == "cpu" else NONFINITE_CHECK_EVERY))
+    first_bad = torch.full((), -1, dtype=torch.long, device=device)  # batch index of the first bad loss
+    bad_loss = torch.zeros((), dtype=torch.float64, device=device)
     loss_sum = torch.zeros((), dtype=torch.float64, device=device)
     part_sums: dict[str, torch.Tensor] = {}
     correct = torch.zeros((), dtype=torch.long, device=device)
@@ -143,10 +153,15 @@ def train_one_epoch(
         with autocast(precision):
             output = model(images)
             loss, parts = criterion(output, targets)
-        finite = bool(torch.isfinite(loss).item())
-        if not all_reduce_min(finite, info):
-            bar.close()
-            raise TrainingDiverged(epoch, index + 1, max(current_lrs(optimizer)), float(loss.item()))
+        if every == 1:
+            finite = bool(torch.isfinite(loss).item())
+            if not all_reduce_min(finite, info):
+                bar.close()
+                raise TrainingDiverged(epoch, index + 1, max(current_lrs(optimizer)), float(loss.item()))
+        else:
+            first = ~torch.isfinite(loss.detach()) & (first_bad < 0)
+            first_bad = torch.where(first, index, first_bad)
+            bad_loss = torch.where(first, loss.detach().double(), bad_loss)
         optimizer.zero_grad(set_to_none=True)
         if scaler is not None and scaler.is_enabled():
             scaler.scale(loss).backward()
@@ -161,7 +176,14 @@ def train_one_epoch(
         for name, value in parts.items():
             part_sums[name] = part_sums.get(name, 0.0) + value.double() * n
         correct += (output.logits.detach().argmax(dim=1) == targets).sum()
-        if info.is_main and progress and (index % 5 == 0 or index == total - 1):
+        if every > 1 and ((index + 1) % every == 0 or index == total - 1):
+            bad = int(first_bad.item())
+            if not all_reduce_min(bad < 0, info):
+                bar.close()
+                # another rank's loss was bad: this one reports the batch of the check
+                batch, value = (bad + 1, float(bad_loss.item())) if bad >= 0 else (index + 1, float("nan"))
+                raise TrainingDiverged(epoch, batch, max(current_lrs(optimizer)), value)
+        if info.is_main and progress and (index % (5 if every == 1 else every) == 0 or index == total - 1):
             elapsed = max(time.perf_counter() - start, 1e-9)
             shown = {name: f"{value.item() / seen:.3f}" for name, value in part_sums.items()} if len(parts) > 1 else {}
             bar.set_postfix(
@@ -210,6 +232,7 @@ def train(
     retrain: bool = False,
     progress: bool = True,
     wait: bool = True,
+    any_world_size: bool = False,
 ) -> dict:
     """Train ``config`` and return its results (the content of ``results.json``).
 
@@ -221,6 +244,9 @@ def train(
       the run, this one waits for it (then reuses its results), or raises ``RunLocked`` with ``wait=False``.
     - Under ``torchrun`` the same call trains with DDP (see ``sagkit.engine.distributed``); rank 0 takes the
       lock; the other ranks wait at the first barrier (up to the process group's timeout) and then decide.
+    - A finished run trained by another number of processes (``world_size`` in results.json, 1 when absent)
+      is not reused: ``batch_size`` is split over the processes, so it is another recipe. ``ValueError``
+      unless ``any_world_size=True`` (reuse it anyway) or ``retrain=True``.
     """
     if isinstance(config, dict):
         config = ExperimentConfig.from_dict(config)
@@ -231,10 +257,10 @@ def train(
         if finished is not None:
             return finished
     with run_lock.hold(config.run_dir(), wait=wait, enabled=pre.is_main):
-        finished = None if pre.is_distributed else _finished_run(config, retrain, pre)
+        finished = None if pre.is_distributed else _finished_run(config, retrain, pre, any_world_size)
         if finished is not None:
             return finished
-        device = resolve_device(config.device, pre.local_rank, quiet=not pre.is_main)
+        device = resolve_device(config.device, pre.local_rank, quiet=not pre.is_main, world_size=pre.world_size)
         if device.type == "cpu" and config.retain_memory:
             retain_freed_memory()
         threads = torch.get_num_threads()
@@ -243,7 +269,7 @@ def train(
         info = init_distributed(device)
         try:
             barrier(info)  # under DDP the other ranks go on once rank 0 holds the lock
-            finished = _finished_run(config, retrain, info) if info.is_distributed else None
+            finished = _finished_run(config, retrain, info, any_world_size) if info.is_distributed else None
             if finished is not None:
                 return finished
             return _train(config, device, info, resume=resume and not retrain, retrain=retrain, progress=progress)
@@ -252,15 +278,25 @@ def train(
             torch.set_num_threads(threads)
 
 
-def _finished_run(config: ExperimentConfig, retrain: bool, info: DistInfo) -> Optional[dict]:
-    """The results of the finished run of ``config`` when it is to be reused, else None."""
+def _finished_run(config: ExperimentConfig, retrain: bool, info: DistInfo,
+                  any_world_size: bool = False) -> Optional[dict]:
+    """The results of the finished run of ``config`` when it is to be reused, else None; ValueError when it
+    was trained by another number of processes (unless ``any_world_size``)."""
     if retrain or not rd.is_complete(config.run_dir()):
         return None
     if rd.differing_fields(rd.read_config(config.run_dir()), config):
         return None
+    results = rd.read_results(config.run_dir())
+    trained = int(results.get("world_size", 1))
+    if trained != info.world_size and not any_world_size:
+        raise ValueError(
+            f"the finished run {config.run_dir()} was trained by {trained} process(es), this job has "
+            f"{info.world_size}: batch_size is split over the processes (and BatchNorm is per process unless "
+            "sync_bn), so it is another recipe. Reuse it anyway with train(..., any_world_size=True) "
+            "(sagkit train --any-world-size), or train it again here with retrain=True (--retrain)")
     if info.is_main:
         log.info("sagkit: reusing the finished run %s (retrain=True trains it again)", config.run_dir())
-    return rd.read_results(config.run_dir())
+    return results
 
 
 @dataclass
@@ -301,7 +337,9 @@ class _Session:
         return self.run_dir / rd.CHECKPOINT_BEST
 
     def validate(self) -> dict:
-        """Metrics (percent) on the held-out training identities, under the dataset's protocol, no re-ranking."""
+        """Metrics (percent) on the held-out training identities, under the dataset's protocol, no re-ranking.
+        Under DDP every rank first takes rank 0's buffers, so all shards are scored by one model."""
+        broadcast_buffers(self.model, self.info)
         retrieval = retrieve(self.model, self.data.val_query, self.data.val_gallery, self.data.test_transform,
                              device=self.device, protocol=self.data.dataset.protocol, dist_info=self.info,
                              settings=EvalSettings.from_config(self.config, rerank=False))
@@ -310,12 +348,18 @@ class _Session:
 
 def _setup(config: ExperimentConfig, device: torch.device, info: DistInfo, retrain: bool) -> _Session:
     precision = resolve_precision(config.amp, device)
+    if config.sync_bn and info.is_distributed and device.type != "cuda":
+        raise ValueError("sync_bn=True needs CUDA devices (SyncBatchNorm runs on GPUs only); set sync_bn=False "
+                         "for DDP on the CPU")
     configure_determinism(config.deterministic)
     check_model_options(config)
     # Data, model and optimiser before the run folder: a bad data root, option or model leaves no folder.
     data = build_data(config)
     seed_everything(config.seed)  # the same initial weights on every rank and every resume
-    model = build_model(config, data.num_classes).to(device)
+    model = build_model(config, data.num_classes)
+    if config.sync_bn and info.is_distributed:
+        model = convert_sync_batchnorm(model)  # after build_model: the per-branch statistics follow (rebind)
+    model = model.to(device)
     attach_transforms(config, data, model.input_mean, model.input_std)
     if config.channels_last:
         model = model.to(memory_format=torch.channels_last)

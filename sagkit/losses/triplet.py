@@ -9,12 +9,15 @@ from torch import nn
 
 
 def pairwise_distances(features: torch.Tensor) -> torch.Tensor:
-    """N×D → N×N Euclidean distances (squared distances clamped at 1e-12 before the root, so that the
-    gradient stays finite where two features coincide)."""
-    x = features.float()
-    squared = x.pow(2).sum(dim=1)
-    d2 = squared[:, None] + squared[None, :] - 2.0 * x @ x.t()
-    return d2.clamp_min(1e-12).sqrt()
+    """N×D → N×N float32 Euclidean distances (squared distances clamped at 1e-12 before the root, so that the
+    gradient stays finite where two features coincide). Always float32, also under autocast: a bf16 Gram
+    matrix errs by ~0.1-0.7 at distances near 19 (2048-d), which changes the hardest negatives, and an fp16
+    one overflows past 65504."""
+    with torch.autocast(features.device.type, enabled=False):
+        x = features.float()
+        squared = x.pow(2).sum(dim=1)
+        d2 = squared[:, None] + squared[None, :] - 2.0 * x @ x.t()
+        return d2.clamp_min(1e-12).sqrt()
 
 
 def hardest_pairs(distances: torch.Tensor, targets: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:

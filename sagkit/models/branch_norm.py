@@ -73,6 +73,11 @@ class BranchStatistics(nn.Module):
     def __len__(self) -> int:
         return len(self._pairs)
 
+    def rebind(self, replaced: dict) -> None:
+        """Follow BatchNorm modules that were replaced in `root` (``{id(old module): new module}``, e.g. by
+        SyncBatchNorm conversion), so that `upper()` swaps the statistics of the modules that now run."""
+        self.__dict__["_pairs"] = [(replaced.get(id(bn), bn), stats) for bn, stats in self._pairs]
+
     @torch.no_grad()
     def copy_from_shared(self) -> None:
         """Set every upper-branch statistic to the BatchNorm's own (e.g. after loading backbone weights)."""

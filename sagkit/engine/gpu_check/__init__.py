@@ -2,8 +2,9 @@
 
 Modules: ``plan`` (sizes, budgets, tolerances), ``data`` (the synthetic set and device-resident batches),
 ``training`` (model × precision × compile cases), ``numerics`` (re-ranking and evaluation features across
-devices and precisions), ``ddp`` and ``ddp_worker`` (a torchrun step over NCCL), ``report`` (sections
-recorded on their own), ``runner`` (the whole check). Every section takes its device, so the tests run
+devices and precisions), ``ddp`` and ``ddp_worker`` (a torchrun step over NCCL), ``train_run`` (the real
+``sagkit train`` under torchrun: killed, resumed, reused), ``report`` (sections recorded on their own, each
+saying what it compared), ``runner`` (the whole check). Prose: docs/gpu.md. Every section takes its device, so the tests run
 them on the CPU.
 """
 

@@ -1,6 +1,7 @@
 """DDP section of the GPU check: ``torchrun --nproc_per_node=<GPUs>`` starts one ``ddp_worker`` process per
 device (NCCL on CUDA, gloo on the CPU); this module launches it and checks what each rank reported: the
-expected backend, finite losses, one reduced loss on every rank and parameters identical to rank 0's.
+expected backend, finite losses, one reduced loss on every rank, parameters identical to rank 0's, buffers
+identical to rank 0's once the trainer's pre-evaluation broadcast ran, and an exact feature gather.
 """
 
 from __future__ import annotations
@@ -52,7 +53,11 @@ def ddp_section(plan: CheckPlan, device_type: str) -> dict:
                "--seed", str(plan.seed), "--device-type", device_type]
         returncode, stderr = _run_group(cmd, env, plan.ddp_timeout_s)
         ranks = [json.loads(p.read_text()) for p in sorted(Path(out).glob("rank*.json"))]
-    result = {"processes": procs, "expected_backend": backend, "returncode": returncode, "ranks": ranks}
+    result = {"compared": f"{plan.ddp_steps} DDP steps of train_one_epoch on {procs} process(es) over {backend}: "
+                          "the backend, finite losses, one reduced loss on every rank, parameters equal to rank 0's, "
+                          "buffers equal to rank 0's after the pre-evaluation broadcast, the evaluation's feature "
+                          "gather exact",
+              "processes": procs, "expected_backend": backend, "returncode": returncode, "ranks": ranks}
     problems = []
     if returncode != 0:
         problems.append(f"torchrun did not finish within ddp_timeout_s={plan.ddp_timeout_s:g}" if returncode is None
@@ -68,6 +73,11 @@ def ddp_section(plan: CheckPlan, device_type: str) -> dict:
         if r["params_max_diff_vs_rank0"] != 0:
             problems.append(f"rank {r['rank']}'s parameters differ from rank 0's by "
                             f"{r['params_max_diff_vs_rank0']:g}")
+        if r["buffers_max_diff_vs_rank0_at_evaluation"] != 0:
+            problems.append(f"rank {r['rank']}'s buffers differ from rank 0's at evaluation by "
+                            f"{r['buffers_max_diff_vs_rank0_at_evaluation']:g}")
+        if not r["feature_gather_exact"]:
+            problems.append(f"rank {r['rank']} gathered other features than the shards it was given")
     if len({r["reduced_loss"] for r in ranks}) > 1:
         problems.append("the reduced loss differs between ranks")
     result.update(ok=not problems, problems=problems)

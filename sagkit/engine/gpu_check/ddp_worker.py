@@ -3,8 +3,9 @@ steps of the plan's model on seeded random batches (different on each rank), thr
 process-group set-up, DDP wrapping and ``train_one_epoch``.
 
 It writes ``rank<r>.json``: its backend, the loss ``train_one_epoch`` reduced over the ranks (equal on all of
-them), the loss of its own last batch, and how far its parameters are from rank 0's afterwards (zero when
-the gradients were averaged correctly).
+them), the loss of its own last batch, how far its parameters are from rank 0's afterwards (zero when
+the gradients were averaged correctly), how far its BatchNorm buffers are after training (each rank its
+own) and after the trainer's pre-evaluation broadcast (zero), and whether the feature gather is exact.
 """
 
 from __future__ import annotations
@@ -22,7 +23,8 @@ from sagkit.atomic import atomic_write_text
 
 from ..builders import build_model, per_rank_batch_size
 from ..device import make_grad_scaler, resolve_device, resolve_precision, seed_everything
-from ..distributed import DistInfo, cleanup_distributed, env_dist_info, init_distributed
+from ..distributed import (DistInfo, broadcast_buffers, cleanup_distributed, env_dist_info, gather_in_order,
+                           init_distributed, shard_range)
 from ..optim import build_criterion, build_optimizer
 from ..trainer import train_one_epoch
 from .data import CycledBatches, check_config
@@ -71,15 +73,36 @@ def _rank_step(args: argparse.Namespace) -> dict:
             images = images.contiguous(memory_format=torch.channels_last)
         with torch.no_grad():
             local_loss = float(criterion(model(images), targets)[0])
-        sums = torch.stack([p.detach().double().sum() for p in model.parameters()])
-        gathered = [torch.zeros_like(sums) for _ in range(dist.get_world_size())]
-        dist.all_gather(gathered, sums)
+        buffers_before = _max_diff_vs_rank0([b for b in model.buffers() if b.is_floating_point()])
+        broadcast_buffers(model, info)  # what the trainer does before it evaluates
         return {"rank": dist.get_rank(), "world_size": dist.get_world_size(), "backend": dist.get_backend(),
                 "device": str(device), "precision": precision.name, "batch_per_rank": n, "steps": args.steps,
                 "reduced_loss": stats["loss"], "local_loss": local_loss,
-                "params_max_diff_vs_rank0": float(max((g - gathered[0]).abs().max() for g in gathered))}
+                "params_max_diff_vs_rank0": _max_diff_vs_rank0(list(model.parameters())),
+                "buffers_max_diff_vs_rank0_after_training": buffers_before,
+                "buffers_max_diff_vs_rank0_at_evaluation": _max_diff_vs_rank0(
+                    [b for b in model.buffers() if b.is_floating_point()]),
+                "feature_gather_exact": _gather_is_exact(info, device)}
     finally:
         cleanup_distributed(info)
+
+
+def _max_diff_vs_rank0(tensors: list) -> float:
+    """Largest difference between this rank's per-tensor sums and rank 0's (0 when all ranks agree)."""
+    sums = torch.stack([t.detach().double().sum() for t in tensors])
+    gathered = [torch.zeros_like(sums) for _ in range(dist.get_world_size())]
+    dist.all_gather(gathered, sums)
+    return float(max((g - gathered[0]).abs().max() for g in gathered))
+
+
+def _gather_is_exact(info: DistInfo, device: torch.device) -> bool:
+    """The evaluation's feature gather (``gather_in_order``): uneven per-rank shards of a seeded matrix on the
+    device come back whole and in order on every rank."""
+    total = 2 * info.world_size + 1  # uneven shards (the last rank may have none)
+    full = torch.randn((total, 8), generator=torch.Generator().manual_seed(7)).to(device)
+    shard = shard_range(total, info.rank, info.world_size)
+    got = gather_in_order(full[shard.start:shard.stop], info, total)
+    return bool(torch.equal(got.cpu(), full.cpu()))
 
 
 def main(argv=None) -> int:

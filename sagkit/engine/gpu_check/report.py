@@ -10,6 +10,8 @@ from typing import Callable
 
 import torch
 
+from ..device import has_native_bf16
+
 __all__ = ["failure", "run_section", "environment"]
 
 log = logging.getLogger("sagkit.engine.gpu_check")
@@ -48,4 +50,6 @@ def environment(device: torch.device) -> dict:
         "cudnn": torch.backends.cudnn.version() if cuda else None,
         "gpus": [torch.cuda.get_device_name(i) for i in range(torch.cuda.device_count())] if cuda else [],
         "bf16_supported": bool(torch.cuda.is_bf16_supported()) if cuda else None,
+        "compute_capability": list(torch.cuda.get_device_capability(device)) if cuda else None,
+        "bf16_native": has_native_bf16(device) if cuda else None,  # what amp="auto" decides by
     }

@@ -5,24 +5,28 @@ from __future__ import annotations
 import datetime as _dt
 import tempfile
 import time
-from typing import Callable, Optional
+from typing import Callable, Optional, TypeVar
 
 import torch
 
 from ..device import DeviceUnavailableError
-from .data import CheckData, check_config, load_check_data, make_check_data
+from .data import check_config, load_check_data, make_check_data
 from .ddp import ddp_section
 from .numerics import features_section, rerank_section
 from .plan import CheckPlan, full_plan
 from .report import environment, run_section
+from .train_run import train_run_section
 from .training import training_section
 
 __all__ = ["NO_CUDA_MESSAGE", "require_cuda", "run_gpu_check"]
 
+T = TypeVar("T")
+
 NO_CUDA_MESSAGE = (
     "no CUDA device was found (torch.cuda.is_available() is False). `sagkit bench gpu` runs sagkit's GPU "
     "paths (fp16 with GradScaler and bf16 training with and without torch.compile, re-ranking on CUDA "
-    "tensors, evaluation features under AMP, DDP over NCCL) and prints one JSON report; run it on a machine "
+    "tensors, evaluation features under AMP, DDP over NCCL, sagkit train under torchrun) and prints one JSON "
+    "report; run it on a machine "
     "with at least one CUDA GPU"
 )
 
@@ -33,11 +37,11 @@ def require_cuda() -> None:
         raise DeviceUnavailableError(NO_CUDA_MESSAGE)
 
 
-def _once(make: Callable[[], CheckData]) -> Callable[[], CheckData]:
+def _once(make: Callable[[], T]) -> Callable[[], T]:
     """``make()`` on the first call, its result (or its exception, raised again) on every later one."""
     memo: dict = {}
 
-    def get() -> CheckData:
+    def get() -> T:
         if "error" in memo:
             raise memo["error"]
         if "value" not in memo:
@@ -53,8 +57,10 @@ def _once(make: Callable[[], CheckData]) -> Callable[[], CheckData]:
 
 def run_gpu_check(plan: Optional[CheckPlan] = None, device: Optional[torch.device] = None) -> dict:
     """Run every section of ``plan`` (default :func:`full_plan`) on ``device`` (default ``cuda:0``, which must
-    exist) and return the report: ``ok`` is True only when every section is. The features, re-ranking and
-    DDP sections come first; the training cases then fill what is left of ``plan.budget_s``."""
+    exist) and return the report: ``ok`` is True only when every section is; each section says what it
+    ``compared``. The features, re-ranking, DDP and train-run sections come first; the training cases then
+    fill ``plan.budget_s`` from their own start (the check fails when that leaves a precision or compile
+    mode untried)."""
     plan = plan or full_plan()
     if device is None:
         require_cuda()
@@ -62,16 +68,15 @@ def run_gpu_check(plan: Optional[CheckPlan] = None, device: Optional[torch.devic
     started = _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
     start = time.monotonic()
     with tempfile.TemporaryDirectory(prefix="sagkit-gpu-check-") as tmp:
-        def make() -> CheckData:
-            root = make_check_data(plan, tmp)
-            return load_check_data(check_config(plan, root), device, plan.num_batches)
-
-        data = _once(make)
+        root = _once(lambda: make_check_data(plan, tmp))
+        data = _once(lambda: load_check_data(check_config(plan, root()), device, plan.num_batches))
         sections = {
             "features": run_section("features", features_section, plan, data, device),
             "rerank": run_section("rerank", rerank_section, plan, device),
             "ddp": run_section("ddp", ddp_section, plan, device.type),
-            "training": run_section("training", training_section, plan, data, device, start + plan.budget_s),
+            "train_run": run_section("train_run", lambda: train_run_section(plan, device.type, root())),
+            "training": run_section("training", lambda: training_section(plan, data, device,
+                                                                         time.monotonic() + plan.budget_s)),
         }
     return {
         "ok": all(s["ok"] for s in sections.values()),

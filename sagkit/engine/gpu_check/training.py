@@ -16,10 +16,11 @@ from ..device import configure_determinism, make_grad_scaler, resolve_precision,
 from ..optim import build_criterion, build_optimizer
 from ..trainer import train_one_epoch
 from .data import CheckData, CycledBatches, check_config
-from .plan import CheckPlan, model_name
+from .plan import COMPILED_COSINE_MIN, CheckPlan, model_name
 from .report import failure
 
-__all__ = ["loss_trend", "training_cases", "run_case", "training_section"]
+__all__ = ["loss_trend", "training_cases", "run_case", "compare_embeddings", "compiled_matches_eager",
+           "training_section"]
 
 log = logging.getLogger("sagkit.engine.gpu_check")
 
@@ -79,6 +80,7 @@ def run_case(plan: CheckPlan, data: CheckData, device: torch.device, depths: tup
         if config.compile:
             torch.compiler.reset()  # fresh dynamo caches: the next model is not a recompile of this one
     params_finite = all(bool(torch.isfinite(p).all()) for p in model.parameters())
+    same = compiled_matches_eager(model, train_model, data.batches[0][0], config.channels_last) if compiled else None
     out = {
         "precision": precision.name,
         "steps": plan.steps,
@@ -92,13 +94,43 @@ def run_case(plan: CheckPlan, data: CheckData, device: torch.device, depths: tup
     if precision.use_scaler:
         out["grad_scale"] = float(scaler.get_scale())
     out["ok"] = out["loss_falling"] and params_finite
+    if same is not None:
+        out["compiled_vs_eager"] = same
+        out["ok"] = out["ok"] and same["ok"]
     return out
+
+
+def compare_embeddings(eager: torch.Tensor, other: torch.Tensor, minimum: float = COMPILED_COSINE_MIN) -> dict:
+    """Row-wise cosine similarity of two N×D embeddings; ``ok`` when every row reaches ``minimum``."""
+    if eager.shape != other.shape:
+        return {"ok": False, "error": f"shapes differ: {tuple(eager.shape)} and {tuple(other.shape)}"}
+    cosine = torch.nn.functional.cosine_similarity(eager.double(), other.double(), dim=1)
+    worst = float(torch.nan_to_num(cosine, nan=-1.0).min())
+    diff = float(torch.nan_to_num((eager.double() - other.double()).abs(), nan=float("inf")).max())
+    return {"ok": worst >= minimum, "worst_cosine": worst, "min_cosine_required": minimum,
+            "max_abs_diff": diff if math.isfinite(diff) else None}
+
+
+def compiled_matches_eager(model: torch.nn.Module, compiled: torch.nn.Module, images: torch.Tensor,
+                           channels_last: bool) -> dict:
+    """Eval-mode fp32 embeddings of one batch from the eager model and its ``torch.compile`` wrapper (same
+    weights), compared with :func:`compare_embeddings`; the model is put back in train mode."""
+    if channels_last:
+        images = images.contiguous(memory_format=torch.channels_last)
+    model.eval()
+    try:
+        with torch.no_grad():
+            return compare_embeddings(model(images).float(), compiled(images).float())
+    finally:
+        model.train()
 
 
 def training_section(plan: CheckPlan, data: Callable[[], CheckData], device: torch.device,
                      deadline: float) -> dict:
     """Every case of :func:`training_cases` that fits before ``deadline`` (``time.monotonic()``); a case that
-    fails is recorded with its error and the next one runs. ``data()`` gives the inputs (made on first use)."""
+    fails is recorded with its error and the next one runs. ``data()`` gives the inputs (made on first use).
+    Not ``ok`` when a case failed or when a precision has no eager or no compiled case that ran: a budget
+    too short to reach a path is no pass."""
     inputs = data()
     expected = {False: 0.0, True: float(plan.compile_estimate_s)}
     cases = []
@@ -121,5 +153,13 @@ def training_section(plan: CheckPlan, data: Callable[[], CheckData], device: tor
                  f"{entry['img_per_s']} img/s" if entry.get("ok") else entry.get("error", "FAILED (see the report)"))
         cases.append(entry)
     ran = [c for c in cases if "skipped" not in c]
-    return {"ok": bool(ran) and all(c["ok"] for c in ran), "ran": len(ran), "skipped": len(cases) - len(ran),
-            "batch_size": len(inputs.batches[0][1]), "preloaded_batches": len(inputs.batches), "cases": cases}
+    wanted = {(amp, compiled) for _, amp, compiled in training_cases(plan)}
+    missing = sorted(wanted - {(c["amp"], c["compile"]) for c in ran})
+    problems = [f"no {amp} {'compiled' if compiled else 'eager'} case ran (time budget)" for amp, compiled in missing]
+    problems += [f"{c['model']} {c['amp']}{' compiled' if c['compile'] else ''} failed" for c in ran if not c["ok"]]
+    return {"compared": "each case: mean loss of the first window of steps against the last (must fall), "
+                        "parameters finite, compiled cases' eval embeddings against eager ones (worst cosine "
+                        f">= {COMPILED_COSINE_MIN}); every precision must have run eager and compiled",
+            "ok": bool(ran) and not problems, "problems": problems, "ran": len(ran),
+            "skipped": len(cases) - len(ran), "batch_size": len(inputs.batches[0][1]),
+            "preloaded_batches": len(inputs.batches), "cases": cases}
