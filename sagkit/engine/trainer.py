@@ -253,7 +253,7 @@ def train(
     check_folder(config.runs_dir, "runs_dir")
     pre = env_dist_info()
     if not pre.is_distributed:  # a finished run is only read: no lock file, so a read-only runs folder serves it
-        finished = _finished_run(config, retrain, pre)
+        finished = _finished_run(config, retrain, pre, any_world_size)
         if finished is not None:
             return finished
     with run_lock.hold(config.run_dir(), wait=wait, enabled=pre.is_main):
