@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from sagkit.choices import DEFAULT_SEEDS, parse_seeds
+from sagkit.controls import CONTROLS
 from sagkit.data import load_dataset
 from sagkit.engine.run_dir import is_complete
 from sagkit.models.pretrained import imagenet_weights_path
@@ -65,8 +66,8 @@ def check_workbook_needs(params: WorkbookParameters, plan: Sequence[tuple[str, d
         config = book.config(())
         load_dataset(config.dataset, config.data_root, **config.dataset_options)
     runs = set().union(*(_trained_runs(name, extra, DEFAULT_SEEDS[0]) for name, extra, _ in plan))
-    for depths, seed in sorted(runs):
-        config = book.config(depths, seed)
+    for depths, seed, fields in sorted(runs, key=repr):
+        config = book.config(depths, seed).replace(**dict(fields))
         if is_complete(config.run_dir()) and not params.retrain:
             continue
         if config.pretrained == "imagenet":
@@ -219,15 +220,17 @@ def run_workbook(
 
 
 def _trained_runs(name: str, extra: Mapping, other_seed: int) -> set:
-    """The (depths, seed) runs a notebook of the plan trains; notebooks other than 03 train ``other_seed``."""
+    """The (depths, seed, fields) runs a notebook of the plan trains (``fields``: a control's config fields as
+    sorted items, () for Table 1's configurations); notebooks other than 03 and 06 train ``other_seed``."""
     if name == "02_baseline":
-        return {((), other_seed)}
+        return {((), other_seed, ())}
     if name == "03_ablation":
-        return {(parse_depths(extra["depth"]), seed) for seed in parse_seeds(extra["seeds"])}
+        return {(parse_depths(extra["depth"]), seed, ()) for seed in parse_seeds(extra["seeds"])}
     if name == "04_sota_tables":
-        return {((4,), other_seed)}
+        return {((4,), other_seed, ())}
     if name == "05_attention_heatmaps":  # the baseline's activation maps stand beside the grids
-        return {((), other_seed)} | {((d,), other_seed) for d in parse_depths(extra["depths"])}
+        return {((), other_seed, ())} | {((d,), other_seed, ()) for d in parse_depths(extra["depths"])}
     if name == "06_controls":  # the controls proper; its Baseline and D4 are notebook 03's runs
-        return {("controls", seed) for seed in parse_seeds(extra["seeds"])}
+        return {(c.depths, seed, tuple(sorted(c.fields.items()))) for c in CONTROLS if c.fields
+                for seed in parse_seeds(extra["seeds"])}
     return set()
