@@ -129,3 +129,12 @@ def test_bad_inputs_raise_value_error():
         re_rank(qg, qq, gg, lambda_value=1.5)
     with pytest.raises(ValueError, match="metric"):
         re_rank_features(np.zeros((2, 3)), np.zeros((4, 3)), metric="manhattan")
+
+
+def test_identical_features_give_zero_distances_not_nan():
+    """Features that are all equal (a collapsed model) made every column maximum 0 and the result 0/0 = NaN."""
+    q, g = torch.ones(4, 8), torch.ones(6, 8)
+    got = re_rank_features(q, g, k1=3, k2=2, lambda_value=0.3)
+    assert not np.isnan(got).any() and np.all(got == 0)
+    zeros = np.zeros((4, 6), np.float32)
+    assert not np.isnan(re_rank(zeros, np.zeros((4, 4), np.float32), np.zeros((6, 6), np.float32), k1=3, k2=2)).any()

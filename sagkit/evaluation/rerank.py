@@ -182,7 +182,7 @@ def _scan_rows(src, k_need: int, chunk: int):
     for a in range(0, n, chunk):
         b = min(a + chunk, n)
         rows = src.rows(a, b, buf[: b - a])
-        colmax[a:b] = rows.amax(1)
+        colmax[a:b] = rows.amax(1).clamp_min_(torch.finfo(torch.float32).tiny)  # all-equal features: no 0 / 0
         if a < q:
             out[a:min(b, q)] = rows[: min(b, q) - a, q:]
         rows /= colmax[a:b, None]

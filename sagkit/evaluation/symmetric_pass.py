@@ -116,7 +116,8 @@ def upper_pass(feats: torch.Tensor, metric: str, num_query: int, k: int, out: to
                                              workers or workers_for(feats.device))
     else:
         kmax, keys, cols, thr = _numpy_pass(left, right, metric, q, kk, out)
-    colmax = squared_from_key(kmax, metric)
+    # A row of zeros (every feature equal) would divide 0 by 0; its distances stay 0 instead. No-op otherwise.
+    colmax = squared_from_key(kmax, metric).clamp_min_(torch.finfo(torch.float32).tiny)
     nn, nn_div = _settle(left, right, metric, keys, cols, thr, colmax, k)
     return nn, nn_div, colmax
 
