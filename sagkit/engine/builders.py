@@ -69,6 +69,9 @@ def build_data(config: ExperimentConfig) -> RunData:
     from sagkit.data import holdout_validation, load_dataset
 
     dataset = load_dataset(config.dataset, config.data_root, **config.dataset_options)
+    if not dataset.train:
+        raise ValueError(f"{config.dataset} at {dataset.root} has no train split: add train images (e.g. "
+                         "root/train/<identity>/ or manifest rows with split=train) or use it with sagkit eval only")
     if config.val_ids > 0:
         try:
             train, val_query, val_gallery = holdout_validation(dataset.train, config.val_ids, seed=config.seed)

@@ -24,7 +24,7 @@ from sagkit.evaluation.protocol import MARKET, Protocol
 from .distributed import DistInfo, gather_in_order, shard_range
 from .feature_cache import FeatureCache
 
-__all__ = ["EvalSettings", "Retrieval", "Scores", "extract_split_features", "record_ids", "retrieve",
+__all__ = ["EvalSettings", "Retrieval", "Scores", "extract_split_features", "retrieve",
            "retrieve_dataset", "score"]
 
 MAX_RANK = 50
@@ -96,11 +96,6 @@ class Retrieval:
             if getattr(self, name) is not None:
                 out.update({prefix + k: v for k, v in getattr(self, name).metrics.items()})
         return out
-
-
-def record_ids(records: Sequence) -> tuple[np.ndarray, np.ndarray]:
-    """(identity ids, camera ids) of ``records``, two int64 arrays of len(records)."""
-    return (np.array([r.pid for r in records], dtype=np.int64), np.array([r.camid for r in records], dtype=np.int64))
 
 
 def score(distmat, q_pids, q_cams, g_pids, g_cams, protocol: Protocol = MARKET) -> Scores:
@@ -190,8 +185,7 @@ def retrieve(model: ModelSource, query: Sequence, gallery: Sequence, transform=N
     """
     features = _Features(model, transform, input_size, device, settings, dist_info, cache)
     q_feats, g_feats = features("query", query), features("gallery", gallery)
-    q_pids, q_cams = record_ids(query)
-    g_pids, g_cams = record_ids(gallery)
+    q_pids, q_cams, g_pids, g_cams = protocol.match_ids(query, gallery)
     distmat = compute_distance_matrix(q_feats, g_feats, metric="euclidean")
     result = Retrieval(list(query), list(gallery), q_feats, g_feats, distmat, protocol,
                        score(distmat, q_pids, q_cams, g_pids, g_cams, protocol))
@@ -205,7 +199,8 @@ def retrieve(model: ModelSource, query: Sequence, gallery: Sequence, transform=N
         if extra:
             records += extra
             feats = torch.cat([feats, features("multi_query", extra)])
-        pooled, m_pids, m_cams = pool_multi_query(feats, *record_ids(records), mode="mean", normalize=True)
+        pooled, m_pids, m_cams = pool_multi_query(feats, *protocol.match_ids(records, gallery)[:2], mode="mean",
+                                                  normalize=True)
         multi_dist = compute_distance_matrix(pooled, g_feats, metric="euclidean")
         result.multi = score(multi_dist, m_pids, m_cams, g_pids, g_cams, protocol)
         if settings.rerank:
