@@ -1,4 +1,4 @@
-"""Command line: ``python -m sagkit {train,eval,export,synth,bench,workbook,results}`` (``--help`` on each).
+"""Command line: ``python -m sagkit {train,eval,export,embed,search,synth,bench,workbook,results}`` (``--help`` on each).
 
 Errors from bad input are printed as one line ``sagkit <command>: error: ...`` with exit status 2.
 
@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any, Optional, Sequence
 
 from sagkit.choices import parse_depths
+from sagkit.cli_images import add_embed, add_search
 
 __all__ = ["main", "build_parser", "parse_overrides", "CLIError"]
 
@@ -551,11 +552,14 @@ def build_parser() -> argparse.ArgumentParser:
         description="Self Attention Grid (SAG) for person re-identification: train, evaluate, export to ONNX, "
         "generate synthetic data, benchmark, run the workbook.",
     )
-    sub = parser.add_subparsers(dest="command", metavar="{train,eval,export,synth,bench,workbook,results}")
+    sub = parser.add_subparsers(dest="command",
+                                metavar="{train,eval,export,embed,search,synth,bench,workbook,results}")
     sub.required = True
     _add_train(sub)
     _add_eval(sub)
     _add_export(sub)
+    add_embed(sub)
+    add_search(sub)
     _add_synth(sub)
     _add_bench(sub)
     _add_workbook(sub)

@@ -24,7 +24,7 @@ from sagkit.evaluation.protocol import MARKET, Protocol
 from .distributed import DistInfo, gather_in_order, shard_range
 from .feature_cache import FeatureCache
 
-__all__ = ["EvalSettings", "Retrieval", "Scores", "extract_split_features", "retrieve",
+__all__ = ["EvalSettings", "Retrieval", "Scores", "eval_transform", "extract_split_features", "retrieve",
            "retrieve_dataset", "score"]
 
 MAX_RANK = 50
@@ -132,6 +132,11 @@ def extract_split_features(model: torch.nn.Module, records: Sequence, transform,
     return feats
 
 
+def eval_transform(model: torch.nn.Module, input_size: tuple[int, int]):
+    """The test transform of ``model``: resize to ``input_size`` (H, W), normalise with its mean and std."""
+    return build_transforms(*input_size, train=False, mean=model.input_mean, std=model.input_std)
+
+
 def _embedding_dim(model: torch.nn.Module) -> int:
     inner = getattr(model, "module", model)
     inner = getattr(inner, "_orig_mod", inner)
@@ -163,8 +168,7 @@ class _Features:
             if found is not None:
                 return found
         model = self.model()
-        transform = self._transform or build_transforms(*self.input_size, train=False, mean=model.input_mean,
-                                                        std=model.input_std)
+        transform = self._transform or eval_transform(model, self.input_size)
         feats = extract_split_features(model, list(records), transform, device=self.device,
                                        settings=self.settings, dist_info=self.dist_info)
         if self.cache is not None and (self.dist_info is None or self.dist_info.is_main):
