@@ -270,7 +270,7 @@ def _cmd_eval(args: argparse.Namespace) -> int:
         changes["num_workers"] = args.num_workers
     retrieval = retrieve_dataset(model, dataset, config, device=device, cache=cache, **changes)
     metrics = {**retrieval.summary(), "intervals": run_intervals(retrieval_queries(retrieval).scores),
-               "interval_method": interval_method()}
+               "interval_method": interval_method(), "protocol": dataset.protocol.describe()}
     if args.json:
         print(json.dumps(metrics, indent=2, sort_keys=True))
     else:
