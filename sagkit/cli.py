@@ -230,13 +230,11 @@ def _add_eval(sub) -> None:
 
 
 def _cmd_eval(args: argparse.Namespace) -> int:
-    import torch
-
     from sagkit.data import load_dataset
     from sagkit.engine.device import resolve_device, retain_freed_memory
     from sagkit.engine.feature_cache import FeatureCache
     from sagkit.engine.per_query import retrieval_queries
-    from sagkit.engine.retrieval import retrieve_dataset
+    from sagkit.engine.retrieval import eval_model, retrieve_dataset
     from sagkit.engine.run_dir import checkpoint_path, model_from_checkpoint, run_model
     from sagkit.evaluation.bootstrap import interval_method, run_intervals
 
@@ -253,9 +251,7 @@ def _cmd_eval(args: argparse.Namespace) -> int:
     device = resolve_device(args.device)
     if device.type == "cpu" and config.retain_memory:
         retain_freed_memory()
-    model.to(device).eval()
-    if config.channels_last:
-        model.to(memory_format=torch.channels_last)
+    model = eval_model(model, config, device)
     name = args.dataset or config.dataset
     same = name == config.dataset
     root = _optional_path(args.data_root) if args.data_root is not None else (config.data_root if same else None)

@@ -19,6 +19,7 @@ def _model_flags(p) -> None:
     p.add_argument("--batch-size", type=int, default=None, help="images per forward pass (default: the run's)")
     p.add_argument("--device", default="cpu", help="cpu, auto, cuda or cuda:N (an ONNX file runs on the CPU)")
     p.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: the run's num_threads)")
+    p.add_argument("--num-workers", type=int, default=None, help="image-decoding processes (default: the run's)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
 
 
@@ -39,7 +40,8 @@ def _cmd_embed(args: argparse.Namespace) -> int:
     from sagkit.embedding import embed
 
     done = embed(args.source, args.images, which=args.which, flip=args.flip, batch_size=args.batch_size,
-                 device=args.device, progress=not args.no_progress, threads=args.threads)
+                 device=args.device, progress=not args.no_progress, threads=args.threads,
+                 num_workers=args.num_workers)
     path = done.save(args.out)
     print(path)
     print(f"{len(done)} images, {done.vectors.shape[1]}-d embeddings of {done.model} "
@@ -69,7 +71,7 @@ def _cmd_search(args: argparse.Namespace) -> int:
 
     result = search(args.source, args.query, args.gallery, args.topk, rerank=args.rerank, which=args.which,
                     flip=args.flip, batch_size=args.batch_size, device=args.device, progress=not args.no_progress,
-                    threads=args.threads)
+                    threads=args.threads, num_workers=args.num_workers)
     sys.stdout.write("\n".join(result.lines()) + "\n")
     if args.png:
         print(result.save_png(args.png))

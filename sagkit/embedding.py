@@ -8,6 +8,7 @@ behind a small ``nn.Module``, through the same loader and extraction.
 
 from __future__ import annotations
 
+import dataclasses
 import glob
 import json
 import time
@@ -24,13 +25,13 @@ from sagkit.atomic import atomic_write
 from sagkit.data import ImageRecord
 from sagkit.data.records import IMAGE_EXTENSIONS
 from sagkit.engine.device import resolve_device
-from sagkit.engine.retrieval import EvalSettings, eval_transform, extract_split_features
+from sagkit.engine.retrieval import EvalSettings, eval_model, eval_transform, extract_split_features
 from sagkit.engine.run_dir import run_model
 
 __all__ = ["Embeddings", "collect_images", "embed", "load_source"]
 
 ImagesArg = Union[str, Path, Sequence[Union[str, Path]]]
-CHUNK_BATCHES = 4  # batches per progress-bar step
+CHUNK_BATCHES = 8  # batches per progress-bar step (each step starts the loader's workers again)
 FORMAT = "sagkit-embeddings-1"
 
 
@@ -136,21 +137,25 @@ class OnnxEmbedder(nn.Module):
         return torch.from_numpy(self.session.run([self._names[1]], {self._names[0]: images.cpu().numpy()})[0])
 
 
-def load_source(source: str | Path, which: str = "best", flip: bool | None = None,
-                batch_size: int | None = None) -> tuple[nn.Module, object, EvalSettings, dict]:
-    """``(model in eval mode, test transform, settings, description)`` of a run folder or an ONNX file.
+def load_source(source: str | Path, which: str = "best", flip: bool | None = None, batch_size: int | None = None,
+                device: str = "cpu") -> tuple[nn.Module, object, EvalSettings, dict]:
+    """``(model in eval mode on device, test transform, settings, description)`` of a run folder or an ONNX file.
 
     ``flip`` / ``batch_size`` None: the run's ``flip_eval`` / ``eval_batch_size`` (an ONNX file: its
     ``flip_eval`` metadata, batch 64)."""
     source = Path(source)
+    dev = resolve_device(device)
     if source.is_dir():
         model, config = run_model(source, which)
+        model = eval_model(model, config, dev)
         changes = {k: v for k, v in (("flip", flip), ("batch_size", batch_size)) if v is not None}
-        settings = EvalSettings.from_config(config, num_workers=0, **changes)
+        settings = EvalSettings.from_config(config, **changes)
         size = (config.height, config.width)
         name, extra = source.resolve().name, {"checkpoint": which, "backbone": config.backbone,
                                               "depths": list(config.depths), "threads": config.num_threads}
     elif source.is_file() and source.suffix == ".onnx":
+        if dev.type != "cpu":
+            raise ValueError("an ONNX source runs on the CPU (onnxruntime): use device='cpu'")
         model = OnnxEmbedder(source)
         if flip is None and "flip_eval" not in model.props:
             raise ValueError(f"{source} does not say whether its run averaged flipped images (an older export): "
@@ -170,19 +175,21 @@ def load_source(source: str | Path, which: str = "best", flip: bool | None = Non
 
 
 def embed(source, images: ImagesArg, *, which: str = "best", flip: bool | None = None, batch_size: int | None = None,
-          device: str = "cpu", progress: bool = True, threads: int | None = None) -> Embeddings:
+          device: str = "cpu", progress: bool = True, threads: int | None = None,
+          num_workers: int | None = None) -> Embeddings:
     """Embeddings of ``images`` (files, folders, globs) by ``source`` (a run folder's ``which`` checkpoint, or an
     ONNX file from ``sagkit export``), exactly as the run's evaluation makes them (N x D float32, unit rows).
 
     ``source`` may also be the tuple :func:`load_source` returns, to embed several lists with one model.
-    ``threads``: torch CPU threads meanwhile (default: the run's ``num_threads``, else torch's own)."""
+    ``threads``: torch CPU threads meanwhile (default: the run's ``num_threads``, else torch's own);
+    ``num_workers``: image-decoding processes (default: the run's)."""
     model, transform, settings, description = source if isinstance(source, tuple) else load_source(
-        source, which, flip, batch_size)
+        source, which, flip, batch_size, device)
+    if num_workers is not None:
+        settings = dataclasses.replace(settings, num_workers=num_workers)
     paths = collect_images(images)
     records = [ImageRecord(p, 0, 0) for p in paths]
     dev = resolve_device(device)
-    if isinstance(model, OnnxEmbedder) and dev.type != "cpu":
-        raise ValueError("an ONNX source runs on the CPU (onnxruntime): use device='cpu'")
     step = settings.batch_size * CHUNK_BATCHES
     parts = []
     previous = torch.get_num_threads()

@@ -145,20 +145,21 @@ def _check_comparable(query: Embeddings, gallery: Embeddings, where: str) -> Non
 
 def search(source, query: ImagesArg, gallery: ImagesArg | Embeddings, topk: int = 10, *, rerank: bool = False,
            which: str = "best", flip: bool | None = None, batch_size: int | None = None, device: str = "cpu",
-           progress: bool = True, threads: int | None = None) -> SearchResult:
+           progress: bool = True, threads: int | None = None, num_workers: int | None = None) -> SearchResult:
     """Rank ``gallery`` (images, folders, globs, an ``.npz`` from ``embed`` or :class:`Embeddings`) for each
     ``query`` image by the embeddings of ``source`` (run folder or ONNX file), exact top-``topk``.
 
     ``rerank``: k-reciprocal re-ranking with the run's k1, k2 and lambda (builds the Q x G matrix). The other
     options are :func:`sagkit.embed`'s."""
-    loaded = load_source(source, which, flip, batch_size)
-    q = embed(loaded, query, device=device, progress=progress, threads=threads)
+    loaded = load_source(source, which, flip, batch_size, device)
+    options = dict(device=device, progress=progress, threads=threads, num_workers=num_workers)
+    q = embed(loaded, query, **options)
     if isinstance(gallery, Embeddings):
         g, where = gallery, "given"
     elif isinstance(gallery, (str, Path)) and str(gallery).endswith(".npz"):
         g, where = Embeddings.load(gallery), f"in {gallery}"
     else:
-        g, where = embed(loaded, gallery, device=device, progress=progress, threads=threads), ""
+        g, where = embed(loaded, gallery, **options), ""
     _check_comparable(q, g, where)
     if rerank:
         settings = loaded[2]

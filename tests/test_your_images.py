@@ -15,8 +15,9 @@ from sagkit.cli import main
 from sagkit.config import get_profile
 from sagkit.data import load_dataset
 from sagkit.embedding import Embeddings
-from sagkit.engine.retrieval import retrieve_dataset
-from sagkit.engine.run_dir import run_model
+from sagkit.engine.feature_cache import FeatureCache
+from sagkit.engine.retrieval import EvalSettings, eval_model, retrieve_dataset
+from sagkit.engine.run_dir import checkpoint_path, run_model
 from sagkit.evaluation import compute_distance_matrix
 
 pytestmark = [pytest.mark.usefixtures("one_thread"), pytest.mark.slow]
@@ -36,16 +37,29 @@ def trained(tmp_path_factory):
     return run, load_dataset("synthetic", base / "data", **config.dataset_options)
 
 
-@pytest.mark.parametrize("flip", [False, True])
-def test_embed_equals_the_evaluation_features(trained, flip):
+def test_embed_equals_the_features_the_runs_test_used(trained):
+    run, dataset = trained
+    _, config = run_model(run)
+    cache, key = FeatureCache(checkpoint_path(run)), EvalSettings.from_config(config).feature_key()
+    for split, records in (("query", dataset.query), ("gallery", dataset.gallery)):
+        kept = cache.load(split, records, key)  # written by the trainer's final test
+        assert kept is not None
+        got = sagkit.embed(run, [r.path for r in records], progress=False)
+        assert got.paths == [r.path for r in records] and got.settings["flip"] is config.flip_eval is False
+        np.testing.assert_array_equal(got.vectors, kept.numpy())
+        assert got.images_per_s > 0 and got.model == run.name
+
+
+def test_embed_with_flip_equals_the_evaluation_with_flip(trained):
     run, dataset = trained
     model, config = run_model(run)
-    evaluation = retrieve_dataset(model.eval(), dataset, config, device=torch.device("cpu"), flip=flip)
-    for records, expected in ((dataset.query, evaluation.query_feats), (dataset.gallery, evaluation.gallery_feats)):
-        got = sagkit.embed(run, [r.path for r in records], flip=flip, progress=False)
-        assert got.paths == [r.path for r in records] and got.settings["flip"] is flip
-        np.testing.assert_array_equal(got.vectors, expected.numpy())
-        assert got.images_per_s > 0 and got.model == run.name
+    evaluation = retrieve_dataset(eval_model(model, config, torch.device("cpu")), dataset, config,
+                                  device=torch.device("cpu"), flip=True)
+    got = sagkit.embed(run, [r.path for r in dataset.gallery], flip=True, progress=False)
+    assert got.settings["flip"] is True
+    np.testing.assert_array_equal(got.vectors, evaluation.gallery_feats.numpy())
+    unflipped = sagkit.embed(run, [r.path for r in dataset.gallery], progress=False)
+    assert np.abs(unflipped.vectors - got.vectors).max() > 1e-3  # flip averaging did change them
 
 
 @pytest.mark.skipif(not HAS_ONNXRUNTIME, reason="onnx/onnxruntime are not installed (pip install -e '.[export]')")

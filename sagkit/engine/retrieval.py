@@ -24,7 +24,7 @@ from sagkit.evaluation.protocol import MARKET, Protocol
 from .distributed import DistInfo, gather_in_order, shard_range
 from .feature_cache import FeatureCache
 
-__all__ = ["EvalSettings", "Retrieval", "Scores", "eval_transform", "extract_split_features", "retrieve",
+__all__ = ["EvalSettings", "Retrieval", "Scores", "eval_model", "eval_transform", "extract_split_features", "retrieve",
            "retrieve_dataset", "score"]
 
 MAX_RANK = 50
@@ -130,6 +130,15 @@ def extract_split_features(model: torch.nn.Module, records: Sequence, transform,
     if info.is_distributed:
         feats = gather_in_order(feats, info, len(records))
     return feats
+
+
+def eval_model(model: torch.nn.Module, config, device) -> torch.nn.Module:
+    """``model`` on ``device`` in eval mode, in channels-last layout when ``config.channels_last`` (as the
+    trainer holds it), so that every evaluation extracts features from the same layout."""
+    model = model.to(device).eval()
+    if config.channels_last:
+        model = model.to(memory_format=torch.channels_last)
+    return model
 
 
 def eval_transform(model: torch.nn.Module, input_size: tuple[int, int]):
