@@ -3,7 +3,7 @@
 The gallery is read in chunks of ``CHUNK`` embeddings (queries in blocks of ``QUERY_BLOCK``): each chunk's
 distances (the evaluation's ``compute_distance_matrix``) are packed with their gallery index into one int64
 key, ``(float32 bits of the distance) << 32 | index``, and streamed into :class:`StreamingTopK`, which keeps
-at most ``max(2k, CHUNK)`` keys per query. The keys are distinct, so the result is a full stable sort's
+at most ``max(4k, 64)`` keys per query; the first chunk's k-th smallest key is each query's first threshold. The keys are distinct, so the result is a full stable sort's
 first k (ties in distance ranked by gallery index), with memory bounded by the block sizes, not the gallery.
 Re-ranking (k-reciprocal, the run's k1/k2/lambda) needs the whole query x gallery matrix.
 """
@@ -47,9 +47,19 @@ def _unpack(keys: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 
 def _topk_of_tiles(tiles: Iterable[tuple[int, np.ndarray]], rows: int, k: int, width: int):
-    """(distances rows x k float32, indices rows x k int64) of tiles ``(col0, distances rows x c)``."""
-    stream = StreamingTopK(rows, k, max(2 * k, width), np.full(rows, np.iinfo(np.int64).max, dtype=np.int64))
+    """(distances rows x k float32, indices rows x k int64) of tiles ``(col0, distances rows x c)``.
+
+    The first tile's k-th smallest key of each row is its first threshold, so that later tiles pass only
+    the entries that may still enter the top k."""
+    tiles = iter(tiles)
+    col0, tile = next(tiles)
+    keys = _pack(tile, col0)
+    thr = np.full(rows, np.iinfo(np.int64).max, dtype=np.int64)
+    if keys.shape[1] >= k:
+        thr = np.partition(keys, k - 1, axis=1)[:, k - 1].copy()
+    stream = StreamingTopK(rows, k, max(4 * k, 64), thr)
     mask = np.empty(rows * width, dtype=bool)
+    stream.add(*row_hits(keys, stream.thr, mask, 0, col0))
     for col0, tile in tiles:
         stream.add(*row_hits(_pack(tile, col0), stream.thr, mask, 0, col0))
     keys, _, _ = stream.result()
@@ -67,7 +77,7 @@ def _check_k(k: int, gallery_size: int) -> int:
 def exact_topk(query, gallery, k: int, chunk: int = CHUNK, query_block: int = QUERY_BLOCK):
     """The ``k`` nearest rows of ``gallery`` (G x D) for each row of ``query`` (Q x D), Euclidean distance:
     ``(distances Q x k float32 ascending, indices Q x k int64)``, ties by gallery index; memory
-    O(query_block x max(2k, chunk)) beyond the inputs."""
+    O(query_block x (chunk + k)) beyond the inputs."""
     q = torch.as_tensor(np.asarray(query, dtype=np.float32))
     g = torch.as_tensor(np.asarray(gallery, dtype=np.float32))
     k = _check_k(k, g.shape[0])
