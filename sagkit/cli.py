@@ -230,47 +230,24 @@ def _add_eval(sub) -> None:
 
 
 def _cmd_eval(args: argparse.Namespace) -> int:
-    from sagkit.data import load_dataset
-    from sagkit.engine.device import resolve_device, retain_freed_memory
-    from sagkit.engine.feature_cache import FeatureCache
+    from sagkit.engine.evaluate_run import evaluate_model
     from sagkit.engine.per_query import retrieval_queries
-    from sagkit.engine.retrieval import eval_model, retrieve_dataset
-    from sagkit.engine.run_dir import checkpoint_path, model_from_checkpoint, run_model
     from sagkit.evaluation.bootstrap import interval_method, run_intervals
 
     _configure_logging()
-    path = Path(args.path)
-    if path.is_dir():
-        model, config = run_model(path, args.which)
-        cache = None if args.no_cache else FeatureCache(checkpoint_path(path, args.which))
-    elif path.is_file():
-        model, config, _ = model_from_checkpoint(path)
-        cache = None
-    else:
-        raise FileNotFoundError(f"{path} does not exist: give a run folder or a checkpoint file")
-    device = resolve_device(args.device)
-    if device.type == "cpu" and config.retain_memory:
-        retain_freed_memory()
-    model = eval_model(model, config, device)
-    name = args.dataset or config.dataset
-    same = name == config.dataset
-    root = _optional_path(args.data_root) if args.data_root is not None else (config.data_root if same else None)
-    options = parse_overrides(args.overrides) if args.overrides else (config.dataset_options if same else {})
-    dataset = load_dataset(name, root, **options)
     changes = {"rerank": not args.no_rerank, "multi_query": True}
-    if args.flip is not None:
-        changes["flip"] = args.flip
-    if args.batch_size is not None:
-        changes["batch_size"] = args.batch_size
-    if args.num_workers is not None:
-        changes["num_workers"] = args.num_workers
-    retrieval = retrieve_dataset(model, dataset, config, device=device, cache=cache, **changes)
+    for key in ("flip", "batch_size", "num_workers"):
+        if getattr(args, key) is not None:
+            changes[key] = getattr(args, key)
+    retrieval, dataset = evaluate_model(args.path, which=args.which, dataset=args.dataset, data_root=args.data_root,
+                                        options=parse_overrides(args.overrides) if args.overrides else None,
+                                        device=args.device, use_cache=not args.no_cache, **changes)
     metrics = {**retrieval.summary(), "intervals": run_intervals(retrieval_queries(retrieval).scores),
                "interval_method": interval_method(), "protocol": dataset.protocol.describe()}
     if args.json:
         print(json.dumps(metrics, indent=2, sort_keys=True))
     else:
-        print(f"{path} on {name}: {len(dataset.query)} queries, {len(dataset.gallery)} gallery images "
+        print(f"{args.path} on {dataset.name}: {len(dataset.query)} queries, {len(dataset.gallery)} gallery images "
               f"({dataset.protocol.describe()})")
         print(_format_metrics(metrics))
     return 0
