@@ -145,9 +145,16 @@ def _short(name: str, width: int = 11) -> str:
     return name if len(name) <= width else "…" + name[-(width - 1):]
 
 
+def _same(a, b) -> bool:
+    """Equal settings; numbers lists equal to 1e-5 (an ONNX file stores its mean and std rounded)."""
+    if isinstance(a, list) and isinstance(b, list) and len(a) == len(b) and a and not isinstance(a[0], bool):
+        return bool(np.allclose(np.asarray(a, dtype=float), np.asarray(b, dtype=float), rtol=0, atol=1e-5))
+    return a == b
+
+
 def _check_comparable(query: Embeddings, gallery: Embeddings, where: str) -> None:
-    differ = [key for key in _COMPARABLE if (query.model if key == "model" else query.settings.get(key))
-              != (gallery.model if key == "model" else gallery.settings.get(key))]
+    differ = [key for key in _COMPARABLE if not _same(query.model if key == "model" else query.settings.get(key),
+                                                      gallery.model if key == "model" else gallery.settings.get(key))]
     if differ:
         raise ValueError(f"the gallery embeddings {where} were made with other settings ({', '.join(differ)}) than "
                          f"the queries' model {query.model}: embed the gallery again with this model")

@@ -75,6 +75,12 @@ def test_embeddings_file_round_trip_and_bad_files(tmp_path):
     other = Embeddings(["c.jpg"], np.ones((1, 4), np.float32), "run-x", {"flip": False, "input_size": [64, 32]})
     with pytest.raises(ValueError, match=r"other settings \(flip\)"):
         _check_comparable(emb, other, "in g.npz")
+    rounded = Embeddings(["c.jpg"], np.ones((1, 4), np.float32), "run-x", {"flip": True, "input_size": [64, 32],
+                                                                          "mean": [0.498039]})
+    _check_comparable(Embeddings([], emb.vectors, "run-x", {**emb.settings, "mean": [0.4980392156862745]}), rounded,
+                      "")  # an ONNX file's rounded mean is the run's
+    with pytest.raises(ValueError, match=r"\(input_size\)"):
+        _check_comparable(emb, Embeddings([], emb.vectors, "run-x", {**emb.settings, "input_size": [128, 64]}), "")
 
 
 def test_search_result_prints_ranks_and_distances_and_draws(tmp_path):
