@@ -141,3 +141,21 @@ def test_cross_dataset_eval_on_another_synthetic_set_and_without_cameras(trained
     assert main(["eval", str(run), "--dataset", "folder", "--data-root", str(tmp_path / "ids"), "--device", "cpu"]) == 0
     out = capsys.readouterr().out
     assert "no camera ids" in out and "R1" in out
+
+
+def test_training_on_a_folder_without_cameras(trained, tmp_path, capsys):
+    _, dataset = trained
+    folder = tmp_path / "mine"
+    for split, records in (("train", dataset.train), ("query", dataset.query), ("gallery", dataset.gallery)):
+        for r in records:
+            if r.pid > 0 or split == "train":  # people only in the test split: no junk, no distractors
+                link = folder / split / f"{'t' if split == 'train' else 'p'}{r.pid}" / r.path.rsplit("/", 1)[1]
+                link.parent.mkdir(parents=True, exist_ok=True)
+                link.symlink_to(r.path)
+    runs = tmp_path / "runs"
+    assert main(["train", "--profile", "tiny", "--dataset", "folder", "--data-root", str(folder), "--epochs", "1",
+                 "--set", "max_train_batches=2", "--runs-dir", str(runs), "--device", "cpu", "--no-progress"]) == 0
+    (run,) = list(runs.iterdir())
+    results = json.loads((run / "results.json").read_text())
+    assert results["dataset"] == "folder" and results["protocol"].startswith("no camera ids")
+    assert results["num_classes"] == 12 - get_profile("tiny").val_ids and results["best_val"] is not None

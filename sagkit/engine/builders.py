@@ -74,7 +74,8 @@ def build_data(config: ExperimentConfig) -> RunData:
                          "root/train/<identity>/ or manifest rows with split=train) or use it with sagkit eval only")
     if config.val_ids > 0:
         try:
-            train, val_query, val_gallery = holdout_validation(dataset.train, config.val_ids, seed=config.seed)
+            train, val_query, val_gallery = holdout_validation(dataset.train, config.val_ids, seed=config.seed,
+                                                               cameras=dataset.protocol.cameras)
         except ValueError as err:
             raise ValueError(f"ExperimentConfig.val_ids={config.val_ids} does not fit {config.dataset}: {err}; use "
                              "a smaller val_ids, or 0 to select the last epoch without validation") from None
