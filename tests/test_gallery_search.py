@@ -2,10 +2,13 @@
 no model needed."""
 from __future__ import annotations
 
+import re
+
 import numpy as np
 import pytest
 from data_fixtures import write_image
 
+from sagkit.cli import main
 from sagkit.embedding import Embeddings, collect_images
 from sagkit.evaluation import compute_distance_matrix
 from sagkit.gallery_search import SearchResult, _check_comparable, exact_topk, topk_of_matrix
@@ -91,3 +94,23 @@ def test_search_result_prints_ranks_and_distances_and_draws(tmp_path):
     assert result.lines() == [f"query {paths[0]}", f"    1  0.2500  {paths[2]}", f"    2  0.5000  {paths[0]}"]
     png = result.save_png(tmp_path / "ranked.png")
     assert png.stat().st_size > 1000
+
+
+@pytest.mark.parametrize("argv, match", [
+    (["embed", "{tmp}/nowhere", "{tmp}/a.jpg", "--out", "{tmp}/e.npz"], "model source '.*nowhere' is neither a run folder"),
+    (["embed", "{tmp}/model.txt", "{tmp}/a.jpg", "--out", "{tmp}/e.npz"], "model.txt' is neither a run folder"),
+    (["search", "{tmp}/nowhere", "--query", "{tmp}/a.jpg", "--gallery", "{tmp}/g.npz"], "is neither a run folder"),
+])
+def test_embed_and_search_commands_refuse_bad_sources_in_one_line(tmp_path, capsys, argv, match):
+    write_image(tmp_path / "a.jpg")
+    (tmp_path / "model.txt").write_text("x")
+    assert main([a.replace("{tmp}", str(tmp_path)) for a in argv]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and err.startswith(f"sagkit {argv[0]}: error:")
+    assert re.search(match, err)
+
+
+def test_embed_command_requires_out(capsys):
+    with pytest.raises(SystemExit):
+        main(["embed", "runs/x", "a.jpg"])
+    assert "--out" in capsys.readouterr().err
