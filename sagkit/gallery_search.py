@@ -33,10 +33,11 @@ _COMPARABLE = ("model", "input_size", "flip", "mean", "std")
 
 
 def _pack(dist: np.ndarray, col0: int) -> np.ndarray:
-    """int64 keys (r x c) ordered as (distance, column): distance float32 bits (non-negative) above the column."""
-    d = np.ascontiguousarray(dist, dtype=np.float32) + np.float32(0.0)  # -0.0 -> +0.0
-    if np.isnan(d).any() or (d < 0).any():
-        raise ValueError("distances must be non-negative numbers (got NaN or a negative value)")
+    """int64 keys (r x c) ordered as (distance, column): distance float32 bits above the column. Distances are
+    non-negative; a negative one (rounding, e.g. in re-ranking's Jaccard term) counts as 0."""
+    d = np.maximum(np.asarray(dist, dtype=np.float32), np.float32(0.0)) + np.float32(0.0)  # and -0.0 -> +0.0
+    if np.isnan(d).any():
+        raise ValueError("distances must be numbers (got NaN): check the embeddings for NaN")
     cols = np.arange(col0, col0 + d.shape[1], dtype=np.int64)
     return (d.view(np.int32).astype(np.int64) << _COLUMN_BITS) | cols[None, :]
 
