@@ -12,11 +12,16 @@ __version__ = "0.1.0"
 _SUBMODULES = ("config", "data", "engine", "evaluation", "models", "viz", "tables", "workbook")
 
 
+_FUNCTIONS = {"embed": "sagkit.embedding", "search": "sagkit.gallery_search"}  # sagkit.embed(...), sagkit.search(...)
+
+
 def __getattr__(name):
     if name in _SUBMODULES:
         return import_module(f"sagkit.{name}")
+    if name in _FUNCTIONS:
+        return getattr(import_module(_FUNCTIONS[name]), name)
     raise AttributeError(f"module 'sagkit' has no attribute {name!r}")
 
 
 def __dir__():
-    return sorted(list(globals()) + list(_SUBMODULES))
+    return sorted(list(globals()) + list(_SUBMODULES) + list(_FUNCTIONS))

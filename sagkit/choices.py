@@ -25,6 +25,8 @@ ATTENTIONS = ("softmax", "sigmoid", "uniform")
 LAST_STRIDES = (2, 1)
 # Factors by which a model may upsample its input before both branches (1: the image as given; issue 22).
 INPUT_SCALES = (1, 2, 3, 4)
+# Layouts of the ``folder`` dataset (issue 25): detected from the folder ("auto") or named.
+FOLDER_LAYOUTS = ("auto", "identities", "manifest", "market")
 DEVICE_RE = re.compile(r"^(auto|cpu|cuda|cuda:\d+)$")
 DEVICE_RULE = "use 'auto', 'cpu', 'cuda' or 'cuda:N'"
 

@@ -1,4 +1,4 @@
-"""Command line: ``python -m sagkit {train,eval,export,synth,bench,workbook,results}`` (``--help`` on each).
+"""Command line: ``python -m sagkit {train,eval,export,embed,search,synth,bench,workbook,results}`` (``--help`` on each).
 
 Errors from bad input are printed as one line ``sagkit <command>: error: ...`` with exit status 2.
 
@@ -18,6 +18,7 @@ from typing import Any, Optional, Sequence
 
 from sagkit.atomic import WriteError
 from sagkit.choices import parse_depths
+from sagkit.cli_images import add_embed, add_search
 
 __all__ = ["main", "build_parser", "parse_overrides", "CLIError"]
 
@@ -258,86 +259,43 @@ def _add_eval(sub) -> None:
 
 
 def _cmd_eval(args: argparse.Namespace) -> int:
-    import torch
-
-    from sagkit.data import load_dataset
     from sagkit.data.overlap import overlap_text
-    from sagkit.engine.device import resolve_device, retain_freed_memory
-    from sagkit.engine.feature_cache import FeatureCache
+    from sagkit.engine.evaluate_run import evaluate_model, split_name
     from sagkit.engine.per_query import retrieval_queries
-    from sagkit.engine.retrieval import retrieve_dataset
-    from sagkit.engine.run_dir import checkpoint_path, model_from_checkpoint, run_model
     from sagkit.evaluation.bootstrap import interval_method, run_intervals
 
     _check_at_least("--batch-size", args.batch_size, 1)
     _check_at_least("--num-workers", args.num_workers, 0)
     _configure_logging()
-    path = Path(args.path)
-    if path.is_dir():
-        model, config = run_model(path, args.which)
-        cache = None if args.no_cache else FeatureCache(checkpoint_path(path, args.which))
-    elif path.is_file():
-        model, config, _ = model_from_checkpoint(path)
-        cache = None
-    else:
-        raise FileNotFoundError(f"{path} does not exist: give a run folder or a checkpoint file")
-    device = resolve_device(args.device)
-    if device.type == "cpu" and config.retain_memory:
-        retain_freed_memory()
-    model.to(device).eval()
-    if config.channels_last:
-        model.to(memory_format=torch.channels_last)
-    name = args.dataset or config.dataset
-    same = name == config.dataset
-    root = _optional_path(args.data_root) if args.data_root is not None else (config.data_root if same else None)
-    options = parse_overrides(args.overrides) if args.overrides else (config.dataset_options if same else {})
-    dataset = load_dataset(name, root, **options)
-    overlap = _train_overlap(dataset, config, root, options) if same else None
-    if overlap and not args.allow_train_overlap:
-        raise ValueError(overlap_text(overlap, _split_name(name, options)) + ": evaluate on a split the model did "
-                         "not train on, or pass --allow-train-overlap to print them marked as such")
     changes = {"rerank": not args.no_rerank, "multi_query": True}
-    if args.flip is not None:
-        changes["flip"] = args.flip
-    if args.batch_size is not None:
-        changes["batch_size"] = args.batch_size
-    if args.num_workers is not None:
-        changes["num_workers"] = args.num_workers
-    retrieval = retrieve_dataset(model, dataset, config, device=device, cache=cache, **changes)
+    for key in ("flip", "batch_size", "num_workers"):
+        if getattr(args, key) is not None:
+            changes[key] = getattr(args, key)
+    options = parse_overrides(args.overrides) if args.overrides else None
+    retrieval, dataset = evaluate_model(args.path, which=args.which, dataset=args.dataset,
+                                        data_root=args.data_root, options=options, device=args.device, use_cache=not args.no_cache,
+                                        allow_train_overlap=args.allow_train_overlap, **changes)
     metrics = {**retrieval.summary(), "intervals": run_intervals(retrieval_queries(retrieval).scores),
-               "interval_method": interval_method()}
+               "interval_method": interval_method(), "protocol": dataset.protocol.describe()}
     scored = int(retrieval.single.queries.valid.sum())
     if scored < len(dataset.query):  # left out of every mean: said, never hidden in the query count
         metrics["queries_without_match"] = len(dataset.query) - scored
+    overlap = retrieval.train_overlap
+    where = split_name(dataset.name, options or {})
     if overlap:
         metrics["train_overlap"] = overlap
-        print(f"sagkit eval: warning: {overlap_text(overlap, _split_name(name, options))}", file=sys.stderr)
+        print(f"sagkit eval: warning: {overlap_text(overlap, where)}", file=sys.stderr)
     if args.json:
         print(json.dumps(metrics, indent=2, sort_keys=True))
     else:
         unscored = f" ({len(dataset.query) - scored} left out: no valid match in the gallery)" \
             if scored < len(dataset.query) else ""
-        print(f"{path} on {name}: {len(dataset.query)} queries{unscored}, {len(dataset.gallery)} gallery images "
-              f"({dataset.protocol.describe()})")
+        print(f"{args.path} on {dataset.name}: {len(dataset.query)} queries{unscored}, {len(dataset.gallery)} gallery "
+              f"images ({dataset.protocol.describe()})")
         print(_format_metrics(metrics))
         if overlap:
-            print("TRAINING IDENTITIES IN THE TEST SPLIT: " + overlap_text(overlap, _split_name(name, options)))
+            print("TRAINING IDENTITIES IN THE TEST SPLIT: " + overlap_text(overlap, where))
     return 0
-
-
-def _split_name(name: str, options: dict) -> str:
-    """``cuhk01 split=1``: a dataset and its options, as the command line sets them."""
-    return f"{name}" + "".join(f" {k}={v}" for k, v in sorted(options.items()))
-
-
-def _train_overlap(dataset, config, root, options: dict) -> Optional[dict]:
-    """How far ``dataset``'s test split shares people with the training split of ``config`` (same dataset)."""
-    from sagkit.data import load_dataset
-    from sagkit.data.overlap import train_overlap
-
-    trained = dataset if (root, dict(options)) == (config.data_root, dict(config.dataset_options)) else \
-        load_dataset(config.dataset, root, **config.dataset_options)
-    return train_overlap(trained.train, dataset)
 
 
 # ---------------------------------------------------------------------- export
@@ -638,11 +596,14 @@ def build_parser() -> argparse.ArgumentParser:
         description="Self Attention Grid (SAG) for person re-identification: train, evaluate, export to ONNX, "
         "generate synthetic data, benchmark, run the workbook.",
     )
-    sub = parser.add_subparsers(dest="command", metavar="{train,eval,export,synth,bench,workbook,results}")
+    sub = parser.add_subparsers(dest="command",
+                                metavar="{train,eval,export,embed,search,synth,bench,workbook,results}")
     sub.required = True
     _add_train(sub)
     _add_eval(sub)
     _add_export(sub)
+    add_embed(sub)
+    add_search(sub)
     _add_synth(sub)
     _add_bench(sub)
     _add_workbook(sub)

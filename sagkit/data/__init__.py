@@ -1,6 +1,6 @@
 """Re-ID data: dataset readers, the synthetic dataset, transforms, loaders and samplers.
 
-Entry points: :func:`load_dataset` (market1501, dukemtmc, cuhk03, cuhk01, msmt17, synthetic),
+Entry points: :func:`load_dataset` (market1501, dukemtmc, cuhk03, cuhk01, msmt17, synthetic, folder),
 :func:`make_synthetic_reid`, :func:`build_transforms`, :class:`ImageDataset`,
 :func:`build_train_loader` / :func:`build_test_loader`, :class:`IdentitySampler`,
 :func:`holdout_validation`.  Camera ids are 0-based everywhere; train pids are 0..K-1.
@@ -8,6 +8,7 @@ Entry points: :func:`load_dataset` (market1501, dukemtmc, cuhk03, cuhk01, msmt17
 from .cuhk01 import load_cuhk01
 from .cuhk03 import load_cuhk03
 from .dukemtmc import load_dukemtmc
+from .folder import load_folder
 from .images import BadImageError, ImageDataset, read_image, verify_images
 from .loaders import build_test_loader, build_train_loader, default_num_workers
 from .market1501 import load_market1501
@@ -23,7 +24,7 @@ __all__ = [
     "BadImageError", "DATASETS", "DISTRACTOR_PID", "DatasetFormatError", "IMAGENET_MEAN", "IMAGENET_STD",
     "IdentitySampler", "ImageDataset", "ImageRecord", "JUNK_PID", "PAPER_MEAN", "PAPER_STD", "ReIDDataset",
     "SyntheticConfig", "build_test_loader", "build_train_loader", "build_transforms", "default_num_workers",
-    "denormalize", "holdout_validation", "load_cuhk01", "load_cuhk03", "load_dataset", "load_dukemtmc",
+    "denormalize", "holdout_validation", "load_cuhk01", "load_cuhk03", "load_dataset", "load_dukemtmc", "load_folder",
     "load_market1501", "load_msmt17", "load_synthetic", "make_synthetic_reid", "read_image", "relabel",
     "register_dataset", "synthetic_cache_dir", "verify_images",
 ]

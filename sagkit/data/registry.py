@@ -8,6 +8,7 @@ from typing import Callable
 from .cuhk01 import load_cuhk01
 from .cuhk03 import load_cuhk03
 from .dukemtmc import load_dukemtmc
+from .folder import load_folder
 from .market1501 import load_market1501
 from .msmt17 import load_msmt17
 from .records import ReIDDataset
@@ -20,6 +21,7 @@ DATASETS: dict[str, Callable[..., ReIDDataset]] = {
     "cuhk03": load_cuhk03,
     "cuhk01": load_cuhk01,
     "msmt17": load_msmt17,
+    "folder": load_folder,
 }
 ALIASES = {"market": "market1501", "market-1501": "market1501", "duke": "dukemtmc", "dukemtmc-reid": "dukemtmc",
            "dukemtmcreid": "dukemtmc", "cuhk-03": "cuhk03", "cuhk-01": "cuhk01", "msmt": "msmt17",
@@ -44,6 +46,8 @@ def load_dataset(name: str, root: str | Path | None = None, **protocol_options) 
       ``classic_query`` ("all"|"cross_view"), ``cache_dir``.
     * ``cuhk01``: ``split``, ``seed``, ``num_train_ids``, ``num_splits``, ``query_camera``.
     * ``msmt17``: ``include_val`` (bool: add ``list_val.txt`` to train), ``version`` ("V1"|"V2"|None).
+    * ``folder``: ``layout`` ("auto"|"identities"|"manifest"|"market"), ``check_images`` (bool): your own
+      images (:mod:`sagkit.data.folder`).
     * ``synthetic``: ``seed``, ``cache_root`` and the size options of ``SyntheticConfig``;
       ``root=None`` uses the cache (``$SAGKIT_CACHE`` or ``~/.cache/sagkit``).
     """

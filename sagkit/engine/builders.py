@@ -94,9 +94,13 @@ def build_data(config: ExperimentConfig) -> RunData:
     """Load the dataset and hold out ``val_ids`` training identities for model selection. Data a run cannot
     learn or be scored on (one training identity; no query with a match) raises ValueError before training."""
     dataset = load_dataset(config.dataset, config.data_root, **config.dataset_options)
+    if not dataset.train:
+        raise ValueError(f"{config.dataset} at {dataset.root} has no train split: add train images (e.g. "
+                         "root/train/<identity>/ or manifest rows with split=train) or use it with sagkit eval only")
     if config.val_ids > 0:
         try:
-            train, val_query, val_gallery = holdout_validation(dataset.train, config.val_ids, seed=config.seed)
+            train, val_query, val_gallery = holdout_validation(dataset.train, config.val_ids, seed=config.seed,
+                                                               cameras=dataset.protocol.cameras)
         except ValueError as err:
             raise ValueError(f"ExperimentConfig.val_ids={config.val_ids} does not fit {config.dataset}: {err}; use "
                              "a smaller val_ids, or 0 to select the last epoch without validation") from None

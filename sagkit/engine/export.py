@@ -184,6 +184,7 @@ def export_run(run_dir: str | Path, out: str | Path | None = None, opset: int = 
     model.eval()
     metadata = {"sagkit_run": run_dir.resolve().name, "sagkit_checkpoint": which,
                 "backbone": config.backbone, "depths": ",".join(map(str, config.depths)) or "baseline",
+                "flip_eval": str(bool(config.flip_eval)).lower(),
                 "retrieval": "L2-normalise each embedding row; sagkit averages the embeddings of the image and "
                              f"its mirror first when flip_eval is true (this run: {config.flip_eval})"}
     return export_onnx(model, out if out is not None else default_onnx_path(run_dir, which),

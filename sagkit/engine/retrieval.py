@@ -28,8 +28,8 @@ from .feature_cache import FeatureCache
 
 log = logging.getLogger("sagkit.engine")
 
-__all__ = ["EvalSettings", "Retrieval", "Scores", "check_scorable", "extract_split_features", "people_only",
-           "record_ids", "retrieve", "retrieve_dataset", "score", "scoring_device"]
+__all__ = ["EvalSettings", "Retrieval", "Scores", "check_scorable", "eval_model", "eval_transform",
+           "extract_split_features", "people_only", "retrieve", "retrieve_dataset", "score", "scoring_device"]
 
 MAX_RANK = 50
 
@@ -86,6 +86,7 @@ class Retrieval:
     single_rr: Optional[Scores] = None
     multi: Optional[Scores] = None
     multi_rr: Optional[Scores] = None
+    train_overlap: Optional[dict] = None  # set by evaluate_model when the split shares the model's training people
 
     def evaluations(self) -> dict:
         """``{"single": {...}, "single_rr": ..., "multi": ..., "multi_rr": ...}`` metrics (those computed)."""
@@ -100,11 +101,6 @@ class Retrieval:
             if getattr(self, name) is not None:
                 out.update({prefix + k: v for k, v in getattr(self, name).metrics.items()})
         return out
-
-
-def record_ids(records: Sequence) -> tuple[np.ndarray, np.ndarray]:
-    """(identity ids, camera ids) of ``records``, two int64 arrays of len(records)."""
-    return (np.array([r.pid for r in records], dtype=np.int64), np.array([r.camid for r in records], dtype=np.int64))
 
 
 def people_only(q_pids: np.ndarray, g_pids: np.ndarray, distractor_pid: Optional[int]
@@ -157,6 +153,20 @@ def extract_split_features(model: torch.nn.Module, records: Sequence, transform,
     return feats
 
 
+def eval_model(model: torch.nn.Module, config, device) -> torch.nn.Module:
+    """``model`` on ``device`` in eval mode, in channels-last layout when ``config.channels_last`` (as the
+    trainer holds it), so that every evaluation extracts features from the same layout."""
+    model = model.to(device).eval()
+    if config.channels_last:
+        model = model.to(memory_format=torch.channels_last)
+    return model
+
+
+def eval_transform(model: torch.nn.Module, input_size: tuple[int, int]):
+    """The test transform of ``model``: resize to ``input_size`` (H, W), normalise with its mean and std."""
+    return build_transforms(*input_size, train=False, mean=model.input_mean, std=model.input_std)
+
+
 def _embedding_dim(model: torch.nn.Module) -> int:
     inner = getattr(model, "module", model)
     inner = getattr(inner, "_orig_mod", inner)
@@ -196,8 +206,7 @@ class _Features:
             if found is not None:
                 return found
         model = self.model()
-        transform = self._transform or build_transforms(*self.input_size, train=False, mean=model.input_mean,
-                                                        std=model.input_std)
+        transform = self._transform or eval_transform(model, self.input_size)
         feats = extract_split_features(model, list(records), transform, device=self.device,
                                        settings=self.settings, dist_info=self.dist_info)
         if self.cache is not None and (self.dist_info is None or self.dist_info.is_main):
@@ -223,8 +232,7 @@ def retrieve(model: ModelSource, query: Sequence, gallery: Sequence, transform=N
     """
     features = _Features(model, transform, input_size, device, settings, dist_info, cache)
     q_feats, g_feats = features("query", query), features("gallery", gallery)
-    q_pids, q_cams = record_ids(query)
-    g_pids, g_cams = record_ids(gallery)
+    q_pids, q_cams, g_pids, g_cams = protocol.match_ids(query, gallery)
     on = scoring_device(device)
     distmat = compute_distance_matrix(q_feats.to(on), g_feats.to(on), metric="euclidean").cpu()
     result = Retrieval(list(query), list(gallery), q_feats, g_feats, distmat, protocol,
@@ -239,7 +247,8 @@ def retrieve(model: ModelSource, query: Sequence, gallery: Sequence, transform=N
         if extra:
             records += extra
             feats = torch.cat([feats, features("multi_query", extra)])
-        pooled, m_pids, m_cams = pool_multi_query(feats, *record_ids(records), mode="mean", normalize=True)
+        pooled, m_pids, m_cams = pool_multi_query(feats, *protocol.match_ids(records, gallery)[:2], mode="mean",
+                                                  normalize=True)
         multi_dist = compute_distance_matrix(pooled.to(on), g_feats.to(on), metric="euclidean").cpu()
         result.multi = score(multi_dist, m_pids, m_cams, g_pids, g_cams, protocol, distractor_pid)
         if settings.rerank:
@@ -257,15 +266,16 @@ def retrieve_dataset(model: ModelSource, dataset, config, *, device, transform=N
     check_scorable(dataset)
     settings = EvalSettings.from_config(config, **changes)
     return retrieve(model, dataset.query, dataset.gallery, transform, device=device,
-                    input_size=(config.height, config.width), protocol=dataset.protocol, settings=settings, multi_query_records=getattr(dataset, "multi_query", None),
-                    dist_info=dist_info, cache=cache, distractor_pid=getattr(dataset, "distractor_pid", None))
+                    input_size=(config.height, config.width), protocol=dataset.protocol, settings=settings,
+                    multi_query_records=getattr(dataset, "multi_query", None), dist_info=dist_info, cache=cache,
+                    distractor_pid=getattr(dataset, "distractor_pid", None))
 
 
 def check_scorable(dataset) -> None:
     """Raise ValueError naming ``dataset.root`` unless some query is a person (not junk or a distractor) whose
     identity has an image in the gallery: otherwise every metric would be a mean over no query."""
-    query_ids, gallery_ids = people_only(*(record_ids(split)[0] for split in (dataset.query, dataset.gallery)),
-                                         getattr(dataset, "distractor_pid", None))
+    q_pids, _, g_pids, _ = dataset.protocol.match_ids(dataset.query, dataset.gallery)
+    query_ids, gallery_ids = people_only(q_pids, g_pids, getattr(dataset, "distractor_pid", None))
     if not np.isin(query_ids[query_ids != JUNK_PID], gallery_ids).any():
         raise ValueError(f"no query of {dataset.name} in {dataset.root} is a person with an image in the gallery "
                          f"({len(dataset.query)} queries, all junk, distractors or unmatched): nothing can be "

@@ -45,15 +45,24 @@ def _stable_order(values: np.ndarray, bound: int) -> np.ndarray:
     return packed & 0xFFFFFFFF
 
 
+def empty_key(dtype) -> float | int:
+    """The key of an empty slot: inf for float keys, the largest value for integer keys."""
+    return np.inf if np.issubdtype(dtype, np.floating) else np.iinfo(dtype).max
+
+
 class StreamingTopK:
-    """Per row of an n-row matrix, up to ``capacity`` (key, column) pairs that include its k smallest."""
+    """Per row of an n-row matrix, up to ``capacity`` (key, column) pairs that include its k smallest.
+
+    Keys are floats, or integers (e.g. a distance and its column packed into one int64, so that ties are
+    broken by column); the dtype is that of ``thr``."""
 
     def __init__(self, n: int, k: int, capacity: int, thr: np.ndarray):
         if not 1 <= k <= capacity // 2:
             raise ValueError(f"need 1 <= k <= capacity / 2, got k={k}, capacity={capacity}")
         self.k, self.capacity = k, capacity
         self.thr = np.array(thr, copy=True)
-        self.key = np.full((n, capacity), np.inf, dtype=self.thr.dtype)
+        self.empty = empty_key(self.thr.dtype)
+        self.key = np.full((n, capacity), self.empty, dtype=self.thr.dtype)
         self.col = np.full((n, capacity), -1, dtype=np.int64)
         self.count = np.zeros(n, dtype=np.int64)
 
@@ -91,12 +100,12 @@ class StreamingTopK:
         lens = np.bincount(local, minlength=m)
         slot = cap + np.arange(rows.size) - np.repeat(np.cumsum(lens) - lens, lens)
         width = cap + int(lens.max())
-        all_keys = np.full((m, width), np.inf, dtype=self.key.dtype)
+        all_keys = np.full((m, width), self.empty, dtype=self.key.dtype)
         all_cols = np.full((m, width), -1, dtype=np.int64)
         all_keys[:, :cap], all_cols[:, :cap] = self.key[owners], self.col[owners]
         all_keys[local, slot], all_cols[local, slot] = keys, cols
         part = np.argpartition(all_keys, k - 1, axis=1)[:, :k]
-        new_keys = np.full((m, cap), np.inf, dtype=self.key.dtype)
+        new_keys = np.full((m, cap), self.empty, dtype=self.key.dtype)
         new_cols = np.full((m, cap), -1, dtype=np.int64)
         new_keys[:, :k] = np.take_along_axis(all_keys, part, 1)
         new_cols[:, :k] = np.take_along_axis(all_cols, part, 1)
@@ -105,7 +114,7 @@ class StreamingTopK:
         self.thr[owners] = np.minimum(self.thr[owners], new_keys[:, :k].max(1))
 
     def result(self):
-        """(keys, columns, thr): per row the k smallest stored keys (n x k, ascending; inf, -1 where fewer)."""
+        """(keys, columns, thr): per row the k smallest stored keys (n x k, ascending; empty, -1 where fewer)."""
         part = np.argpartition(self.key, self.k - 1, axis=1)[:, : self.k]
         keys = np.take_along_axis(self.key, part, 1)
         order = np.argsort(keys, axis=1, kind="stable")

@@ -15,6 +15,7 @@ from sagkit.viz.images import _is_tensor, add_border, resize_image, to_uint8_ima
 MATCH_COLOR = (0, 190, 0)
 MISMATCH_COLOR = (220, 0, 0)
 QUERY_COLOR = (40, 40, 40)
+UNKNOWN_COLOR = (160, 160, 160)  # a gallery image whose identity is not known (sagkit search)
 
 
 def rank_gallery(
@@ -58,7 +59,8 @@ def ranked_list_strip(
     gap: int = 8,
     background: Sequence[int] = (255, 255, 255),
 ) -> np.ndarray:
-    """Compose one row: the query (dark border), a gap, then each gallery image with a green/red border.
+    """Compose one row: the query (dark border), a gap, then each gallery image with a green/red border
+    (grey where its match flag is None: identity unknown).
 
     Images are resized to ``size`` = (H, W) (default: the query's size) before the border is added.
     Returns an H'×W'×3 uint8 array.
@@ -69,7 +71,7 @@ def ranked_list_strip(
     size = tuple(size) if size is not None else query.shape[:2]
     tiles = [add_border(resize_image(query, size), QUERY_COLOR, border)]
     for image, match in zip(gallery_images, matches):
-        color = MATCH_COLOR if bool(match) else MISMATCH_COLOR
+        color = UNKNOWN_COLOR if match is None else MATCH_COLOR if bool(match) else MISMATCH_COLOR
         tiles.append(add_border(resize_image(to_uint8_image(image), size), color, border))
     tile_h, tile_w = tiles[0].shape[:2]
     width = tile_w * len(tiles) + gap * len(tiles)  # an extra gap separates the query from the gallery
@@ -100,12 +102,13 @@ def plot_ranked_lists(
     size: tuple[int, int] | None = None,
     border: int = 4,
     pixels_per_inch: float = 100.0,
+    labels: Sequence[Sequence[str]] | None = None,
 ):
     """One row per query: the query then its ranked gallery (green = right identity, red = wrong).
 
     ``gallery_images[q]`` and ``matches[q]`` hold the top-k images and flags of query ``q``; images are
     shown at ``size`` (H, W; default the first query's size), one image pixel per 1/``pixels_per_inch``
-    inch. Returns a matplotlib Figure.
+    inch. ``labels[q][r]``: the text under tile r of row q (default: the rank). Returns a matplotlib Figure.
     """
     import matplotlib.pyplot as plt
 
@@ -117,7 +120,8 @@ def plot_ranked_lists(
         ranked_list_strip(q, g, m, size=size, border=border) for q, g, m in zip(query_images, gallery_images, matches)
     ]
     width, height = max(s.shape[1] for s in strips), strips[0].shape[0]
-    figsize = (width / pixels_per_inch + 0.3, (height / pixels_per_inch + 0.5) * len(strips))
+    extra = 0.5 if labels is None else 0.15 + 0.15 * max(str(t).count("\n") + 1 for row in labels for t in row)
+    figsize = (width / pixels_per_inch + 0.3, (height / pixels_per_inch + extra) * len(strips))
     fig, axes = plt.subplots(len(strips), 1, figsize=figsize, squeeze=False)
     for row, strip in enumerate(strips):
         ax = axes[row, 0]
@@ -132,6 +136,7 @@ def plot_ranked_lists(
             ax.set_title(title, fontsize=9, loc="left")
         tile_w = size[1] + 2 * border
         for rank, x in enumerate(tile_x_offsets(len(matches[row]), tile_w)[1:], start=1):
-            ax.text(x + tile_w / 2, strip.shape[0] + 8, str(rank), ha="center", va="top", fontsize=7)
+            text = str(rank) if labels is None else labels[row][rank - 1]
+            ax.text(x + tile_w / 2, strip.shape[0] + 8, text, ha="center", va="top", fontsize=7)
     fig.tight_layout()
     return fig

@@ -12,7 +12,6 @@ import numpy as np
 import torch
 
 from sagkit.data import build_transforms, read_image
-from sagkit.engine.retrieval import record_ids
 from sagkit.viz import AttentionExplorer, RankedQuery, rank_gallery, resize_image, to_uint8_image
 from sagkit.viz.activation import named_activation_maps
 
@@ -29,11 +28,11 @@ def ranked(wb, depths: tuple, queries: Sequence, topk: int) -> list:
     """[(query record, top-k gallery indices, match flags)] under run ``depths``."""
     ev = wb.evaluate(depths)
     index = {r.path: i for i, r in enumerate(ev.query)}
-    g_pids, g_cams = record_ids(ev.gallery)
+    q_pids, q_cams, g_pids, g_cams = ev.protocol.match_ids(ev.query, ev.gallery)
     out = []
     for record in queries:
-        idx, matches = rank_gallery(ev.distmat[index[record.path]], record.pid, record.camid, g_pids, g_cams,
-                                    topk=topk)
+        row = index[record.path]
+        idx, matches = rank_gallery(ev.distmat[row], q_pids[row], q_cams[row], g_pids, g_cams, topk=topk)
         out.append((record, idx, matches))
     return out
 

@@ -1,0 +1,78 @@
+"""``sagkit embed`` and ``sagkit search``: the flags and handlers, wired into ``sagkit.cli``'s parser.
+
+As in ``sagkit.cli``, torch and the library load inside the handlers, so ``--help`` and argument errors stay
+fast; a bad input raises ValueError or FileNotFoundError, which ``sagkit.cli.main`` prints as one line.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+SOURCE_HELP = "run folder (runs/<name>: its best checkpoint, or --which) or an ONNX file from sagkit export"
+
+
+def _model_flags(p) -> None:
+    p.add_argument("--which", choices=("best", "last"), default="best", help="checkpoint of a run folder")
+    p.add_argument("--flip", action=argparse.BooleanOptionalAction, default=None,
+                   help="average the embeddings of each image and its mirror (default: as the run's evaluation)")
+    p.add_argument("--batch-size", type=int, default=None, help="images per forward pass (default: the run's)")
+    p.add_argument("--device", default="cpu", help="cpu, auto, cuda or cuda:N (an ONNX file runs on the CPU)")
+    p.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: the run's num_threads)")
+    p.add_argument("--num-workers", type=int, default=None, help="image-decoding processes (default: the run's)")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+
+
+def add_embed(sub) -> None:
+    p = sub.add_parser(
+        "embed", help="embeddings of images, folders or globs, as the run's evaluation makes them",
+        description="Write the L2-normalised embeddings of IMAGES (files, folders searched recursively, glob "
+        "patterns) by SOURCE into an .npz file (paths, embeddings, model name, settings): the run's test "
+        "preprocessing, flip averaging and normalisation (sagkit.embed).")
+    p.add_argument("source", metavar="SOURCE", help=SOURCE_HELP)
+    p.add_argument("images", metavar="IMAGES", nargs="+", help="image files, folders or glob patterns")
+    p.add_argument("--out", metavar="FILE", required=True, help="the .npz file to write")
+    _model_flags(p)
+    p.set_defaults(func=_cmd_embed)
+
+
+def _cmd_embed(args: argparse.Namespace) -> int:
+    from sagkit.embedding import embed
+
+    done = embed(args.source, args.images, which=args.which, flip=args.flip, batch_size=args.batch_size,
+                 device=args.device, progress=not args.no_progress, threads=args.threads,
+                 num_workers=args.num_workers)
+    path = done.save(args.out)
+    print(path)
+    print(f"{len(done)} images, {done.vectors.shape[1]}-d embeddings of {done.model} "
+          f"(flip {'on' if done.settings['flip'] else 'off'}), {done.images_per_s:.1f} images/s")
+    return 0
+
+
+def add_search(sub) -> None:
+    p = sub.add_parser(
+        "search", help="rank a gallery (folder or embeddings file) for query images",
+        description="Print each query's top-K gallery images with their distances (exact top-k over the gallery "
+        "in chunks, memory bounded), optionally re-ranked, and draw them into a PNG (sagkit.search).")
+    p.add_argument("source", metavar="SOURCE", help=SOURCE_HELP)
+    p.add_argument("--query", nargs="+", required=True, metavar="IMG", help="query images, folders or globs")
+    p.add_argument("--gallery", required=True, metavar="DIR|EMBEDDINGS",
+                   help="gallery images (folder, glob) or an .npz written by sagkit embed with the same model")
+    p.add_argument("--topk", type=int, default=10)
+    p.add_argument("--rerank", action="store_true", help="k-reciprocal re-ranking with the run's k1, k2, lambda "
+                   "(builds the whole query x gallery matrix)")
+    p.add_argument("--png", metavar="FILE", help="also draw the ranked lists into this PNG")
+    _model_flags(p)
+    p.set_defaults(func=_cmd_search)
+
+
+def _cmd_search(args: argparse.Namespace) -> int:
+    from sagkit.gallery_search import search
+
+    result = search(args.source, args.query, args.gallery, args.topk, rerank=args.rerank, which=args.which,
+                    flip=args.flip, batch_size=args.batch_size, device=args.device, progress=not args.no_progress,
+                    threads=args.threads, num_workers=args.num_workers)
+    sys.stdout.write("\n".join(result.lines()) + "\n")
+    if args.png:
+        print(result.save_png(args.png))
+    return 0
