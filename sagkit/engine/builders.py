@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import inspect
 from dataclasses import dataclass
-from typing import Any, Sequence
+from typing import Any
 
 import torch
 
@@ -13,8 +13,10 @@ from sagkit.data import holdout_validation, load_dataset
 from sagkit.models import SAGNet
 from sagkit.models.cost import count_parameters, forward_gflops
 
+from .retrieval import check_scorable
+
 __all__ = ["RunData", "build_model", "model_cost", "build_data", "attach_transforms", "make_train_loader", "per_rank_batch_size",
-           "check_model_options", "convert_sync_batchnorm", "model_option_names", "matched_queries"]
+           "check_model_options", "convert_sync_batchnorm", "model_option_names"]
 
 # The SAGNet keywords that build_model fills from ExperimentConfig fields of the same name (``model_options``
 # may give only the others).
@@ -113,19 +115,9 @@ def build_data(config: ExperimentConfig) -> RunData:
         raise ValueError(f"the training split of {where} has {count} after holding out val_ids={config.val_ids}: a "
                          "classifier over one class learns nothing (loss 0, accuracy 100); use data with more "
                          "identities, or a smaller val_ids")
-    if dataset.query and dataset.gallery and not matched_queries(dataset.query, dataset.gallery):
-        raise ValueError(f"no query of {where} has a gallery image of its identity from another camera "
-                         f"({len(dataset.query)} queries, {len(dataset.gallery)} gallery images): every query "
-                         "would score 0 after training; check the dataset's query and gallery folders")
+    if dataset.query and dataset.gallery:
+        check_scorable(dataset)
     return RunData(dataset, list(train), list(val_query), list(val_gallery), num_classes)
-
-
-def matched_queries(query: Sequence, gallery: Sequence) -> int:
-    """How many query records (``pid``, ``camid``) have a gallery record of their identity from another camera."""
-    cameras: dict[int, set] = {}
-    for record in gallery:
-        cameras.setdefault(record.pid, set()).add(record.camid)
-    return sum(1 for q in query if cameras.get(q.pid, set()) - {q.camid})
 
 
 def attach_transforms(config: ExperimentConfig, data: RunData, mean: tuple, std: tuple) -> RunData:

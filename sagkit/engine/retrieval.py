@@ -272,11 +272,16 @@ def retrieve_dataset(model: ModelSource, dataset, config, *, device, transform=N
 
 
 def check_scorable(dataset) -> None:
-    """Raise ValueError naming ``dataset.root`` unless some query is a person (not junk or a distractor) whose
-    identity has an image in the gallery: otherwise every metric would be a mean over no query."""
-    q_pids, _, g_pids, _ = dataset.protocol.match_ids(dataset.query, dataset.gallery)
-    query_ids, gallery_ids = people_only(q_pids, g_pids, getattr(dataset, "distractor_pid", None))
-    if not np.isin(query_ids[query_ids != JUNK_PID], gallery_ids).any():
-        raise ValueError(f"no query of {dataset.name} in {dataset.root} is a person with an image in the gallery "
-                         f"({len(dataset.query)} queries, all junk, distractors or unmatched): nothing can be "
-                         "scored; check that the query and gallery folders hold the same people")
+    """Raise ValueError naming the dataset and ``dataset.root`` unless some query is a person (not junk or a
+    distractor) with a gallery image of its identity that the protocol keeps (another camera; with no camera
+    ids, another file): otherwise every metric would be a mean over no query, before or after training."""
+    q_pids, q_cams, g_pids, g_cams = dataset.protocol.match_ids(dataset.query, dataset.gallery)
+    q_pids, g_pids = people_only(q_pids, g_pids, getattr(dataset, "distractor_pid", None))
+    cameras: dict[int, set] = {}
+    for pid, cam in zip(g_pids.tolist(), g_cams.tolist()):
+        cameras.setdefault(pid, set()).add(cam)
+    if not any(pid != JUNK_PID and cameras.get(pid, set()) - {cam} for pid, cam in zip(q_pids.tolist(), q_cams.tolist())):
+        raise ValueError(f"no query of {dataset.name} in {dataset.root} is a person with an image in the gallery that "
+                         f"the protocol scores ({dataset.protocol.describe()}; {len(dataset.query)} queries, all "
+                         "junk, distractors or unmatched): nothing can be scored; check that the query and gallery "
+                         "folders hold the same people")
