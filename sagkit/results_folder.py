@@ -124,7 +124,8 @@ def write_tables(results_dir: str | Path, dataset: str, profile: str, out_dir: s
             intervals = results.get("intervals") or run_intervals(queries.scores)
             rows += tables.measured_sota_rows(number, method, dataset, _evaluations(results), note=note,
                                               intervals=intervals)
-        files += tables.write_table(tables.assemble_sota_table(number, rows), out_dir, name)
+        files += tables.write_table(tables.assemble_sota_table(number, rows), out_dir, name,
+                                    title=tables.SOTA_TITLES[number])
     return {"table1": table1, "files": files}
 
 

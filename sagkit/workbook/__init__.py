@@ -6,8 +6,9 @@ tables, retrieval), ``pictures`` (ranked lists, attention grids, the explorer's 
 parameters, then ``wb.train(depths)``, ``wb.table1()``, ``wb.save_figure`` ...
 """
 
-from .parameters import (DATASETS, DEPTH_HELP, PROFILES, WorkbookParameters, check_parameters, figures_dir_for,
-                         parse_attention_depths, parse_depth_list, parse_depths, resolve_path, workbook_base)
+from .parameters import (DATASETS, DEPTH_HELP, PROFILES, WorkbookParameters, check_parameters,
+                         default_figures_dir, figures_dir_for, parse_attention_depths, parse_depth_list, parse_depths,
+                         resolve_path, workbook_base)
 from .runner import DEFAULT_DEPTHS, NOTEBOOKS, notebooks_dir, run_workbook, workbook_plan
 from .session import Workbook, open_workbook
 
@@ -20,6 +21,7 @@ __all__ = [
     "Workbook",
     "WorkbookParameters",
     "check_parameters",
+    "default_figures_dir",
     "figures_dir_for",
     "notebooks_dir",
     "open_workbook",

@@ -95,7 +95,7 @@ def run_workbook(
     profile: str = "cpu",
     device: str = "auto",
     runs_dir: str | os.PathLike = "runs",
-    figures_dir: str | os.PathLike = "figures",
+    figures_dir: str | os.PathLike | None = None,
     depths: Any = (0, 1, 2, 3, 4),
     retrain: bool = False,
     notebooks: Sequence[str] | None = None,
@@ -110,7 +110,8 @@ def run_workbook(
     configuration once). ``seeds`` (e.g. "0,1,2"): notebook 03 trains every configuration once per seed, and
     Table 1 and Figure 3 give the seeds' means, spread and intervals; the other notebooks use seed 0.
     Executed notebooks go to ``output_dir`` (default ``<runs_dir>/notebooks/<dataset>/``), figures and
-    tables to ``figures_dir`` (``figures_dir/<dataset>`` for real data).
+    tables to ``figures_dir`` (default ``<runs_dir>/figures/<dataset>/``, git-ignored; a given folder gets
+    ``/<dataset>`` for real data), never to the committed figures unless asked.
     ``notebooks`` restricts to some of :data:`NOTEBOOKS`; ``parameters`` are passed to every notebook.
     Logs one line per notebook and the total time; returns the executed notebooks' paths.
     Stops at the first failing notebook (papermill's PapermillExecutionError, naming the output file).
@@ -132,7 +133,7 @@ def run_workbook(
         "profile": params.profile,
         "device": params.device,
         "runs_dir": str(params.runs_dir),
-        "figures_dir": str(resolve_path(figures_dir)),
+        "figures_dir": str(resolve_path(figures_dir)) if figures_dir else None,  # None: the same default there
         **dict(parameters or {}),
     }
     plan = [step for step in workbook_plan(configs, params.seeds) if notebooks is None or step[0] in notebooks]
