@@ -550,7 +550,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="sagkit",
         description="Self Attention Grid (SAG) for person re-identification: train, evaluate, export to ONNX, "
-        "generate synthetic data, benchmark, run the workbook.",
+        "generate synthetic data, benchmark, run the workbook, keep results and rebuild the tables from them.",
     )
     sub = parser.add_subparsers(dest="command", metavar="{train,eval,export,synth,bench,workbook,results}")
     sub.required = True
