@@ -100,7 +100,8 @@ def _add_train(sub) -> None:
     )
     src = p.add_mutually_exclusive_group()
     src.add_argument("--config", metavar="FILE", help="JSON config file (e.g. a run's config.json)")
-    src.add_argument("--profile", default=None, help="named profile: paper, cpu, tiny or bot (default: paper)")
+    src.add_argument("--profile", default=None, help="named profile: paper, cpu, tiny or bot (one of --profile "
+                     "and --config is required)")
     p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                    help="override a config field; VALUE is a JSON literal when possible "
                    "(--set epochs=3 --set depths=[1,2] --set dataset_options.num_train_ids=20)")
@@ -144,8 +145,10 @@ def config_from_args(args: argparse.Namespace):
     set_values = parse_overrides(args.overrides)
     if args.config:
         base = ExperimentConfig.from_json(Path(args.config))
+    elif args.profile is None:
+        raise CLIError(no_profile_message())
     else:
-        base = get_profile(args.profile or "paper")
+        base = get_profile(args.profile)
     merged = base.to_dict()
     if overrides.get("dataset", set_values.get("dataset", base.dataset)) != base.dataset:
         merged["dataset_options"] = {}  # the base's options are for its own dataset (--set may give new ones)
@@ -156,6 +159,14 @@ def config_from_args(args: argparse.Namespace):
             merged[key] = value
     merged.update(overrides)
     return ExperimentConfig.from_dict(merged)
+
+
+def no_profile_message() -> str:
+    """`sagkit train` without --profile or --config: ask for one, saying what each profile costs."""
+    from sagkit.config import PROFILE_COSTS
+
+    choices = "; ".join(f"{name}: {cost}" for name, cost in PROFILE_COSTS.items())
+    return f"give --profile NAME (or --config FILE): the profiles differ by hours of training. {choices}"
 
 
 def _cmd_train(args: argparse.Namespace) -> int:
@@ -231,6 +242,7 @@ def _add_eval(sub) -> None:
 def _cmd_eval(args: argparse.Namespace) -> int:
     import torch
 
+    from sagkit.config import sized_for_gpu
     from sagkit.data import load_dataset
     from sagkit.engine.device import resolve_device, retain_freed_memory
     from sagkit.engine.feature_cache import FeatureCache
@@ -249,7 +261,7 @@ def _cmd_eval(args: argparse.Namespace) -> int:
         cache = None
     else:
         raise FileNotFoundError(f"{path} does not exist: give a run folder or a checkpoint file")
-    device = resolve_device(args.device)
+    device = resolve_device(args.device, quiet=not sized_for_gpu(config))
     if device.type == "cpu" and config.retain_memory:
         retain_freed_memory()
     model.to(device).eval()

@@ -22,7 +22,7 @@ from typing import Callable, Optional
 import torch
 from torch import nn
 
-from sagkit.config import ExperimentConfig
+from sagkit.config import ExperimentConfig, sized_for_gpu
 from sagkit.evaluation.bootstrap import interval_method, run_intervals
 
 from . import run_dir as rd
@@ -223,7 +223,7 @@ def train(
         finished = None if pre.is_distributed else _finished_run(config, retrain, pre)
         if finished is not None:
             return finished
-        device = resolve_device(config.device, pre.local_rank, quiet=not pre.is_main)
+        device = resolve_device(config.device, pre.local_rank, quiet=not (pre.is_main and sized_for_gpu(config)))
         if device.type == "cpu" and config.retain_memory:
             retain_freed_memory()
         threads = torch.get_num_threads()
