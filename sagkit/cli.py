@@ -523,7 +523,7 @@ def _check_profile(name: str) -> None:
 def _cmd_results_tables(args: argparse.Namespace) -> int:
     from sagkit.choices import parse_seeds
     from sagkit.results_folder import write_tables
-    from sagkit.tables import table1_summary, to_markdown
+    from sagkit.table_view import show_table1
     from sagkit.workbook.parameters import figures_dir_for
 
     _check_profile(args.profile)
@@ -532,7 +532,7 @@ def _cmd_results_tables(args: argparse.Namespace) -> int:
     out = Path(args.out) if args.out else figures_dir_for("figures", args.dataset)
     done = write_tables(args.results_dir, args.dataset, args.profile, out, seeds=seeds,
                         overrides=parse_overrides(args.overrides))
-    print(to_markdown(table1_summary(done["table1"])), end="")
+    print(show_table1(done["table1"], args.dataset, args.profile + "".join(f" --set {o}" for o in args.overrides)))
     print(f"{len(done['files'])} files written in {out}")
     return 0
 

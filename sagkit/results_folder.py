@@ -20,7 +20,7 @@ from typing import Any
 
 import pandas as pd
 
-from sagkit import tables
+from sagkit import table_view, tables
 from sagkit.atomic import atomic_write
 from sagkit.config import ExperimentConfig, get_profile
 from sagkit.engine.per_query import ensure_per_query, evaluate_run, read_per_query
@@ -124,8 +124,8 @@ def write_tables(results_dir: str | Path, dataset: str, profile: str, out_dir: s
             intervals = results.get("intervals") or run_intervals(queries.scores)
             rows += tables.measured_sota_rows(number, method, dataset, _evaluations(results), note=note,
                                               intervals=intervals)
-        files += tables.write_table(tables.assemble_sota_table(number, rows), out_dir, name,
-                                    title=tables.SOTA_TITLES[number])
+        files += table_view.write_sota_table(tables.assemble_sota_table(number, rows), out_dir, number, profile,
+                                             seeds=(first_seed,))
     return {"table1": table1, "files": files}
 
 

@@ -17,7 +17,7 @@ from sagkit.tables import config_label
 
 from .parameters import check_parameters, parse_depth_list, parse_depths, resolve_path, workbook_base
 
-__all__ = ["DEFAULT_DEPTHS", "NOTEBOOKS", "notebooks_dir", "run_workbook", "workbook_plan"]
+__all__ = ["DEFAULT_DEPTHS", "NOTEBOOKS", "last_ablation_copy", "notebooks_dir", "run_workbook", "workbook_plan"]
 
 log = logging.getLogger("sagkit.workbook")
 
@@ -58,6 +58,12 @@ def workbook_plan(configs: Sequence[tuple[int, ...]] = DEFAULT_DEPTHS,
     plan.append(("05_attention_heatmaps", {"depths": ",".join(map(str, singles or [4])), "interactive": False},
                  "05_attention_heatmaps"))
     return plan
+
+
+def last_ablation_copy(configs: Sequence[tuple[int, ...]] = DEFAULT_DEPTHS) -> str:
+    """The stem of notebook 03's last execution in :func:`workbook_plan` (e.g. '03_ablation_D4'): the copy
+    whose Table 1 holds every configuration."""
+    return [stem for name, _, stem in workbook_plan(configs) if name == "03_ablation"][-1]
 
 
 @contextlib.contextmanager
