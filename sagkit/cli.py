@@ -110,7 +110,8 @@ def _add_train(sub) -> None:
     src = p.add_mutually_exclusive_group()
     src.add_argument("--config", metavar="FILE", help="JSON config file (e.g. a run's config.json); a field it "
                      "lacks takes the value runs had before the field existed (LEGACY_VALUES), and is named")
-    src.add_argument("--profile", default=None, help="named profile: paper, cpu, tiny or bot (default: paper)")
+    src.add_argument("--profile", default=None, help="named profile: paper, cpu, tiny or bot (one of --profile "
+                     "and --config is required)")
     p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                    help="override a config field; VALUE is a JSON literal when possible "
                    "(--set epochs=3 --set depths=[1,2] --set dataset_options.num_train_ids=20)")
@@ -157,8 +158,10 @@ def config_from_args(args: argparse.Namespace):
     if args.config:
         base = ExperimentConfig.from_json(Path(args.config), stored=True)
         _note_legacy_gaps(Path(args.config))
+    elif args.profile is None:
+        raise CLIError(no_profile_message())
     else:
-        base = get_profile(args.profile or "paper")
+        base = get_profile(args.profile)
     merged = base.to_dict()
     if overrides.get("dataset", set_values.get("dataset", base.dataset)) != base.dataset:
         merged["dataset_options"] = {}  # the base's options are for its own dataset (--set may give new ones)
@@ -181,6 +184,14 @@ def _note_legacy_gaps(path: Path) -> None:
         print(f"sagkit train: note: config file {path} lacks {', '.join(gaps)}: they take the values runs had "
               f"before these fields existed ({values}), as the run key does; write them in the file for "
               "today's defaults", file=sys.stderr)
+
+
+def no_profile_message() -> str:
+    """`sagkit train` without --profile or --config: ask for one, saying what each profile costs."""
+    from sagkit.config import PROFILE_COSTS
+
+    choices = "; ".join(f"{name}: {cost}" for name, cost in PROFILE_COSTS.items())
+    return f"give --profile NAME (or --config FILE): the profiles differ by hours of training. {choices}"
 
 
 def _cmd_train(args: argparse.Namespace) -> int:
@@ -449,14 +460,15 @@ def _add_workbook(sub) -> None:
         "workbook",
         help="run the notebooks: train the ablation and write the figures",
         description="Run the workbook (sagkit.workbook.run_workbook): trains what the notebooks need, "
-        "reusing finished runs, and writes the figures.",
+        "reusing finished runs, and writes figures and tables into a working folder (not the committed ones).",
     )
     p.add_argument("--dataset", default="synthetic")
     p.add_argument("--data-root", default=None, help="dataset folder (empty: the default location)")
     p.add_argument("--profile", default="cpu", help="paper, cpu, tiny or bot")
     p.add_argument("--device", default="auto")
     p.add_argument("--runs-dir", default="runs")
-    p.add_argument("--figures-dir", default="figures")
+    p.add_argument("--figures-dir", default=None, help="where figures and tables go (default: "
+                   "<runs-dir>/figures/<dataset>/, git-ignored; the committed ones come from `make figures`)")
     p.add_argument("--seeds", default="0", help="training seeds of the ablation, e.g. 0,1,2 (one run each; "
                    "Table 1 gives their mean, spread and 95%% interval)")
     p.set_defaults(func=_cmd_workbook)
@@ -541,7 +553,7 @@ def _check_profile(name: str) -> None:
 def _cmd_results_tables(args: argparse.Namespace) -> int:
     from sagkit.choices import parse_seeds
     from sagkit.results_folder import write_tables
-    from sagkit.tables import table1_summary, to_markdown
+    from sagkit.table_view import show_table1
     from sagkit.workbook.parameters import figures_dir_for
 
     _check_profile(args.profile)
@@ -550,7 +562,7 @@ def _cmd_results_tables(args: argparse.Namespace) -> int:
     out = Path(args.out) if args.out else figures_dir_for("figures", args.dataset)
     done = write_tables(args.results_dir, args.dataset, args.profile, out, seeds=seeds,
                         overrides=parse_overrides(args.overrides))
-    print(to_markdown(table1_summary(done["table1"])), end="")
+    print(show_table1(done["table1"], args.dataset, args.profile + "".join(f" --set {o}" for o in args.overrides)))
     print(f"{len(done['files'])} files written in {out}")
     return 0
 
@@ -594,7 +606,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="sagkit",
         description="Self Attention Grid (SAG) for person re-identification: train, evaluate, export to ONNX, "
-        "generate synthetic data, benchmark, run the workbook.",
+        "generate synthetic data, benchmark, run the workbook, keep results and rebuild the tables from them.",
     )
     sub = parser.add_subparsers(dest="command",
                                 metavar="{train,eval,export,embed,search,synth,bench,workbook,results}")

@@ -34,6 +34,9 @@ from sagkit.losses.registry import LOSS_NAMES
 __all__ = [
     "ExperimentConfig",
     "PROFILES",
+    "PROFILE_COSTS",
+    "CPU_BACKBONES",
+    "sized_for_gpu",
     "get_profile",
     "EXECUTION_FIELDS",
     "LEGACY_VALUES",
@@ -608,6 +611,23 @@ Profiles:
 - ``tiny``: for tests; a tiny synthetic set (12 identities, no look-alikes), 64×32 input, 2 epochs,
   Lite0 with ImageNet weights and stages 0-2 frozen, lr 0.01, one thread; seconds.
 """
+
+
+# What each profile costs, for `sagkit train` without --profile (measured times from docs/workbook.md and
+# docs/cuhk01.md, 2-core "Intel(R) Xeon(R) Processor"; the GPU profiles were not timed here).
+PROFILE_COSTS = {
+    "paper": "ResNet50, 200 epochs: for a GPU (not timed here)",
+    "cpu": "EfficientNet-Lite0, 6 epochs: 33-132 s a run on the synthetic data, 127-552 s on CUHK01, on 2 CPU cores",
+    "tiny": "a tiny synthetic set, 2 epochs: seconds (for tests)",
+    "bot": "ResNet50 at 256x128, 120 epochs: for a GPU (not timed here)",
+}
+CPU_BACKBONES = ("efficientnet_lite0",)  # what the cpu and tiny profiles train; paper and bot train a ResNet50
+
+
+def sized_for_gpu(config: ExperimentConfig) -> bool:
+    """Whether ``config`` is sized for a GPU (a ResNet backbone, as the paper and bot profiles), so that running
+    it on the CPU deserves a note; the cpu and tiny profiles' EfficientNet-Lite0 is made for the CPU."""
+    return config.backbone not in CPU_BACKBONES
 
 
 def get_profile(name: str, **overrides: Any) -> ExperimentConfig:

@@ -19,7 +19,7 @@ from typing import Any
 
 import pandas as pd
 
-from sagkit import tables
+from sagkit import table_view, tables
 from sagkit.atomic import atomic_write, check_folder
 from sagkit.config import ExperimentConfig, get_profile
 from sagkit.engine.per_query import ensure_per_query, evaluate_run, read_per_query
@@ -135,7 +135,8 @@ def write_tables(results_dir: str | Path, dataset: str, profile: str, out_dir: s
             intervals = results.get("intervals") or run_intervals(queries.scores)
             rows += tables.measured_sota_rows(number, method, dataset, _evaluations(results), note=note,
                                               intervals=intervals)
-        files += tables.write_table(tables.assemble_sota_table(number, rows), out_dir, name)
+        files += table_view.write_sota_table(tables.assemble_sota_table(number, rows), out_dir, number, profile,
+                                             seeds=(first_seed,))
     return {"table1": table1, "files": files}
 
 

@@ -28,6 +28,8 @@ PAPER_COLUMNS = tuple(COLUMNS[m] for m in METRICS)
 STAT_COLUMNS = stat_columns(COLUMNS)  # Table 1's columns after the paper's: seeds, spread, interval, comparison
 TABLE1_ORDER = reference.TABLE1_ORDER
 SOTA_NAMES = {3: "table3_market1501", 4: "table4_cuhk03", 5: "table5_dukemtmc"}
+SOTA_TITLES = {3: "Table 3. Comparison results on Market-1501", 4: "Table 4. Comparison results on CUHK03",
+               5: "Table 5. Comparison results on DukeMTMC-reID"}
 DEFAULT_PAPER_DATASET = "market1501"
 
 
@@ -257,6 +259,7 @@ __all__ = [
     "COLUMNS",
     "METRICS",
     "SOTA_NAMES",
+    "SOTA_TITLES",
     "TABLE1_ORDER",
     "assemble_sota_table",
     "assemble_table1",

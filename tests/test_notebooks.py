@@ -114,6 +114,9 @@ def test_03_records_its_row_and_assembles_table1(executed, workspace):
     assert len(runs) == 10, ("02: the baseline seed 0; 03: D4 seeds 0, 1; 06: the baseline seed 1 and three controls "
                              "for seeds 0, 1; 04 and 05 reuse seed 0")
     assert all((p / "per_query.npz").is_file() for p in runs)
+    shown = "".join(str(o) for c in executed["03_ablation"].cells if c.cell_type == "code" for o in c.outputs)
+    assert "Table 1. Impact of the SAG depth: synthetic, profile tiny, seeds 0,1, no re-ranking" in shown
+    assert "03_ablation_D4.ipynb, holds the full table" in shown
 
 
 def test_04_writes_tables_3_to_5_with_measured_rows(executed, workspace):
@@ -130,6 +133,8 @@ def test_04_writes_tables_3_to_5_with_measured_rows(executed, workspace):
         assert (measured["dataset"] == "synthetic").all() and measured[cols].notna().all().all()
         spans = [f"{c}_{end}" for c in cols for end in ("low", "high")]
         assert measured[spans].notna().all().all() and table[table["source"] == "reported"][spans].isna().all().all()
+        markdown = (base / "figures" / f"{name}.md").read_text()
+        assert "### Measured here on synthetic, not " in markdown and ": profile tiny, seed 0" in markdown
 
 
 def test_06_trains_the_controls_and_writes_the_controls_table(executed, workspace):
@@ -159,7 +164,7 @@ def test_05_writes_figure4_and_renders_the_explorer_statically(executed, workspa
     nb = executed["05_attention_heatmaps"]
     last = nb.cells[-1]
     images = [o for o in last.outputs if "image/png" in o.get("data", {})]
-    assert len(images) == 2  # the image view and the ranked-list view, as static figures
+    assert len(images) == 3  # the image view and the ranked lists of the baseline and D4, as static figures
     assert not any("application/vnd.jupyter.widget-view+json" in o.get("data", {}) for o in last.outputs)
 
 

@@ -20,6 +20,7 @@ import sagkit.viz.plots  # noqa: E402,F401
 import sagkit.viz.samples  # noqa: E402,F401
 from sagkit.data.synthetic import read_synthetic_metadata  # noqa: E402
 from sagkit.engine.run_dir import read_metrics  # noqa: E402
+from sagkit.evaluation.bootstrap import bootstrap_interval, cmc_band  # noqa: E402
 
 
 class Rec(NamedTuple):
@@ -186,7 +187,7 @@ def test_plot_cmc_in_percent():
     assert len(line.get_xdata()) == 20 and line.get_ydata()[0] == pytest.approx(50.0)
 
 
-def test_plot_depth_effect_measured_and_paper_lines():
+def test_plot_depth_effect_measured_and_paper_in_their_own_panels_as_markers():
     table = pd.DataFrame(
         {
             "config": ["Baseline", "D1", "D4"],
@@ -198,9 +199,13 @@ def test_plot_depth_effect_measured_and_paper_lines():
         }
     )
     fig = viz.plot_depth_effect(table)
-    measured, paper = fig.axes[0].get_lines()
-    assert list(measured.get_xdata()) == [0, 1, 4] and list(measured.get_ydata()) == [10.0, 20.0, 40.0]
-    assert list(paper.get_ydata()) == [83.49, 84.35, 90.17]
+    measured_r1, measured_map = fig.axes[0].get_lines()
+    paper_r1, paper_map = fig.axes[1].get_lines()
+    assert np.allclose(measured_r1.get_xdata(), [-0.08, 0.92, 3.92]) and list(measured_r1.get_ydata()) == [10, 20, 40]
+    assert list(paper_r1.get_ydata()) == [83.49, 84.35, 90.17] and list(paper_map.get_ydata()) == [63.87, 64.40, 73.87]
+    for line in (measured_r1, measured_map, paper_r1, paper_map):
+        assert line.get_linestyle() == "None"  # categorical positions: no line between them
+    assert fig.axes[1].get_title() == "published: Market-1501, ResNet50, 200 epochs"
     assert [t.get_text() for t in fig.axes[0].get_xticklabels()] == ["Baseline", "D1", "D2", "D3", "D4"]
 
 
@@ -209,12 +214,51 @@ def test_plot_depth_effect_draws_intervals_as_error_bars():
                           "R1_high": [15.0, 41.0], "mAP": [5.0, 8.0], "mAP_low": [4.0, 7.0], "mAP_high": [6.0, 9.0],
                           "n_seeds": [3, 3]})
     fig = viz.plot_depth_effect(table)
-    (bars,) = fig.axes[0].containers
+    assert len(fig.axes) == 1  # no paper numbers, no paper panel
+    bars = fig.axes[0].containers[0]
     data_line, _, (segments,) = bars
-    assert list(data_line.get_xdata()) == [0, 4] and list(data_line.get_ydata()) == [10.0, 40.0]
+    assert np.allclose(data_line.get_xdata(), [-0.08, 3.92]) and list(data_line.get_ydata()) == [10.0, 40.0]
+    assert data_line.get_linestyle() == "None"
     ends = [tuple(seg[:, 1]) for seg in segments.get_segments()]
     assert ends == [(6.0, 15.0), (35.0, 41.0)]
-    assert fig.axes[0].get_legend().get_texts()[0].get_text() == "measured (3 seeds), 95% interval"
+    assert fig.axes[0].get_title() == "measured here (3 seeds)"
+    assert fig.axes[0].get_legend().get_texts()[0].get_text() == "R1, 95% interval"
+
+
+def test_training_curves_one_line_per_distinct_term_validation_as_points_labelled_axes():
+    metrics = pd.DataFrame({"epoch": [1, 2, 3, 4], "lr": [0.1] * 4, "lr_pretrained": [0.01] * 4, "lr_sag": [0.01] * 4,
+                            "loss": [4.0, 3.0, 2.0, 1.0], "loss_ce": [4.0, 3.0, 2.0, 1.0], "acc": [5.0, 20.0, 40.0, 60.0],
+                            "val_rank1": [np.nan, 30.0, np.nan, 50.0], "val_mAP": [np.nan, 20.0, np.nan, 35.0]})
+    fig = viz.plot_training_curves(metrics)
+    loss_ax, _, val_ax, lr_ax = fig.axes
+    assert [line.get_label() for line in loss_ax.get_lines()] == ["total loss = cross-entropy"]
+    assert [line.get_label() for line in lr_ax.get_lines()] == ["new layers", "pretrained layers = SAG modules"]
+    assert all(line.get_linestyle() == "None" for line in val_ax.get_lines())
+    assert all(ax.get_ylabel() and ax.get_xlabel() == "epoch" for ax in fig.axes)
+    assert val_ax.get_xlim() == loss_ax.get_xlim()  # validation on the same epoch axis as the training curves
+    width, height = fig.get_size_inches()
+    assert width / height < 2.0
+    for ax in fig.axes:  # legends beside the panel, not over its data
+        assert ax.get_legend().get_bbox_to_anchor().x0 >= ax.get_window_extent().x1 - 1
+
+
+def test_plot_cmc_integer_rank_ticks_and_a_bootstrap_band():
+    per_query = (np.arange(1, 21)[None, :] >= np.random.default_rng(0).integers(1, 15, 60)[:, None]).astype(float)
+    low, high = cmc_band(per_query)
+    fig = viz.plot_cmc({"D4": per_query.mean(0)}, max_rank=20, bands={"D4": (low, high)})
+    ax = fig.axes[0]
+    ticks = [t for t in ax.get_xticks() if 1 <= t <= 20]
+    assert ticks and all(float(t).is_integer() for t in ticks)
+    (band,) = ax.collections
+    assert "95% bootstrap band" in band.get_label()
+    assert np.all(low <= per_query.mean(0) + 1e-12) and np.all(per_query.mean(0) <= high + 1e-12)
+
+
+def test_cmc_band_is_each_ranks_bootstrap_interval():
+    per_query = np.random.default_rng(1).integers(0, 2, (40, 5)).astype(float)
+    low, high = cmc_band(per_query, resamples=500)
+    for rank in range(5):
+        assert (low[rank], high[rank]) == pytest.approx(bootstrap_interval(per_query[:, rank], resamples=500))
 
 
 def _write_images(tmp_path, n_ids=5, per_id=4):
@@ -390,4 +434,37 @@ def test_plot_attention_grids_puts_named_activation_maps_before_the_depths():
         viz.plot_attention_grids(images, grids, activations={"x": torch.rand(1, 2, 1)})
     with pytest.raises(ValueError, match="activations named \\['D4'\\] would hide"):
         viz.plot_attention_grids(images, grids, activations={"D4": torch.rand(2, 2, 1)})
+    plt.close("all")
+
+
+def test_dataset_distributions_share_one_legend_beside_the_panels_and_show_no_empty_bins():
+    records = {"train": [Rec("a", 1, 0), Rec("b", 1, 1), Rec("c", 2, 0)], "query": [Rec("d", 1, 1)],
+               "gallery": [Rec("e", 1, 0), Rec("f", 2, 1), Rec("g", 2, 0), Rec("h", 2, 1)]}
+    fig = viz.plot_dataset_distributions(records)
+    assert all(ax.get_legend() is None for ax in fig.axes) and len(fig.legends) == 1
+    per_identity = fig.axes[2]
+    assert [t.get_text() for t in per_identity.get_xticklabels()] == ["1", "2", "3"]  # the counts that occur
+    identities = [p.get_height() for p in fig.axes[0].patches]
+    assert identities == [2, 3, 1, 1, 2, 4]  # (identities, images) of train, query, gallery
+
+
+def test_ranked_lists_carry_a_frame_legend_and_each_tiles_gallery_id_and_distance():
+    query, gallery = np.zeros((16, 8, 3), np.uint8), [np.full((16, 8, 3), 200, np.uint8)] * 2
+    labels = [[viz.ranked_list.tile_label(1, 12, 0.4321), viz.ranked_list.tile_label(2, 7, 0.9)]]
+    fig = viz.plot_ranked_lists([query], [gallery], [[True, False]], labels=labels)
+    texts = [t.get_text() for t in fig.axes[0].texts]
+    assert texts == ["1\nid 12\nd 0.43", "2\nid 7\nd 0.90"]
+    (legend,) = fig.legends
+    assert [t.get_text() for t in legend.get_texts()] == ["query", "right identity", "wrong identity"]
+
+
+def test_the_explorer_offers_the_baseline_ranking():
+    images = [np.zeros((64, 32, 3), np.uint8)]
+    query = viz.RankedQuery(image=images[0], gallery=[images[0]], matches=[True], title="q",
+                            labels=[viz.ranked_list.tile_label(1, 3, 0.5)])
+    explorer = viz.AttentionExplorer(images, {4: torch.rand(1, 1, 2, 1)}, queries={0: [query], 4: [query]})
+    query_pick, model_pick = explorer.widget().children[2].children
+    assert [label for label, _ in model_pick.options] == ["Baseline", "D4"]
+    fig = explorer.render_query(0, 0)
+    assert fig.axes[0].get_title(loc="left") == "Baseline: q" and "id 3\nd 0.50" in fig.axes[0].texts[0].get_text()
     plt.close("all")

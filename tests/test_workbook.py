@@ -44,7 +44,7 @@ def test_check_parameters_defaults_resolve_against_cwd(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     p = check_parameters()
     assert p.dataset == "synthetic" and p.profile == "cpu" and p.device == "auto" and p.retrain is False
-    assert p.runs_dir == tmp_path / "runs" and p.figures_dir == tmp_path / "figures"
+    assert p.runs_dir == tmp_path / "runs" and p.figures_dir == tmp_path / "runs" / "figures" / "synthetic"
     assert p.data_root is None and p.depths is None
 
 

@@ -38,7 +38,8 @@ class DeviceUnavailableError(RuntimeError):
 
 def resolve_device(spec: str = "auto", local_rank: int = 0, quiet: bool = False,
                    world_size: int = 1) -> torch.device:
-    """``"auto"`` → ``cuda:<local_rank>`` when CUDA is available, else CPU with a one-line notice (logging).
+    """``"auto"`` → ``cuda:<local_rank>`` when CUDA is available, else CPU with a one-line notice (logging)
+    unless ``quiet`` (callers pass ``quiet`` for configs made for the CPU, ``config.sized_for_gpu``).
 
     ``"cuda"``/``"cuda:N"`` without a usable GPU raise :class:`DeviceUnavailableError`. With several
     processes (``world_size`` > 1) ``"cuda:N"`` is refused: it would put every rank on GPU N.
@@ -55,7 +56,8 @@ def resolve_device(spec: str = "auto", local_rank: int = 0, quiet: bool = False,
         if has_cuda:
             return torch.device("cuda", local_rank % torch.cuda.device_count())
         if not quiet:
-            log.warning("sagkit: no CUDA device found; running on the CPU (use the 'cpu' profile for speed)")
+            log.warning("sagkit: no CUDA device found; running a GPU-sized config on the CPU, which is slow "
+                        "(the 'cpu' profile is sized for a CPU)")
         return torch.device("cpu")
     if spec.startswith("cuda"):
         if not has_cuda:

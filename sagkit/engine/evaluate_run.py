@@ -10,6 +10,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Optional
 
+from sagkit.config import sized_for_gpu
 from sagkit.data import ReIDDataset, load_dataset
 from sagkit.data.overlap import overlap_text, train_overlap
 
@@ -44,7 +45,7 @@ def evaluate_model(path: str | Path, *, which: str = "best", dataset: Optional[s
         model, config, _ = model_from_checkpoint(path)
     else:
         raise FileNotFoundError(f"{path} does not exist: give a run folder or a checkpoint file")
-    dev = resolve_device(device)
+    dev = resolve_device(device, quiet=not sized_for_gpu(config))
     if dev.type == "cpu" and config.retain_memory:
         retain_freed_memory()
     model = eval_model(model, config, dev)

@@ -23,7 +23,7 @@ import torch
 from torch import nn
 
 from sagkit.atomic import check_folder, remove_stale_temporaries
-from sagkit.config import ExperimentConfig
+from sagkit.config import ExperimentConfig, sized_for_gpu
 from sagkit.evaluation.bootstrap import interval_method, run_intervals
 
 from . import run_dir as rd
@@ -260,7 +260,8 @@ def train(
         finished = None if pre.is_distributed else _finished_run(config, retrain, pre, any_world_size)
         if finished is not None:
             return finished
-        device = resolve_device(config.device, pre.local_rank, quiet=not pre.is_main, world_size=pre.world_size)
+        device = resolve_device(config.device, pre.local_rank, quiet=not (pre.is_main and sized_for_gpu(config)),
+                                world_size=pre.world_size)
         if device.type == "cpu" and config.retain_memory:
             retain_freed_memory()
         threads = torch.get_num_threads()

@@ -22,8 +22,8 @@ import numpy as np
 from .query_scores import QueryScores
 
 __all__ = ["DEFAULT_CONFIDENCE", "DEFAULT_RESAMPLES", "DEFAULT_SEED", "Difference", "INTERVAL_METRICS",
-           "SUMMARY_PREFIXES", "bootstrap_interval", "bootstrap_means", "interval_method", "paired_difference",
-           "run_intervals", "verdict"]
+           "SUMMARY_PREFIXES", "bootstrap_interval", "bootstrap_means", "cmc_band", "interval_method",
+           "paired_difference", "run_intervals", "verdict"]
 
 DEFAULT_RESAMPLES = 2000
 DEFAULT_CONFIDENCE = 0.95
@@ -86,6 +86,18 @@ def bootstrap_interval(values, resamples: int = DEFAULT_RESAMPLES, confidence: f
     """(low, high) percentile interval of the mean of ``values`` (Q or S x Q), in the units of ``values``."""
     _check(resamples, confidence)
     return _percentiles(bootstrap_means(values, resamples, seed), confidence)
+
+
+def cmc_band(per_query_cmc, resamples: int = DEFAULT_RESAMPLES, confidence: float = DEFAULT_CONFIDENCE,
+             seed: int = DEFAULT_SEED) -> tuple[np.ndarray, np.ndarray]:
+    """(low, high), each (R,): the percentile bootstrap band of a CMC curve over the queries, from the valid
+    queries' per-query CMC (Q x R, ``QueryResults.cmc[valid]``), every rank from the same draws."""
+    _check(resamples, confidence)
+    curves = _as_matrix(np.asarray(per_query_cmc, dtype=np.float64).T)  # R x Q: one row per rank
+    means = _stacked_means(curves[:, None, :], resamples, seed)  # R x resamples
+    tail = 100.0 * (1.0 - confidence) / 2.0
+    low, high = np.percentile(means, [tail, 100.0 - tail], axis=1)
+    return low, high
 
 
 def verdict(low: float, high: float) -> str:

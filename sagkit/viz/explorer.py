@@ -15,7 +15,7 @@ import numpy as np
 
 from sagkit.viz.heatmaps import map_columns, map_title, overlay_heatmap
 from sagkit.viz.images import to_uint8_image
-from sagkit.viz.ranked_list import ranked_list_strip
+from sagkit.viz.ranked_list import annotate_tiles, frame_legend, ranked_list_strip
 
 # Programs that start a kernel with nobody looking at it (matched against the parent's argv words).
 HEADLESS_PARENTS = ("papermill", "nbclient", "nbconvert", "jupyter-nbconvert", "jupyter-execute", "pytest", "py.test")
@@ -25,7 +25,8 @@ ALL_MAPS = "all"
 
 @dataclass
 class RankedQuery:
-    """One query and its top-k gallery for one model: images H×W×3, grids {depth: 1×h×w} per image."""
+    """One query and its top-k gallery for one model: images H×W×3, grids {depth: 1×h×w} per image, and the
+    text under each gallery tile (``labels``: rank, gallery id, distance; see ``ranked_list.tile_label``)."""
 
     image: np.ndarray
     gallery: list
@@ -33,6 +34,12 @@ class RankedQuery:
     grids: dict = field(default_factory=dict)
     gallery_grids: dict = field(default_factory=dict)
     title: str = ""
+    labels: list = field(default_factory=list)
+
+
+def model_name(depth: int) -> str:
+    """The ranking model's name in the explorer: depth 0 is the baseline, d is the single-depth run Dd."""
+    return "Baseline" if int(depth) == 0 else f"D{int(depth)}"
 
 
 def _parent_argv() -> list[str]:
@@ -67,7 +74,7 @@ class AttentionExplorer:
     """Browse attention overlays per image and depth, and ranked lists per query.
 
     ``images``: H×W×3 images; ``grids``: {depth: N×1×h×w} aligned with ``images``;
-    ``queries``: optional {depth: [RankedQuery, ...]} (the ranking of that depth's model);
+    ``queries``: optional {depth: [RankedQuery, ...]} (the ranking of that depth's model; depth 0: the baseline);
     ``activations``: optional {name: N×h×w} maps of models without a grid (e.g. "baseline Grad-CAM").
     """
 
@@ -130,7 +137,8 @@ class AttentionExplorer:
         return fig
 
     def render_query(self, index: int = 0, depth: int | None = None, overlay: bool = True):
-        """The query and its ranked gallery under ``depth``'s model, grids overlaid; returns a Figure."""
+        """The query and its ranked gallery under ``depth``'s model (0: the baseline), grids overlaid, each tile
+        labelled and the frames' colours in a legend; returns a Figure."""
         import matplotlib.pyplot as plt
 
         if not self.queries:
@@ -144,12 +152,15 @@ class AttentionExplorer:
                 overlay_heatmap(img, grid, alpha=self.alpha, cmap=self.cmap)
                 for img, grid in zip(g_imgs, query.gallery_grids[depth])
             ]
-        strip = ranked_list_strip(q_img, g_imgs, query.matches)
-        fig, ax = plt.subplots(figsize=(strip.shape[1] / 80.0 + 0.3, strip.shape[0] / 80.0 + 0.5))
+        strip = ranked_list_strip(q_img, g_imgs, query.matches, border=4)
+        lines = max((str(label).count("\n") + 1 for label in query.labels), default=1)
+        fig, ax = plt.subplots(figsize=(max(strip.shape[1] / 80.0 + 0.3, 4.0),
+                                        strip.shape[0] / 80.0 + 0.6 + 0.13 * lines), layout="constrained")
         ax.imshow(strip)
         ax.axis("off")
-        ax.set_title(f"D{depth}: {query.title}".strip(), fontsize=9, loc="left")
-        fig.tight_layout()
+        ax.set_title(f"{model_name(depth)}: {query.title}".strip(), fontsize=9, loc="left")
+        annotate_tiles(ax, strip.shape[0], len(query.matches), q_img.shape[1] + 8, query.labels or None)
+        frame_legend(fig)
         return fig
 
     def static(self) -> list:
@@ -187,7 +198,8 @@ class AttentionExplorer:
             n_queries = min(len(self.queries[d]) for d in qdepths)
             titles = [self.queries[qdepths[0]][i].title or f"query {i}" for i in range(n_queries)]
             query_pick = widgets.Dropdown(options=[(t, i) for i, t in enumerate(titles)], value=0, description="query")
-            qdepth_pick = widgets.Dropdown(options=[(f"D{d}", d) for d in qdepths], value=qdepths[0], description="model")
+            qdepth_pick = widgets.Dropdown(options=[(model_name(d), d) for d in qdepths], value=qdepths[0],
+                                           description="model")
             out_query = widgets.Output()
 
             def draw_query(*_):

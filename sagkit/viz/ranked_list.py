@@ -1,4 +1,5 @@
-"""Ranked lists: a query and its top-k gallery images, bordered green (same identity) or red (not).
+"""Ranked lists: a query and its top-k gallery images, bordered green (same identity) or red (not), each
+tile labelled with its rank (and, when given, its gallery id and distance), under a legend of the frames.
 
 Ranking follows the Market-1501 protocol: gallery images of the query's identity taken by the query's
 own camera are left out, and so are junk images (pid -1).
@@ -84,6 +85,34 @@ def ranked_list_strip(
     return strip
 
 
+def frame_legend(fig, loc: str = "outside upper right") -> None:
+    """The legend of the frames' colours (query, right identity, wrong identity), outside the images."""
+    from matplotlib.patches import Patch
+
+    handles = [Patch(facecolor="none", edgecolor=np.asarray(color) / 255.0, linewidth=2, label=label)
+               for color, label in ((QUERY_COLOR, "query"), (MATCH_COLOR, "right identity"),
+                                    (MISMATCH_COLOR, "wrong identity"))]
+    fig.legend(handles=handles, loc=loc, ncols=3, fontsize=8, frameon=False)
+
+
+def tile_label(rank: int, gallery_id=None, distance=None) -> str:
+    """'rank' then, when known, 'id <gallery id>' and 'd <distance>' on their own lines."""
+    parts = [str(rank)]
+    if gallery_id is not None:
+        parts.append(f"id {gallery_id}")
+    if distance is not None:
+        parts.append(f"d {float(distance):.2f}")
+    return "\n".join(parts)
+
+
+def annotate_tiles(ax, strip_height: int, num_gallery: int, tile_width: int, labels: Sequence[str] | None = None
+                   ) -> None:
+    """Write each gallery tile's label (default: its rank) under it."""
+    labels = list(labels) if labels is not None else [str(r) for r in range(1, num_gallery + 1)]
+    for label, x in zip(labels, tile_x_offsets(num_gallery, tile_width)[1:]):
+        ax.text(x + tile_width / 2, strip_height + 6, label, ha="center", va="top", fontsize=7)
+
+
 def tile_x_offsets(num_gallery: int, tile_width: int, gap: int = 8) -> list[int]:
     """Left x-coordinate of each tile in a :func:`ranked_list_strip` (query first)."""
     offsets = [0]
@@ -104,11 +133,13 @@ def plot_ranked_lists(
     pixels_per_inch: float = 100.0,
     labels: Sequence[Sequence[str]] | None = None,
 ):
-    """One row per query: the query then its ranked gallery (green = right identity, red = wrong).
+    """One row per query: the query then its ranked gallery (green = right identity, red = wrong), with a
+    legend of the frames.
 
-    ``gallery_images[q]`` and ``matches[q]`` hold the top-k images and flags of query ``q``; images are
-    shown at ``size`` (H, W; default the first query's size), one image pixel per 1/``pixels_per_inch``
-    inch. ``labels[q][r]``: the text under tile r of row q (default: the rank). Returns a matplotlib Figure.
+    ``gallery_images[q]`` and ``matches[q]`` hold the top-k images and flags of query ``q``; ``labels[q]``
+    the text under each of its tiles (default the rank; :func:`tile_label` adds gallery id and distance).
+    Images are shown at ``size`` (H, W; default the first query's size), one image pixel per
+    1/``pixels_per_inch`` inch. Returns a matplotlib Figure.
     """
     import matplotlib.pyplot as plt
 
@@ -120,9 +151,10 @@ def plot_ranked_lists(
         ranked_list_strip(q, g, m, size=size, border=border) for q, g, m in zip(query_images, gallery_images, matches)
     ]
     width, height = max(s.shape[1] for s in strips), strips[0].shape[0]
-    extra = 0.5 if labels is None else 0.15 + 0.15 * max(str(t).count("\n") + 1 for row in labels for t in row)
-    figsize = (width / pixels_per_inch + 0.3, (height / pixels_per_inch + extra) * len(strips))
-    fig, axes = plt.subplots(len(strips), 1, figsize=figsize, squeeze=False)
+    lines = max((str(label).count("\n") + 1 for row in (labels or []) for label in row), default=1)
+    figsize = (max(width / pixels_per_inch + 0.3, 4.0), (height / pixels_per_inch + 0.35 + 0.13 * lines) * len(strips)
+               + 0.3)
+    fig, axes = plt.subplots(len(strips), 1, figsize=figsize, squeeze=False, layout="constrained")
     for row, strip in enumerate(strips):
         ax = axes[row, 0]
         ax.imshow(strip)
@@ -134,9 +166,7 @@ def plot_ranked_lists(
         title = titles[row] if titles is not None else None
         if title:
             ax.set_title(title, fontsize=9, loc="left")
-        tile_w = size[1] + 2 * border
-        for rank, x in enumerate(tile_x_offsets(len(matches[row]), tile_w)[1:], start=1):
-            text = str(rank) if labels is None else labels[row][rank - 1]
-            ax.text(x + tile_w / 2, strip.shape[0] + 8, text, ha="center", va="top", fontsize=7)
-    fig.tight_layout()
+        annotate_tiles(ax, strip.shape[0], len(matches[row]), size[1] + 2 * border,
+                       labels[row] if labels is not None else None)
+    frame_legend(fig)
     return fig

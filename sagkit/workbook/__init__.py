@@ -7,9 +7,9 @@ parameters, then ``wb.train(depths)``, ``wb.table1()``, ``wb.save_figure`` ...
 """
 
 from .parameters import (DATASETS, DEPTH_HELP, PROFILES, WorkbookParameters, check_notebook_parameters,
-                         check_parameters, figures_dir_for, parse_attention_depths, parse_depth_list, parse_depths,
-                         resolve_path, workbook_base)
-from .runner import DEFAULT_DEPTHS, NOTEBOOKS, notebooks_dir, run_workbook, workbook_plan
+                         check_parameters, default_figures_dir, figures_dir_for, parse_attention_depths,
+                         parse_depth_list, parse_depths, resolve_path, workbook_base)
+from .runner import DEFAULT_DEPTHS, NOTEBOOKS, last_ablation_copy, notebooks_dir, run_workbook, workbook_plan
 from .session import Workbook, open_workbook
 
 __all__ = [
@@ -22,7 +22,9 @@ __all__ = [
     "WorkbookParameters",
     "check_notebook_parameters",
     "check_parameters",
+    "default_figures_dir",
     "figures_dir_for",
+    "last_ablation_copy",
     "notebooks_dir",
     "open_workbook",
     "parse_attention_depths",

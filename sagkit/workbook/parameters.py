@@ -2,8 +2,10 @@
 
 Paths: relative ``runs_dir``, ``figures_dir`` and ``data_root`` are resolved against the working
 directory, except when that is the repository's ``notebooks/`` folder (where JupyterLab starts a
-kernel): then against the repository root. Figures for a dataset other than ``synthetic`` go to
-``<figures_dir>/<dataset>/`` so that the committed synthetic figures are not overwritten.
+kernel): then against the repository root. With no ``figures_dir`` the workbook writes into
+``<runs_dir>/figures/<dataset>/`` (git-ignored), so it never touches the committed figures, which ``make
+figures`` regenerates from ``results/``. A ``figures_dir`` that is given gets ``/<dataset>`` added for any
+dataset other than ``synthetic``.
 """
 
 from __future__ import annotations
@@ -22,7 +24,7 @@ from sagkit.config import PROFILES, get_profile
 from sagkit.data.registry import DATASETS
 
 __all__ = ["DATASETS", "DEPTH_HELP", "PROFILES", "WorkbookParameters", "check_notebook_parameters",
-           "check_parameters", "figures_dir_for", "injected_parameters",
+           "check_parameters", "default_figures_dir", "figures_dir_for", "injected_parameters",
            "parse_attention_depths", "parse_depth_list", "parse_depths", "resolve_path", "workbook_base"]
 
 
@@ -76,6 +78,12 @@ def figures_dir_for(figures_dir: str | os.PathLike, dataset: str, base: Path | N
     return root if dataset == "synthetic" else root / dataset
 
 
+def default_figures_dir(runs_dir: str | os.PathLike, dataset: str, base: Path | None = None) -> Path:
+    """The workbook's figures folder when none is given: ``<runs_dir>/figures/<dataset>``, a working folder
+    inside the git-ignored runs folder (never a committed path)."""
+    return resolve_path(runs_dir, base) / "figures" / dataset
+
+
 def _optional_text(value: Any) -> str | None:
     if value is None:
         return None
@@ -106,7 +114,7 @@ def check_parameters(
     profile: str = "cpu",
     device: str = "auto",
     runs_dir: str | os.PathLike = "runs",
-    figures_dir: str | os.PathLike = "figures",
+    figures_dir: str | os.PathLike | None = None,
     retrain: bool = False,
     depth: Any = None,
     overrides: Mapping[str, Any] | None = None,
@@ -118,7 +126,8 @@ def check_parameters(
 
     ``dataset``: one of :data:`DATASETS`. ``data_root``: required and must exist for the real datasets;
     optional for ``synthetic`` (default: the generator's cache folder). ``profile``: one of :data:`PROFILES`.
-    ``device``: auto, cpu, cuda or cuda:N. ``depth`` (notebook 03): see :func:`parse_depths`.
+    ``device``: auto, cpu, cuda or cuda:N. ``figures_dir``: None (or empty) for :func:`default_figures_dir`.
+    ``depth`` (notebook 03): see :func:`parse_depths`.
     ``attention_depths`` (notebook 05): see :func:`parse_attention_depths`.
     ``seeds`` (notebook 03): training seeds, e.g. 0 or "0,1,2" (each its own run; Table 1 uses these).
     ``overrides``: extra ExperimentConfig fields (e.g. ``{"epochs": 1}``).
@@ -148,7 +157,11 @@ def check_parameters(
     depths = None if depth is None else parse_depths(depth)
     shown = None if attention_depths is None else parse_attention_depths(attention_depths)
     seed_list = parse_seeds(seeds)
-    for name, value in (("runs_dir", runs_dir), ("figures_dir", figures_dir)):
+    if _optional_text(runs_dir) is None:
+        raise ValueError(f"runs_dir must be a folder path; got {runs_dir!r}")
+    given = _optional_text(figures_dir)
+    figures = figures_dir_for(given, dataset, base) if given else default_figures_dir(runs_dir, dataset, base)
+    for name, value in (("runs_dir", runs_dir), ("figures_dir", figures)):
         if _optional_text(value) is None:
             raise ValueError(f"{name} must be a folder path; got {value!r}")
         if resolve_path(value, base).is_file():
@@ -166,7 +179,7 @@ def check_parameters(
         profile=profile,
         device=device,
         runs_dir=resolve_path(runs_dir, base),
-        figures_dir=figures_dir_for(figures_dir, dataset, base),
+        figures_dir=figures,
         depths=depths,
         retrain=retrain,
         overrides=dict(overrides or {}),

@@ -13,6 +13,7 @@ import torch
 
 from sagkit.data import build_transforms, read_image
 from sagkit.viz import AttentionExplorer, RankedQuery, rank_gallery, resize_image, to_uint8_image
+from sagkit.viz.ranked_list import tile_label
 from sagkit.viz.activation import named_activation_maps
 
 __all__ = ["attention_grids", "baseline_activations", "display_image", "explorer", "ranked", "ranked_examples"]
@@ -25,26 +26,30 @@ def display_image(wb, record, depths: tuple = ()) -> np.ndarray:
 
 
 def ranked(wb, depths: tuple, queries: Sequence, topk: int) -> list:
-    """[(query record, top-k gallery indices, match flags)] under run ``depths``."""
+    """[(query record, top-k gallery indices, match flags, tile labels)] under run ``depths``; each label
+    gives the tile's rank, gallery id and distance (:func:`sagkit.viz.ranked_list.tile_label`)."""
     ev = wb.evaluate(depths)
     index = {r.path: i for i, r in enumerate(ev.query)}
     q_pids, q_cams, g_pids, g_cams = ev.protocol.match_ids(ev.query, ev.gallery)
     out = []
     for record in queries:
-        row = index[record.path]
-        idx, matches = rank_gallery(ev.distmat[row], q_pids[row], q_cams[row], g_pids, g_cams, topk=topk)
-        out.append((record, idx, matches))
+        at = index[record.path]
+        row = np.asarray(ev.distmat[at])
+        idx, matches = rank_gallery(row, q_pids[at], q_cams[at], g_pids, g_cams, topk=topk)
+        labels = [tile_label(rank, int(g_pids[i]), row[i]) for rank, i in enumerate(idx, start=1)]
+        out.append((record, idx, matches, labels))
     return out
 
 
 def ranked_examples(wb, depths: tuple = (), num_queries: int = 4, topk: int = 10, seed: int = 0) -> dict:
     """Keyword arguments for :func:`sagkit.viz.plot_ranked_lists`: sample queries and their top-k."""
-    out: dict[str, list] = {"query_images": [], "gallery_images": [], "matches": [], "titles": []}
+    out: dict[str, list] = {"query_images": [], "gallery_images": [], "matches": [], "titles": [], "labels": []}
     gallery = wb.evaluate(depths).gallery
-    for record, idx, matches in ranked(wb, depths, wb.sample_queries(num_queries, seed), topk):
+    for record, idx, matches, labels in ranked(wb, depths, wb.sample_queries(num_queries, seed), topk):
         out["query_images"].append(display_image(wb, record, depths))
         out["gallery_images"].append([display_image(wb, gallery[i], depths) for i in idx])
         out["matches"].append(matches.tolist())
+        out["labels"].append(labels)
         out["titles"].append(f"query id {record.pid} (camera {record.camid}): {int(matches.sum())} of top-{topk} right")
     return out
 
@@ -82,18 +87,18 @@ def explorer(wb, depths: tuple, num_images: int = 8, num_queries: int = 6, topk:
              seed: int = 0, baseline: bool = True) -> AttentionExplorer:
     """An :class:`sagkit.viz.AttentionExplorer` over sample queries: overlays at each depth (and the baseline
     run's activation maps unless ``baseline=False``) and, for each depth's model, the ranked gallery with its
-    own grids."""
+    own grids; with ``baseline`` the baseline run's ranking too (model 0, no grid)."""
     samples = wb.sample_queries(max(num_images, num_queries), seed)
     images = [display_image(wb, r) for r in samples]
     grids, queries = {}, {}
     for depth in depths:
         found = ranked(wb, (depth,), samples[:num_queries], topk)
         gallery = wb.evaluate((depth,)).gallery
-        shown = [gallery[i] for _, idx, _ in found for i in idx]
+        shown = [gallery[i] for _, idx, _, _ in found for i in idx]
         maps = _grids(wb, depth, list(samples) + shown)
         grids[depth] = maps[: len(samples)]
         queries[depth], offset = [], len(samples)
-        for q, (record, idx, matches) in enumerate(found):
+        for q, (record, idx, matches, labels) in enumerate(found):
             queries[depth].append(RankedQuery(
                 image=images[q],
                 gallery=[display_image(wb, gallery[i], (depth,)) for i in idx],
@@ -101,8 +106,15 @@ def explorer(wb, depths: tuple, num_images: int = 8, num_queries: int = 6, topk:
                 grids={depth: maps[q]},
                 gallery_grids={depth: maps[offset: offset + len(idx)]},
                 title=f"query id {record.pid} / cam {record.camid}",
+                labels=labels,
             ))
             offset += len(idx)
+    if baseline:
+        gallery = wb.evaluate(()).gallery
+        queries[0] = [RankedQuery(image=images[q], gallery=[display_image(wb, gallery[i]) for i in idx],
+                                  matches=matches.tolist(), title=f"query id {record.pid} / cam {record.camid}",
+                                  labels=labels)
+                      for q, (record, idx, matches, labels) in enumerate(ranked(wb, (), samples[:num_queries], topk))]
     titles = [f"id {r.pid} / cam {r.camid}" for r in samples]
     activations = baseline_activations(wb, samples) if baseline else None
     return AttentionExplorer(images, grids, queries=queries, titles=titles, activations=activations)

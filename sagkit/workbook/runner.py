@@ -25,8 +25,8 @@ from .parameters import (WorkbookParameters, check_parameters, parse_depth_list,
                          workbook_base)
 from .session import Workbook
 
-__all__ = ["DEFAULT_DEPTHS", "NOTEBOOKS", "NotebookFailed", "check_workbook_needs", "notebooks_dir", "run_workbook",
-           "workbook_plan"]
+__all__ = ["DEFAULT_DEPTHS", "NOTEBOOKS", "NotebookFailed", "check_workbook_needs", "last_ablation_copy",
+           "notebooks_dir", "run_workbook", "workbook_plan"]
 
 log = logging.getLogger("sagkit.workbook")
 
@@ -110,6 +110,12 @@ def workbook_plan(configs: Sequence[tuple[int, ...]] = DEFAULT_DEPTHS,
     return plan
 
 
+def last_ablation_copy(configs: Sequence[tuple[int, ...]] = DEFAULT_DEPTHS) -> str:
+    """The stem of notebook 03's last execution in :func:`workbook_plan` (e.g. '03_ablation_D4'): the copy
+    whose Table 1 holds every configuration."""
+    return [stem for name, _, stem in workbook_plan(configs) if name == "03_ablation"][-1]
+
+
 @contextlib.contextmanager
 def _environment(**values: str):
     old = {k: os.environ.get(k) for k in values}
@@ -145,7 +151,7 @@ def run_workbook(
     profile: str = "cpu",
     device: str = "auto",
     runs_dir: str | os.PathLike = "runs",
-    figures_dir: str | os.PathLike = "figures",
+    figures_dir: str | os.PathLike | None = None,
     depths: Any = (0, 1, 2, 3, 4),
     retrain: bool = False,
     notebooks: Sequence[str] | None = None,
@@ -160,7 +166,8 @@ def run_workbook(
     configuration once). ``seeds`` (e.g. "0,1,2"): notebook 03 trains every configuration once per seed, and
     Table 1 and Figure 3 give the seeds' means, spread and intervals; the other notebooks use seed 0.
     Executed notebooks go to ``output_dir`` (default ``<runs_dir>/notebooks/<dataset>/``), figures and
-    tables to ``figures_dir`` (``figures_dir/<dataset>`` for real data).
+    tables to ``figures_dir`` (default ``<runs_dir>/figures/<dataset>/``, git-ignored; a given folder gets
+    ``/<dataset>`` for real data), never to the committed figures unless asked.
     ``notebooks`` restricts to some of :data:`NOTEBOOKS`; ``parameters`` are passed to every notebook.
     Logs one line per notebook and the total time; returns the executed notebooks' paths.
     Stops at the first failing notebook (papermill's PapermillExecutionError, naming the output file).
@@ -184,7 +191,7 @@ def run_workbook(
         "profile": params.profile,
         "device": params.device,
         "runs_dir": str(params.runs_dir),
-        "figures_dir": str(resolve_path(figures_dir)),
+        "figures_dir": str(resolve_path(figures_dir)) if figures_dir else None,  # None: the same default there
         **dict(parameters or {}),
     }
     _ensure_log_handler()

@@ -10,7 +10,6 @@ finishes it, the third finds it finished and reuses it.
 
 from __future__ import annotations
 
-import json
 import os
 import sys
 import tempfile
