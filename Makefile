@@ -36,6 +36,7 @@ TRAINABLE := --set freeze_stages=-1 --set epochs=15 --set lr_step=10
 figures: $(STAMP)
 	$(RESULTS) tables --dataset synthetic --out figures
 	$(RESULTS) tables --dataset cuhk01 --out results/tables/cuhk01/cpu
+	$(RESULTS) controls --dataset cuhk01 --out results/tables/cuhk01/cpu
 	$(RESULTS) tables --dataset cuhk01 --set freeze_stages=3 --out results/tables/cuhk01/cpu_freeze3
 	$(RESULTS) tables --dataset cuhk01 $(TRAINABLE) --out results/tables/cuhk01/trainable
 	$(RESULTS) compare --dataset synthetic --set freeze_stages=2 --against freeze_stages=3 \
