@@ -606,7 +606,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="sagkit",
         description="Self Attention Grid (SAG) for person re-identification: train, evaluate, export to ONNX, "
-        "generate synthetic data, benchmark, run the workbook, keep results and rebuild the tables from them.",
+        "embed and search your own images, generate synthetic data, benchmark, run the workbook, keep results "
+        "and rebuild the tables from them.",
     )
     sub = parser.add_subparsers(dest="command",
                                 metavar="{train,eval,export,embed,search,synth,bench,workbook,results}")

@@ -17,7 +17,7 @@ PENDING_PAGES = {"docs/gpu.md", "docs/your_images.md", "docs/hostile_inputs.md",
 
 CODE = re.compile(r"```[^\n]*\n(.*?)```|`([^`\n]+)`", re.S)
 COMMAND = re.compile(r"(?:^|[\s(])(?:python -m |-m |\.venv/bin/)?sagkit ((?:[a-z][a-z_-]*)(?:\|[a-z][a-z_-]*)*)(.*)")
-MAKE = re.compile(r"(?:^|[\s(])make ([a-z][a-z-]*)")
+MAKE = re.compile(r"(?:^|&& |\$ )make ([a-z][a-z-]*)", re.M)  # a command: at the start of a code span or line
 NOTEBOOK = re.compile(r"\b(\d\d_[A-Za-z0-9_]+)\.ipynb|notebooks/(\d\d_[A-Za-z0-9_]+)|^(\d\d_[a-z_]+)$")
 LINK = re.compile(r"\]\(([^)\s]+)\)")
 
