@@ -83,8 +83,8 @@ def test_last_stride_one_doubles_the_d4_grid_and_keeps_the_weights():
     for d in (1, 2, 3):
         assert torch.equal(grids[d], grids_one[d])
     assert one.forward_features(x).shape == (2, 512, 10, 4) and one(x).shape == (2, 512)
-    with pytest.raises(ValueError, match="last_stride=1 is for ResNet backbones"):
-        SAGNet(5, depths=(), backbone="efficientnet_lite0", last_stride=1)
+    assert SAGNet(5, depths=(), backbone="efficientnet_lite0", last_stride=1).eval().forward_features(
+        x).shape[-2:] == (10, 4)  # Lite0 takes it too (issue 22's output-stride-16 control)
     with pytest.raises(ValueError, match="last_stride=3 is not known"):
         SAGNet(5, depths=(), backbone="resnet18", last_stride=3)
 
