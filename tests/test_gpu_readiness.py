@@ -61,7 +61,7 @@ def _loader(records, rank: int):
     tf = build_transforms(16, 8, train=True, flip_prob=0.5, erase_prob=0.5, pad=2)
     loader = build_train_loader(records, tf, batch_size=4, num_workers=1, seed=7, distributed=True,
                                 num_replicas=2, rank=rank)
-    assert not loader.persistent_workers  # rebuilt every epoch: persistent workers would only linger
+    assert loader.persistent_workers  # as every kept run was trained: other worker seeds otherwise
     return loader
 
 
@@ -73,10 +73,10 @@ def test_ranks_draw_different_augmentations_and_rank_0_keeps_its_seed(records):
     assert rank0.generator.initial_seed() == 8 and rank1.generator.initial_seed() == augmentation_seed(7, 1)
     # the same images (rank 0's) through a worker seeded as rank 0 and as rank 1: other crops and erasures
     images = next(iter(rank0))[0]
-    rank0.generator.manual_seed(augmentation_seed(7, 1))
-    assert not torch.equal(images, next(iter(rank0))[0])
-    rank0.generator.manual_seed(augmentation_seed(7, 0))
-    assert torch.equal(images, next(iter(rank0))[0])  # and the same seed draws the same ones
+    as_rank1 = _loader(records, 0)  # a fresh loader (its workers start on first use), seeded as rank 1
+    as_rank1.generator.manual_seed(augmentation_seed(7, 1))
+    assert not torch.equal(images, next(iter(as_rank1))[0])
+    assert torch.equal(images, next(iter(_loader(records, 0)))[0])  # and the same seed draws the same ones
 
 
 # ---------------------------------------------------------------- item 3: several GPUs, one recipe

@@ -27,15 +27,17 @@ def _dataset(records, transform, on_bad_image) -> ImageDataset:
     return ImageDataset(records, transform, on_bad_image=on_bad_image)
 
 
-def _loader_kwargs(num_workers: int | None, pin_memory: bool | None) -> dict:
+def _loader_kwargs(num_workers: int | None, pin_memory: bool | None, persistent: bool) -> dict:
     num_workers = default_num_workers() if num_workers is None else int(num_workers)
     if num_workers < 0:
         raise ValueError(f"num_workers must be >= 0, got {num_workers}")
-    # no persistent workers: every loader is iterated once (the trainer builds one per epoch), so keeping
-    # its workers alive only holds their memory until the loader is collected
+    # The training loader keeps persistent workers: every kept run was trained so, and without them the
+    # workers draw other augmentation seeds from the loader's generator (measured: a tiny run with one worker
+    # ended at another loss), so the same seed would no longer give the same run. Test loaders have no
+    # randomness and are iterated once: keeping their workers alive would only hold memory.
     kw = dict(num_workers=num_workers,
               pin_memory=torch.cuda.is_available() if pin_memory is None else pin_memory,
-              persistent_workers=False)
+              persistent_workers=persistent and num_workers > 0)
     if num_workers > 0:
         kw["worker_init_fn"] = _worker_init
     return kw
@@ -89,7 +91,7 @@ def build_train_loader(records: Sequence[ImageRecord] | ImageDataset, transform:
         raise ValueError(f"sampler must be 'random' or 'identity', got {sampler!r}")
     gen = torch.Generator().manual_seed(augmentation_seed(seed, rk))  # seeds workers' augmentation RNG
     return DataLoader(ds, batch_size=batch_size, sampler=smp, drop_last=drop_last, generator=gen,
-                      **_loader_kwargs(num_workers, pin_memory))
+                      **_loader_kwargs(num_workers, pin_memory, persistent=True))
 
 
 def build_test_loader(records: Sequence[ImageRecord] | ImageDataset, transform: Callable | None, batch_size: int,
@@ -100,4 +102,4 @@ def build_test_loader(records: Sequence[ImageRecord] | ImageDataset, transform: 
         raise ValueError(f"batch_size must be >= 1, got {batch_size}")
     ds = _dataset(records, transform, on_bad_image)
     return DataLoader(ds, batch_size=batch_size, shuffle=False, drop_last=False,
-                      **_loader_kwargs(num_workers, pin_memory))
+                      **_loader_kwargs(num_workers, pin_memory, persistent=False))
