@@ -51,6 +51,7 @@ figures: $(STAMP)
 		--out results/tables/cuhk01/trainable_vs_frozen
 	$(RESULTS) compare --dataset cuhk01 $(TRAINABLE) --set bn_stats=shared --against freeze_stages=-1 \
 		--against epochs=15 --against lr_step=10 --out results/tables/cuhk01/trainable_shared_vs_per_branch
+	$(PY) tools/fill_doc_tables.py
 
 test: $(STAMP)
 	$(PY) -m pytest -q
