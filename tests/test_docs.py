@@ -124,3 +124,15 @@ def test_tables_in_the_docs_are_the_committed_ones():
     assert blocks >= 1
     stale = "<!-- table: results/tables/cuhk01/cpu/controls_summary.md -->\n| old |\n<!-- /table -->"
     assert tool.filled(stale) != stale
+
+
+def test_the_readme_controls_numbers_are_the_committed_ones():
+    """Every interval in the README's "Why does D4 win?" section is a cell of the committed controls table
+    (minus signs typeset as U+2212 in the README)."""
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    section = readme.split("## Why does D4 win?", 1)[1].split("\n## ", 1)[0]
+    committed = (ROOT / "results/tables/cuhk01/cpu/controls_summary.md").read_text(encoding="utf-8")
+    found = re.findall(r"[−+-]?\d+\.\d\d(?: ± \d+\.\d\d)? \[[−+-]?\d+\.\d\d, [−+-]?\d+\.\d\d\]", section)
+    assert len(found) >= 8
+    for cell in found:
+        assert cell.replace("−", "-") in committed, f"README cell {cell!r} is not in the committed controls table"
