@@ -450,7 +450,7 @@ def _cmd_bench(args: argparse.Namespace) -> int:
             raise ValueError(f"{found[name]} has no main(argv) function")
         print(f"== benchmark {name} ({found[name]})", flush=True)
         rc = module.main(["--quick"] if args.quick else [])
-        status = status or int(rc or 0)
+        status = status or (rc if isinstance(rc, int) else 0)  # some benchmarks return their results dict
     return status
 
 

@@ -133,3 +133,14 @@ def test_tiny_train_then_eval_via_cli(tmp_path, capsys):
     assert main(["eval", str(run / "checkpoint_last.pt"), "--device", "cpu", "--no-rerank"]) == 0
     out = capsys.readouterr().out
     assert "R1 " in out and "re-ranking" not in out
+
+
+def test_bench_takes_a_benchmark_whose_main_returns_its_results(tmp_path, monkeypatch):
+    """bench_embed and bench_synthetic_probe return a dict from main(): `sagkit bench` must not fail on it."""
+    import sagkit.cli as cli
+
+    (tmp_path / "bench_dict.py").write_text("def main(argv):\n    return {'rows': [1]}\n")
+    (tmp_path / "bench_failing.py").write_text("def main(argv):\n    return 3\n")
+    monkeypatch.setattr(cli, "benchmarks_dir", lambda: tmp_path)
+    assert cli.main(["bench", "dict"]) == 0
+    assert cli.main(["bench", "failing"]) == 3
