@@ -36,6 +36,8 @@ from sagkit.engine.builders import model_cost
 from sagkit.engine.run_grids import read_grid_stats
 from sagkit.results_folder import profile_runs, read_results_folder
 from sagkit.seed_stats import COMPARED, seed_statistics
+from sagkit.viz import save_figure
+from sagkit.viz.controls_plot import plot_controls
 
 __all__ = ["CONTROLS", "SHALLOW_CONTROLS", "Control", "control_by_label", "controls_frame", "controls_summary",
            "controls_conclusion", "controls_title", "kept_controls", "match_controls", "write_controls"]
@@ -238,6 +240,8 @@ def kept_controls(results_dir: str | Path, dataset: str, profile: str, out_dir: 
         title = controls_title(dataset, profile, ",".join(map(str, seeds))) + f"; {note}"
         done[name] = frame
         done["files"] += write_controls(frame, out_dir, name, title)
+        done["files"] += save_figure(plot_controls(frame, title=controls_title(dataset, profile, ",".join(map(
+            str, seeds)))), out_dir, name, formats=("png",))
     if "controls" not in done:
         raise FileNotFoundError(f"{folder} holds no run of profile {profile!r} that is D4 or one of its controls")
     return done

@@ -27,12 +27,13 @@ def plot_controls(frame: pd.DataFrame, title: str = ""):
     left.invert_yaxis()
     left.set_xlabel("accuracy (%)")
     left.grid(axis="x", alpha=0.3)
-    left.legend(loc="lower right", fontsize=8)
+    left.legend(loc="upper center", bbox_to_anchor=(0.5, -0.12), ncol=2, fontsize=8, frameon=False)  # off the data
     if "gflops" in frame:
         right.scatter(frame["gflops"], frame["R1"], color="tab:blue")
-        for _, row in frame.iterrows():
-            right.annotate(row["control"], (row["gflops"], row["R1"]), textcoords="offset points", xytext=(4, 4),
-                           fontsize=7)
+        for i, (_, row) in enumerate(frame.sort_values("R1").iterrows()):  # neighbours' labels above and below
+            right.annotate(row["control"], (row["gflops"], row["R1"]), textcoords="offset points",
+                           xytext=(5, 4 if i % 2 else -9), fontsize=7)
+        right.margins(x=0.25, y=0.1)  # room for the labels beside the points
         right.set_xlabel("forward GFLOPs per image")
         right.set_ylabel("R1 (%)")
         right.grid(alpha=0.3)
