@@ -10,6 +10,7 @@ Re-ranking (k-reciprocal, the run's k1/k2/lambda) needs the whole query x galler
 
 from __future__ import annotations
 
+import textwrap
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterable, Sequence
@@ -127,7 +128,7 @@ class SearchResult:
                maps: bool = True):
         """A matplotlib Figure: one row per query, its ranked gallery images labelled with rank, distance and
         file name; borders green/red when ``matches`` (Q x k flags) is given, grey otherwise. With ``maps`` and
-        a run's model every image carries its map (:mod:`sagkit.search_maps`), named in the figure's title."""
+        a run's model every image carries its map (:mod:`sagkit.search_maps`), named under the images."""
         shown = list(self.query.paths) + [self.gallery.paths[i] for row in self.indices for i in row]
         drawn = search_maps(self.model, shown) if maps and self.model is not None else None
 
@@ -141,10 +142,9 @@ class SearchResult:
         flags = matches if matches is not None else [[None] * len(row) for row in self.indices]
         fig = plot_ranked_lists(queries, gallery, flags, titles=[Path(p).name for p in self.query.paths],
                                 size=size, labels=labels)
-        if drawn is not None:
-            fig.suptitle(drawn.title(), fontsize=9)
-        elif maps and self.model is not None:
-            fig.suptitle(NO_MAPS_ONNX, fontsize=9)
+        if maps and self.model is not None:  # under the images, wrapped to the figure's width
+            note = drawn.caption() if drawn is not None else NO_MAPS_ONNX
+            fig.supxlabel(textwrap.fill(note, width=max(40, int(fig.get_figwidth() * 14))), fontsize=8)
         return fig
 
     def save_png(self, path: str | Path, **kwargs) -> Path:

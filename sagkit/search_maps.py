@@ -36,9 +36,9 @@ class SearchMaps:
     maps: dict[str, np.ndarray]
     value_range: tuple[float, float]
 
-    def title(self) -> str:
+    def caption(self) -> str:
         low, high = self.value_range
-        return f"overlay: {self.label}, one colour scale for all images ({low:.3g} to {high:.3g})"
+        return f"overlay: {self.label}; one colour scale for all images, {low:.3g} (blue) to {high:.3g} (red)"
 
 
 def _batches(loaded, paths: Sequence[str]):
