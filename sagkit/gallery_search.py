@@ -10,7 +10,8 @@ Re-ranking (k-reciprocal, the run's k1/k2/lambda) needs the whole query x galler
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import textwrap
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterable, Sequence
 
@@ -20,6 +21,7 @@ import torch
 from sagkit.embedding import Embeddings, ImagesArg, embed, load_source
 from sagkit.evaluation import compute_distance_matrix, re_rank_features
 from sagkit.evaluation.streaming_topk import StreamingTopK, row_hits
+from sagkit.search_maps import NO_MAPS_ONNX, overlay, search_maps
 from sagkit.viz.images import resize_image, to_uint8_image
 from sagkit.viz.ranked_list import plot_ranked_lists
 
@@ -103,13 +105,15 @@ def topk_of_matrix(distmat, k: int, chunk: int = CHUNK):
 
 @dataclass
 class SearchResult:
-    """Ranked lists: ``indices``/``distances`` (Q x k) into ``gallery.paths`` for each of ``query.paths``."""
+    """Ranked lists: ``indices``/``distances`` (Q x k) into ``gallery.paths`` for each of ``query.paths``;
+    ``model``: :func:`load_source`'s tuple, which draws the attention grids or Grad-CAM in :meth:`figure`."""
 
     query: Embeddings
     gallery: Embeddings
     indices: np.ndarray
     distances: np.ndarray
     reranked: bool = False
+    model: tuple | None = field(default=None, repr=False)
 
     def lines(self) -> list[str]:
         """The ranked lists as text: one header per query, then ``rank  distance  path`` rows."""
@@ -120,16 +124,28 @@ class SearchResult:
                     for r, i in enumerate(self.indices[q])]
         return out
 
-    def figure(self, size: tuple[int, int] = (128, 64), matches: Sequence[Sequence[bool]] | None = None):
+    def figure(self, size: tuple[int, int] = (128, 64), matches: Sequence[Sequence[bool]] | None = None,
+               maps: bool = True):
         """A matplotlib Figure: one row per query, its ranked gallery images labelled with rank, distance and
-        file name; borders green/red when ``matches`` (Q x k flags) is given, grey otherwise."""
-        gallery = [[resize_image(to_uint8_image(self.gallery.paths[i]), size) for i in row] for row in self.indices]
+        file name; borders green/red when ``matches`` (Q x k flags) is given, grey otherwise. With ``maps`` and
+        a run's model every image carries its map (:mod:`sagkit.search_maps`), named under the images."""
+        shown = list(self.query.paths) + [self.gallery.paths[i] for row in self.indices for i in row]
+        drawn = search_maps(self.model, shown) if maps and self.model is not None else None
+
+        def tile(path: str) -> np.ndarray:
+            return overlay(resize_image(to_uint8_image(path), size), path, drawn)
+
+        queries = [tile(p) for p in self.query.paths]
+        gallery = [[tile(self.gallery.paths[i]) for i in row] for row in self.indices]
         labels = [[f"{r + 1}: {self.distances[q, r]:.3f}\n{_short(Path(self.gallery.paths[i]).name)}"
                    for r, i in enumerate(row)] for q, row in enumerate(self.indices)]
         flags = matches if matches is not None else [[None] * len(row) for row in self.indices]
-        queries = [resize_image(to_uint8_image(p), size) for p in self.query.paths]
-        return plot_ranked_lists(queries, gallery, flags, titles=[Path(p).name for p in self.query.paths],
-                                 size=size, labels=labels)
+        fig = plot_ranked_lists(queries, gallery, flags, titles=[Path(p).name for p in self.query.paths],
+                                size=size, labels=labels)
+        if maps and self.model is not None:  # under the images, wrapped to the figure's width
+            note = drawn.caption() if drawn is not None else NO_MAPS_ONNX
+            fig.supxlabel(textwrap.fill(note, width=max(40, int(fig.get_figwidth() * 14))), fontsize=8)
+        return fig
 
     def save_png(self, path: str | Path, **kwargs) -> Path:
         """Draw :meth:`figure` into a PNG file."""
@@ -186,4 +202,4 @@ def search(source, query: ImagesArg, gallery: ImagesArg | Embeddings, topk: int 
         d, i = topk_of_matrix(dist, topk)
     else:
         d, i = exact_topk(q.vectors, g.vectors, topk)
-    return SearchResult(q, g, i, d, rerank)
+    return SearchResult(q, g, i, d, rerank, loaded)
