@@ -180,7 +180,9 @@ def controls_summary(frame: pd.DataFrame) -> pd.DataFrame:
         item["GFLOPs"] = f"{row['gflops']:.3f}" if "gflops" in row else "-"
         item["train img/s"] = "-" if math.isnan(row["train_img_s"]) else f"{row['train_img_s']:.1f}"
         uniform = row.get("uniform_grids", math.nan)
-        item["uniform grids"] = "-" if uniform is None or math.isnan(uniform) else f"{uniform:.1f} %"
+        partial = row.get("grid_runs", 0) < row["n_seeds"]  # grids only of the runs whose checkpoint was at hand
+        item["uniform grids"] = "-" if uniform is None or math.isnan(uniform) else f"{uniform:.1f} %" + (
+            f" ({int(row['grid_runs'])} of {int(row['n_seeds'])} seeds)" if partial else "")
         entropy = row.get("grid_entropy", math.nan)
         item["grid entropy"] = "-" if entropy is None or math.isnan(entropy) else f"{entropy:.4f}"
         out.append(item)
