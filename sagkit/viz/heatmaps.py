@@ -141,12 +141,13 @@ def map_columns(grids: Mapping[int, object], activations: Mapping[str, object] |
 FIGURE4_SCALES = ("depth", "image")
 
 
-def figure4_caption(scale: str) -> str:
-    """The caption that says how Figure 4's colours were scaled."""
+def figure4_caption(scale: str, activations: bool = False) -> str:
+    """The caption that says how Figure 4's colours were scaled (``activations``: baseline maps are shown)."""
     if scale == "depth":
         return ("Colours: one linear scale per column (all images of that depth or map), from its smallest to its "
                 "largest grid value, shown by the colour bar; a flat grid stays one colour. "
-                "'uniform': every cell of that grid is equal.")
+                + ("The baseline's activation maps come scaled to [0, 1] per image. " if activations else "")
+                + "'uniform': every cell of that grid is equal.")
     return ("Colours: each panel min-max scaled on its own (the printed min and max are that grid's values), so "
             "even a nearly flat grid spans the whole colour range. 'uniform': every cell of that grid is equal.")
 
@@ -217,5 +218,5 @@ def plot_attention_grids(
     for ax in axes.ravel():
         ax.set_xticks([])
         ax.set_yticks([])
-    fig.text(0.5, 0.0, figure4_caption(scale), ha="center", va="top", fontsize=7, wrap=True)
+    fig.text(0.5, 0.0, figure4_caption(scale, bool(activations)), ha="center", va="top", fontsize=7, wrap=True)
     return fig
