@@ -261,20 +261,14 @@ class ExperimentConfig:
         def bad(name: str, allowed: str) -> None:
             raise ValueError(f"ExperimentConfig.{name}={getattr(self, name)!r} is invalid: {allowed}")
 
-        if self.amp not in AMP_CHOICES:
-            bad("amp", f"use one of {AMP_CHOICES}")
-        if self.select_metric not in SELECT_METRICS:
-            bad("select_metric", f"use one of {SELECT_METRICS}")
-        if self.sag_output not in SAG_OUTPUTS:
-            bad("sag_output", f"use one of {SAG_OUTPUTS}")
-        if self.attention not in ATTENTIONS:
-            bad("attention", f"use one of {ATTENTIONS}")
-        if self.last_stride not in LAST_STRIDES:
-            bad("last_stride", f"use one of {LAST_STRIDES} (1: output stride 16)")
-        if self.input_scale not in INPUT_SCALES:
-            bad("input_scale", f"use one of {INPUT_SCALES} (1: the image as given; 2: what D4's upper branch sees)")
-        if self.sampler not in SAMPLERS:
-            bad("sampler", f"use one of {SAMPLERS}")
+        for name, choices, hint in (("amp", AMP_CHOICES, ""), ("select_metric", SELECT_METRICS, ""),
+                                    ("sag_output", SAG_OUTPUTS, ""), ("attention", ATTENTIONS, ""),
+                                    ("last_stride", LAST_STRIDES, " (1: output stride 16)"),
+                                    ("input_scale", INPUT_SCALES,
+                                     " (1: the image as given; 2: what D4's upper branch sees)"),
+                                    ("sampler", SAMPLERS, "")):
+            if getattr(self, name) not in choices:
+                bad(name, f"use one of {choices}{hint}")
         if not isinstance(self.device, str) or not DEVICE_RE.match(self.device):
             bad("device", DEVICE_RULE)
         if any(d not in VALID_DEPTHS for d in self.depths) or len(set(self.depths)) != len(self.depths):

@@ -136,11 +136,12 @@ def controls_frame(runs: Iterable[tuple[dict, Any]], profile: str, controls: Ite
                                "against": control.against or "-"}
         for metric in tables.METRICS:
             row[tables.COLUMNS[metric]] = statistics.fmean(float(r[metric]) for r in seeds.values())
-        stats = seed_statistics(seeds, baseline if control.label != "Baseline" else {}, tables.COLUMNS, control.label)
-        row.update({k: v for k, v in stats.items() if not k.startswith(("dR1", "dmAP", "verdict_"))})
-        for prefix, reference in (("ref", rows_of.get(control.against, {}) if control.against else {}),
-                                  ("base", baseline if control.label != "Baseline" else {})):
-            paired = seed_statistics(seeds, reference, tables.COLUMNS, control.label)
+        against_base = seed_statistics(seeds, baseline if control.label != "Baseline" else {}, tables.COLUMNS,
+                                       control.label)  # the spread and interval too
+        row.update({k: v for k, v in against_base.items() if not k.startswith(("dR1", "dmAP", "verdict_"))})
+        against_ref = seed_statistics(seeds, rows_of.get(control.against, {}) if control.against else {},
+                                      tables.COLUMNS, control.label)
+        for prefix, paired in (("ref", against_ref), ("base", against_base)):
             for metric in COMPARED:
                 column = tables.COLUMNS[metric]
                 for end in ("", "_low", "_high"):

@@ -186,8 +186,8 @@ def plot_attention_grids(
     fig, axes = plt.subplots(n, ncols, figsize=(cell_size[0] * ncols, cell_size[1] * n + 1.4), squeeze=False,
                              layout="constrained")
     box = {"boxstyle": "round,pad=0.15", "facecolor": "white", "alpha": 0.8, "linewidth": 0}
-    for row, image in enumerate(images):
-        rgb = to_uint8_image(image, mean=mean, std=std)
+    rgbs = [to_uint8_image(image, mean=mean, std=std) for image in images]
+    for row, rgb in enumerate(rgbs):
         axes[row, 0].imshow(rgb)
         if row == 0:
             axes[row, 0].set_title("original", fontsize=9)
@@ -198,9 +198,8 @@ def plot_attention_grids(
         low, high = min(float(v.min()) for v in values), max(float(v.max()) for v in values)
         for row, grid in enumerate(values):
             ax = axes[row, col]
-            rgb = to_uint8_image(images[row], mean=mean, std=std)
             value_range = (low, high) if scale == "depth" else None
-            ax.imshow(overlay_heatmap(rgb, grid, alpha=alpha, cmap=cmap, value_range=value_range))
+            ax.imshow(overlay_heatmap(rgbs[row], grid, alpha=alpha, cmap=cmap, value_range=value_range))
             notes = ["uniform"] if is_uniform(grid) else []
             if scale == "image":
                 notes.append(f"{float(grid.min()):.3g}–{float(grid.max()):.3g}")

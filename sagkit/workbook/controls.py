@@ -8,7 +8,7 @@ from collections.abc import Iterable, Sequence
 import pandas as pd
 
 from sagkit.config import ExperimentConfig
-from sagkit.controls import CONTROLS, SHALLOW_CONTROLS, Control, controls_frame, controls_title, match_controls
+from sagkit.controls import CONTROLS, SHALLOW_CONTROLS, Control, control_by_label, controls_frame, controls_title
 from sagkit.engine import train
 from sagkit.engine.builders import model_cost
 from sagkit.engine.run_grids import ensure_grid_stats
@@ -50,28 +50,19 @@ def controls_table(wb, controls: Sequence[Control] = CONTROLS) -> tuple[pd.DataF
     statistics are computed once per SAG run and kept in its folder."""
     runs = [(r, q) for r, q in _workbook_runs(wb) if int(r["config"].get("seed", 0)) in wb.seeds]
     device = str(wb.device())
-    frame = controls_frame(runs, wb.params.profile, controls, _overrides(wb), cost=model_cost,
+    frame = controls_frame(runs, wb.params.profile, controls, wb.params.overrides, cost=model_cost,
                            grid_stats=lambda results: ensure_grid_stats(wb.params.runs_dir / results["name"], device))
     title = controls_title(wb.params.dataset, wb.params.profile, ",".join(map(str, wb.seeds)))
     return frame, title
 
 
-def grid_entropies(wb, controls: Sequence[Control] = CONTROLS) -> dict[str, list[float]]:
-    """{control label: normalised grid entropy of every test image, over the workbook's seeds} of the SAG
-    controls (the distribution behind the table's median)."""
-    runs = [(r, q) for r, q in _workbook_runs(wb) if int(r["config"].get("seed", 0)) in wb.seeds]
-    matched = match_controls(runs, wb.params.profile, [c for c in controls if c.depths], _overrides(wb))
+def grid_entropies(wb, frame: pd.DataFrame) -> dict[str, list[float]]:
+    """{control label: normalised grid entropy of every test image} of the SAG rows of ``frame`` (from
+    :func:`controls_table`, whose ``runs`` column names each row's runs): the distribution behind its median."""
     out = {}
-    for control in controls:
-        for results, _ in matched.get(control.label, {}).values():
-            stats = ensure_grid_stats(wb.params.runs_dir / results["name"], str(wb.device()))
+    for row in frame.to_dict("records"):
+        control = control_by_label(row["control"])
+        for name in row["runs"].split("; ") if control.depths else ():
+            stats = ensure_grid_stats(wb.params.runs_dir / name, str(wb.device()))
             out.setdefault(control.label, []).extend(stats["depths"][f"D{control.depths[-1]}"]["entropy"])
     return out
-
-
-def _overrides(wb) -> dict:
-    """The fields the workbook sets over its profile that change results (as ``profile_runs`` compares them)."""
-    fields = {k: v for k, v in wb.params.overrides.items()}
-    if wb.params.dataset != "synthetic":
-        fields["dataset_options"] = {}
-    return fields
