@@ -1,7 +1,7 @@
 """Cost of D4 and its controls (issue 22): parameters, forward GFLOPs per image and training img/s on this CPU.
 
 Each control is the ``cpu`` profile's model (EfficientNet-Lite0, stem and stages 1-2 frozen, channels_last)
-with the control's fields (``sagkit.controls``). Training speed is timed on random 160×64 batches of 32 with
+with the control's fields (``sagkit.report.controls``). Training speed is timed on random 160×64 batches of 32 with
 SGD (forward, backward, update; no data loading), one intra-op thread. The controls are timed in interleaved
 rounds (each round times every control once) and the median per control is kept, so that a change of load on
 a shared machine hits every control alike. The result goes to ``results/bench/controls_speed.json``, which
@@ -28,7 +28,7 @@ from measure_bn_stats import cpu_model  # noqa: E402
 
 from sagkit.atomic import atomic_write_text
 from sagkit.config import get_profile
-from sagkit.controls import CONTROLS, SHALLOW_CONTROLS
+from sagkit.report.controls import CONTROLS, SHALLOW_CONTROLS
 from sagkit.engine.builders import build_model, model_cost
 
 NUM_CLASSES = 485  # CUHK01's training identities under split 0 (the classifier's size barely matters)

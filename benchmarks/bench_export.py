@@ -1,7 +1,7 @@
-"""Benchmark: the two ONNX exporters of torch on SAGNet, the reason sagkit.engine.export uses the TorchScript one.
+"""Benchmark: the two ONNX exporters of torch on SAGNet, the reason sagkit.runs.export uses the TorchScript one.
 
 For each model: seconds to write the file with ``torch.onnx.export(dynamo=False)`` (through
-``sagkit.engine.export.export_onnx``, its onnxruntime check included) and with ``dynamo=True`` (torch.export,
+``sagkit.runs.export.export_onnx``, its onnxruntime check included) and with ``dynamo=True`` (torch.export,
 onnxscript; nothing else), the opset each wrote when asked for ``--opset``, and the largest
 |onnxruntime - PyTorch| of each on a batch of 3 (Lite0 with its ImageNet weights, ResNet18 random; random
 heads and SAG modules).
@@ -25,7 +25,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from sagkit.engine.export import (CHECK_BATCH, INPUT_NAME, OUTPUT_NAME, TRACE_BATCH, export_onnx,  # noqa: E402
+from sagkit.runs.export import (CHECK_BATCH, INPUT_NAME, OUTPUT_NAME, TRACE_BATCH, export_onnx,  # noqa: E402
                                   max_onnx_difference)
 from sagkit.models import SAGNet  # noqa: E402
 

@@ -146,7 +146,11 @@ def time_phases(phases: dict) -> None:
     name). The tile products and kernel reads run in several threads at once: theirs are sums over threads."""
     import threading
 
-    from sagkit.evaluation import rerank, symmetric_pass, tile_kernel
+    from sagkit.evaluation.rerank import k_reciprocal as rerank
+
+    from sagkit.evaluation.rerank import symmetric_pass
+
+    from sagkit.evaluation.rerank import tile_kernel
 
     lock = threading.Lock()
 

@@ -9,7 +9,7 @@ Every run is the cpu profile on CUHK01 split 0 with one change per variant:
 - ``residual``: ``sag_output="residual"``, the lower map plus the attended map flows on after a SAG module;
 - ``trainable``: everything trainable for 15 epochs (×0.1 after epoch 10), so that the stages after a D1-D3
   module can adapt to the attended map (4-8× the cost of a ``cpu`` run);
-- ``scale2``, ``stride16``, ``uniform``: the controls of issue 22 (``sagkit.controls``): the baseline on the
+- ``scale2``, ``stride16``, ``uniform``: the controls of issue 22 (``sagkit.report.controls``): the baseline on the
   input upsampled 2× (``input_scale=2``), the baseline at output stride 16 (``last_stride=1``), and D1-D4
   with a uniform grid (``attention="uniform"``).
 
@@ -36,7 +36,7 @@ from sagkit.cli import parse_overrides
 from sagkit.config import PROFILES, get_profile
 from sagkit.engine import train
 from sagkit.evaluation.intervals import rank_interval
-from sagkit.tables import config_label
+from sagkit.report.tables import config_label
 
 # Variant -> (depth configurations, fields over the cpu profile).
 VARIANTS = {
@@ -44,7 +44,7 @@ VARIANTS = {
     "shared": (((1,), (2,), (3,), (4,)), {"bn_stats": "shared"}),
     "residual": (((1,), (4,)), {"sag_output": "residual"}),
     "trainable": (((), (1,), (2,), (3,), (4,)), TRAINABLE),
-    # The controls of issue 22 (sagkit.controls): what D4 changes besides the grid.
+    # The controls of issue 22 (sagkit.report.controls): what D4 changes besides the grid.
     "scale2": (((),), {"input_scale": 2}),
     "stride16": (((),), {"last_stride": 1}),
     "uniform": (((4,), (1,), (2,), (3,)), {"attention": "uniform"}),

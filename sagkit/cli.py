@@ -221,7 +221,7 @@ def _format_metrics(m: dict) -> str:
     """The metrics of a results dict (``Retrieval.summary``), one line per evaluation that is there, each
     followed by its bootstrap interval ``[low, high]`` when ``m["intervals"]`` has it."""
     from sagkit.evaluation.bootstrap import SUMMARY_PREFIXES
-    from sagkit.tables import COLUMNS
+    from sagkit.report.tables import COLUMNS
 
     intervals = m.get("intervals") or {}
     lines = []
@@ -271,8 +271,8 @@ def _add_eval(sub) -> None:
 
 def _cmd_eval(args: argparse.Namespace) -> int:
     from sagkit.data.overlap import overlap_text
-    from sagkit.engine.evaluate_run import evaluate_model, split_name
-    from sagkit.engine.per_query import retrieval_queries
+    from sagkit.runs.evaluate import evaluate_model, split_name
+    from sagkit.runs.per_query import retrieval_queries
     from sagkit.evaluation.bootstrap import interval_method, run_intervals
 
     _check_at_least("--batch-size", args.batch_size, 1)
@@ -314,14 +314,14 @@ def _add_export(sub) -> None:
     p = sub.add_parser(
         "export",
         help="write a run's model as an ONNX file",
-        description="Write the eval-mode model of a run folder as ONNX (sagkit.engine.export): normalised "
+        description="Write the eval-mode model of a run folder as ONNX (sagkit.runs.export): normalised "
         "N×3×H×W images in (H×W the run's input size), the retrieval embedding N×D out, batch size dynamic. "
         "onnxruntime checks the file against PyTorch before it is put in place.",
     )
     p.add_argument("run", help="run folder (runs/<name>)")
     p.add_argument("--out", metavar="FILE", help="ONNX file to write (default: <run name>.onnx in the current folder)")
     p.add_argument("--opset", type=int, default=None, metavar="N",
-                   help="ONNX opset version (default: DEFAULT_OPSET of sagkit.engine.export, printed with the result); "
+                   help="ONNX opset version (default: DEFAULT_OPSET of sagkit.runs.export, printed with the result); "
                    "a value outside the supported range is refused, naming the range")
     p.add_argument("--which", choices=("best", "last"), default="best", help="checkpoint of the run folder")
     p.set_defaults(func=_cmd_export)
@@ -329,7 +329,7 @@ def _add_export(sub) -> None:
 
 def _cmd_export(args: argparse.Namespace) -> int:
     try:
-        from sagkit.engine.export import DEFAULT_OPSET, export_run
+        from sagkit.runs.export import DEFAULT_OPSET, export_run
     except ModuleNotFoundError as err:
         if err.name not in ("onnx", "onnxruntime"):
             raise
@@ -395,7 +395,7 @@ def _add_bench(sub) -> None:
         "bench",
         help="run the benchmarks in benchmarks/, or the GPU check (bench gpu)",
         description="Run benchmarks/bench_<name>.py (each file's main(argv)); all of them unless --only or NAME. "
-        "'sagkit bench gpu' runs the GPU check instead (sagkit.engine.gpu_check): training of the baseline "
+        "'sagkit bench gpu' runs the GPU check instead (sagkit.diagnostics.gpu_check): training of the baseline "
         "and D1..D4 under fp16+GradScaler and bf16, with and without torch.compile, re-ranking on CUDA against "
         "float64, evaluation features under AMP against fp32, a torchrun DDP step over NCCL and a short "
         "sagkit train under torchrun (killed, resumed, reused), within a 5-minute budget (--quick: 2.5); it "
@@ -413,7 +413,7 @@ def _add_bench(sub) -> None:
 
 
 def _cmd_bench_gpu(args: argparse.Namespace) -> int:
-    from sagkit.engine.gpu_check import full_plan, quick_plan, require_cuda, run_gpu_check
+    from sagkit.diagnostics.gpu_check import full_plan, quick_plan, require_cuda, run_gpu_check
 
     if args.only or args.list:
         raise CLIError(f"'bench {GPU_CHECK}' takes no --only or --list (it is one check); run it alone")
@@ -533,7 +533,7 @@ def _add_results(sub) -> None:
 
 
 def _cmd_results_export(args: argparse.Namespace) -> int:
-    from sagkit.results_folder import export_runs
+    from sagkit.report.results_folder import export_runs
 
     written = export_runs(args.runs_dir, args.results_dir, device=args.device)
     for folder in written:
@@ -552,8 +552,8 @@ def _check_profile(name: str) -> None:
 
 def _cmd_results_tables(args: argparse.Namespace) -> int:
     from sagkit.choices import parse_seeds
-    from sagkit.results_folder import write_tables
-    from sagkit.table_view import show_table1
+    from sagkit.report.results_folder import write_tables
+    from sagkit.report.table_view import show_table1
     from sagkit.workbook.parameters import figures_dir_for
 
     _check_profile(args.profile)
@@ -568,8 +568,8 @@ def _cmd_results_tables(args: argparse.Namespace) -> int:
 
 
 def _cmd_results_compare(args: argparse.Namespace) -> int:
-    from sagkit.results_folder import compare_variants
-    from sagkit.tables import to_markdown, write_table
+    from sagkit.report.results_folder import compare_variants
+    from sagkit.report.tables import to_markdown, write_table
 
     _check_profile(args.profile)
     frame = compare_variants(args.results_dir, args.dataset, args.profile, parse_overrides(args.overrides),
@@ -588,8 +588,8 @@ def _cmd_results_compare(args: argparse.Namespace) -> int:
 
 
 def _cmd_results_controls(args: argparse.Namespace) -> int:
-    from sagkit.controls import controls_summary, kept_controls
-    from sagkit.tables import to_markdown
+    from sagkit.report.controls import controls_summary, kept_controls
+    from sagkit.report.tables import to_markdown
 
     _check_profile(args.profile)
     out = Path(args.out) if args.out else Path(args.results_dir) / "tables" / args.dataset / args.profile
@@ -681,7 +681,7 @@ def _is_user_error(err: BaseException) -> bool:
         return True
     from sagkit.data import BadImageError
     from sagkit.engine.device import DeviceUnavailableError
-    from sagkit.engine.run_lock import RunLocked
+    from sagkit.runs.lock import RunLocked
     from sagkit.engine.trainer import TrainingDiverged
     from sagkit.workbook.runner import NotebookFailed
 

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from sagkit.results_folder import write_tables
+from sagkit.report.results_folder import write_tables
 from sagkit.workbook.parameters import check_parameters
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -11,7 +11,7 @@ from torch import nn
 
 from sagkit import viz
 from sagkit.config import ExperimentConfig, get_profile
-from sagkit.controls import CONTROLS, SHALLOW_CONTROLS, Control, controls_conclusion, controls_frame, controls_summary
+from sagkit.report.controls import CONTROLS, SHALLOW_CONTROLS, Control, controls_conclusion, controls_frame, controls_summary
 from sagkit.evaluation.grid_stats import grid_statistics, summarise_grid_statistics
 from sagkit.evaluation.query_scores import QueryScores
 from sagkit.models import SAGNet
@@ -128,7 +128,7 @@ def test_flop_count_of_a_tiny_model_against_a_hand_count():
 
 def _runs_for(control: Control, seeds, hits, name):
     """Fake (results.json, RunQueries) pairs of a control: ``hits`` per seed, 20 queries of one identity each."""
-    from sagkit.engine.per_query import RunQueries
+    from sagkit.runs.per_query import RunQueries
 
     out = []
     for seed, hit in zip(seeds, hits):

@@ -10,10 +10,11 @@ import pytest
 import torch
 
 from sagkit.config import ExperimentConfig, get_profile
-from sagkit.engine import load_model_from_run, retrieve_dataset, tb_log
+from sagkit.engine import retrieve_dataset, tb_log
+from sagkit.runs.folder import load_model_from_run
 from sagkit.engine.distributed import DistInfo
 from sagkit.engine.retrieval import EvalSettings, extract_split_features
-from sagkit.engine.run_dir import read_metrics
+from sagkit.runs.folder import read_metrics
 
 REPO = Path(__file__).resolve().parents[1]
 

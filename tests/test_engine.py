@@ -15,16 +15,14 @@ from sagkit.config import ExperimentConfig, get_profile
 from sagkit.engine import (
     DeviceUnavailableError,
     TrainingDiverged,
-    find_runs,
     load_checkpoint,
-    load_model_from_run,
-    load_run,
     retrieve_dataset,
     train,
 )
+from sagkit.runs.folder import find_runs, load_model_from_run, load_run
 from sagkit.engine import tb_log
 from sagkit.engine import trainer as trainer_module
-from sagkit.engine.run_dir import read_metrics
+from sagkit.runs.folder import read_metrics
 
 REPO = Path(__file__).resolve().parents[1]
 

@@ -14,7 +14,7 @@ from torch import nn
 from sagkit.config import get_profile
 from sagkit.engine import checkpoint as ck
 from sagkit.engine import device as dv
-from sagkit.engine import run_dir as rd
+from sagkit.runs import folder as rd
 from sagkit.engine.distributed import DistInfo, all_gather_padded, shard_range
 from sagkit.engine.optim import build_optimizer, build_scheduler, current_lrs
 

@@ -5,7 +5,7 @@ import pytest
 import torch
 
 from sagkit.evaluation import compute_distance_matrix, re_rank, re_rank_features
-from sagkit.evaluation.rerank import TOLERANCE as TOL
+from sagkit.evaluation.rerank.k_reciprocal import TOLERANCE as TOL
 
 
 def usual_algorithm(q_g, q_q, g_g, k1, k2, lambda_value):

@@ -5,8 +5,9 @@ import pytest
 import torch
 
 from sagkit.evaluation import compute_distance_matrix, re_rank, re_rank_features
-from sagkit.evaluation import symmetric_pass, tile_kernel
-from sagkit.evaluation.rerank import TOLERANCE as TOL
+from sagkit.evaluation.rerank import symmetric_pass
+from sagkit.evaluation.rerank import tile_kernel
+from sagkit.evaluation.rerank.k_reciprocal import TOLERANCE as TOL
 from sagkit.evaluation.sorting import sort_rows, stable_argsort
 from sagkit.evaluation.streaming_topk import StreamingTopK, column_hits, row_hits
 from test_evaluation_rerank import random_problem, usual_algorithm

@@ -1,4 +1,4 @@
-"""ONNX export (sagkit.engine.export, ``python -m sagkit export``): onnxruntime against PyTorch for the baseline
+"""ONNX export (sagkit.runs.export, ``python -m sagkit export``): onnxruntime against PyTorch for the baseline
 and D1..D4 of Lite0 and ResNet18, per-branch BatchNorm statistics in the graph, refused cases, atomic writes,
 and the command on a tiny trained run."""
 
@@ -10,10 +10,10 @@ import pytest
 import torch
 
 from sagkit.cli import main
-from sagkit.engine import export as export_module
-from sagkit.engine.export import (CHECK_BATCH, DEFAULT_OPSET, INPUT_NAME, OUTPUT_NAME, TRACE_BATCH, export_onnx,
+from sagkit.runs import export as export_module
+from sagkit.runs.export import (CHECK_BATCH, DEFAULT_OPSET, INPUT_NAME, OUTPUT_NAME, TRACE_BATCH, export_onnx,
                                   export_run, onnx_session)
-from sagkit.engine.run_dir import load_model_from_run
+from sagkit.runs.folder import load_model_from_run
 from sagkit.models import SAGNet
 from sagkit.models.branch_norm import BRANCH_STATS_PREFIX
 
@@ -161,7 +161,7 @@ def test_missing_run_folder_is_one_cli_line(tmp_path, capsys):
 
 
 def test_without_onnxruntime_the_command_says_what_to_install(monkeypatch, tmp_path, capsys):
-    monkeypatch.delitem(sys.modules, "sagkit.engine.export")
+    monkeypatch.delitem(sys.modules, "sagkit.runs.export")
     monkeypatch.setitem(sys.modules, "onnxruntime", None)  # as if it were not installed
     assert main(["export", str(tmp_path)]) == 2
     assert "export needs the onnxruntime package: pip install -e '.[export]'" in capsys.readouterr().err

@@ -14,22 +14,22 @@ import torch
 
 from sagkit.cli import main
 from sagkit.config import TINY_SYNTHETIC
-from sagkit.engine import gpu_check
-from sagkit.engine.gpu_check import CheckPlan, full_plan, quick_plan, run_gpu_check
-from sagkit.engine.gpu_check import runner
-from sagkit.engine.gpu_check.data import check_config, load_check_data, make_check_data
-from sagkit.engine.gpu_check.ddp import _run_group, ddp_section
-from sagkit.engine.gpu_check.numerics import (compare_features, compare_rerank, features_section, random_features,
+from sagkit.diagnostics import gpu_check
+from sagkit.diagnostics.gpu_check import CheckPlan, full_plan, quick_plan, run_gpu_check
+from sagkit.diagnostics.gpu_check import runner
+from sagkit.diagnostics.gpu_check.data import check_config, load_check_data, make_check_data
+from sagkit.diagnostics.gpu_check.ddp import _run_group, ddp_section
+from sagkit.diagnostics.gpu_check.numerics import (compare_features, compare_rerank, features_section, random_features,
                                               rerank_section)
-from sagkit.engine.gpu_check.plan import FEATURE_COSINE_MIN, MARKET_GALLERY, MARKET_QUERY
-from sagkit.engine.gpu_check.report import run_section
-from sagkit.engine.gpu_check.train_run import run_config, train_command, train_run_section
+from sagkit.diagnostics.gpu_check.plan import FEATURE_COSINE_MIN, MARKET_GALLERY, MARKET_QUERY
+from sagkit.diagnostics.gpu_check.report import run_section
+from sagkit.diagnostics.gpu_check.train_run import run_config, train_command, train_run_section
 from sagkit.engine.builders import build_model
-from sagkit.engine.gpu_check.plan import COMPILED_COSINE_MIN
-from sagkit.engine.gpu_check.training import (compare_embeddings, compiled_matches_eager, loss_trend, training_cases,
+from sagkit.diagnostics.gpu_check.plan import COMPILED_COSINE_MIN
+from sagkit.diagnostics.gpu_check.training import (compare_embeddings, compiled_matches_eager, loss_trend, training_cases,
                                               training_section)
-from sagkit.evaluation import rerank
-from sagkit.evaluation.rerank import TOLERANCE
+from sagkit.evaluation.rerank import k_reciprocal as rerank
+from sagkit.evaluation.rerank.k_reciprocal import TOLERANCE
 
 REPO = Path(__file__).resolve().parents[1]
 CPU = torch.device("cpu")

@@ -110,7 +110,7 @@ def test_a_finished_run_is_not_reused_across_world_sizes(tmp_path):
     import json
 
     from sagkit.config import get_profile
-    from sagkit.engine import run_dir as rd
+    from sagkit.runs import folder as rd
     from sagkit.engine import train
 
     config = get_profile("tiny", runs_dir=str(tmp_path))
@@ -151,7 +151,7 @@ def _epoch(monkeypatch, bad=None, check_every=None, batches=8):
     from sagkit.config import get_profile
     from sagkit.engine import trainer
     from sagkit.engine.builders import build_model
-    from sagkit.engine.gpu_check.data import CycledBatches
+    from sagkit.diagnostics.gpu_check.data import CycledBatches
     from sagkit.engine.optim import build_criterion, build_optimizer
 
     checks = []

@@ -24,7 +24,7 @@ from sagkit.config import get_profile
 from sagkit.engine import trainer
 from sagkit.engine.builders import build_model
 from sagkit.engine.distributed import cleanup_distributed, init_distributed
-from sagkit.engine.gpu_check.data import CycledBatches
+from sagkit.diagnostics.gpu_check.data import CycledBatches
 from sagkit.engine.optim import build_criterion, build_optimizer
 
 torch.set_num_threads(1)

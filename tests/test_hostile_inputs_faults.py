@@ -22,11 +22,12 @@ from sagkit import atomic, cli
 from sagkit.atomic import WriteError, check_folder, remove_stale_temporaries
 from sagkit.config import ExperimentConfig, get_profile
 from sagkit.data import BadImageError, read_image
-from sagkit.engine import run_lock, train
+from sagkit.engine import train
+from sagkit.runs import lock as run_lock
 from sagkit.engine.builders import build_data, model_option_names
-from sagkit.engine.run_dir import (CHECKPOINT_LAST, METRICS_FILE, RESULTS_FILE, prepare_run_dir, read_metrics,
+from sagkit.runs.folder import (CHECKPOINT_LAST, METRICS_FILE, RESULTS_FILE, prepare_run_dir, read_metrics,
                                    read_results)
-from sagkit.engine.run_lock import LOCK_FILE, acquire, process_start, read_lock, release
+from sagkit.runs.lock import LOCK_FILE, acquire, process_start, read_lock, release
 from sagkit.engine.tb_log import ScalarLog
 from sagkit.workbook import check_notebook_parameters, notebooks_dir, run_workbook
 from sagkit.workbook.parameters import injected_parameters

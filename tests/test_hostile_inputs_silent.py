@@ -24,9 +24,9 @@ from sagkit.data.images import read_image
 from sagkit.engine.builders import build_model
 from sagkit.engine.checkpoint import atomic_torch_save, make_checkpoint
 from sagkit.engine.feature_cache import FeatureCache
-from sagkit.engine.per_query import PER_QUERY_FILE, read_per_query, write_per_query
-from sagkit.engine.run_dir import CHECKPOINT_BEST, prepare_run_dir
-from sagkit.results_folder import read_results_folder
+from sagkit.runs.per_query import PER_QUERY_FILE, read_per_query, write_per_query
+from sagkit.runs.folder import CHECKPOINT_BEST, prepare_run_dir
+from sagkit.report.results_folder import read_results_folder
 
 REPO = Path(__file__).resolve().parents[1]
 pytestmark = pytest.mark.usefixtures("one_thread")

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from sagkit.engine.run_dir import read_results
+from sagkit.runs.folder import read_results
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
 measure_depths = importlib.import_module("measure_depths")

@@ -5,7 +5,7 @@ from pathlib import Path
 
 import pytest
 
-from sagkit.engine.run_dir import read_results
+from sagkit.runs.folder import read_results
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "benchmarks"))

@@ -7,10 +7,10 @@ import pytest
 
 from sagkit.cli import main
 from sagkit.config import get_profile
-from sagkit.engine.per_query import PER_QUERY_FILE, read_per_query, write_per_query
-from sagkit.engine.run_grids import read_grid_stats
+from sagkit.runs.per_query import PER_QUERY_FILE, read_per_query, write_per_query
+from sagkit.runs.grids import read_grid_stats
 from sagkit.evaluation.bootstrap import paired_difference
-from sagkit.results_folder import compare_variants, export_runs, write_tables
+from sagkit.report.results_folder import compare_variants, export_runs, write_tables
 from sagkit.workbook import open_workbook
 
 pytestmark = pytest.mark.usefixtures("one_thread")

@@ -12,7 +12,7 @@ from sagkit.engine import train
 from sagkit.engine.builders import build_data
 from sagkit.engine.checkpoint import load_checkpoint
 from sagkit.engine.optim import build_optimizer, build_scheduler, lr_factor
-from sagkit.engine.run_dir import read_metrics
+from sagkit.runs.folder import read_metrics
 from sagkit.losses import build_criterion
 from sagkit.models import SAGNet
 

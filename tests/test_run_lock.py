@@ -1,4 +1,4 @@
-"""The run lock (sagkit.engine.run_lock): one trainer per run folder, waiting or --no-wait, stale locks taken
+"""The run lock (sagkit.runs.lock): one trainer per run folder, waiting or --no-wait, stale locks taken
 over, readers refusing a run in training. Lock-only tests run helper processes that load run_lock.py alone
 (no torch import); the end-to-end tests start real training processes on the tiny profile."""
 
@@ -19,10 +19,12 @@ from sagkit import workbook
 from sagkit.cli import _format_metrics
 from sagkit.config import get_profile
 from sagkit.data import load_dataset
-from sagkit.engine import RunLocked, load_model_from_run, load_run, train
-from sagkit.engine import run_lock
-from sagkit.engine.run_dir import read_metrics
-from sagkit.engine.run_lock import LOCK_FILE, acquire, check_not_training, hold, read_lock, release
+from sagkit.engine import train
+from sagkit.runs.folder import load_model_from_run, load_run
+from sagkit.runs.lock import RunLocked
+from sagkit.runs import lock as run_lock
+from sagkit.runs.folder import read_metrics
+from sagkit.runs.lock import LOCK_FILE, acquire, check_not_training, hold, read_lock, release
 
 REPO = Path(__file__).resolve().parents[1]
 HOST = socket.gethostname()
@@ -33,7 +35,7 @@ DEADLINE_S = 180.0
 LOCK_SCRIPT = f"""
 import importlib.util, sys, time
 from pathlib import Path
-spec = importlib.util.spec_from_file_location("run_lock", {str(REPO / "sagkit/engine/run_lock.py")!r})
+spec = importlib.util.spec_from_file_location("run_lock", {str(REPO / "sagkit/runs/lock.py")!r})
 lock = sys.modules["run_lock"] = importlib.util.module_from_spec(spec)
 spec.loader.exec_module(lock)
 run_dir, mode = sys.argv[1], sys.argv[2]

@@ -4,7 +4,9 @@ from pathlib import Path
 
 import pandas as pd
 
-from sagkit import table_view, tables
+from sagkit.report import table_view
+
+from sagkit.report import tables
 from sagkit.cli import main
 from sagkit.workbook import last_ablation_copy
 

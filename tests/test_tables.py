@@ -1,4 +1,4 @@
-"""sagkit.reference and sagkit.tables: transcribed paper tables, Table 1 assembly, CSV/Markdown output."""
+"""sagkit.report.reference and sagkit.report.tables: transcribed paper tables, Table 1 assembly, CSV/Markdown output."""
 
 import math
 import os
@@ -8,7 +8,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from sagkit import reference, tables
+from sagkit.report import reference
+
+from sagkit.report import tables
 from sagkit.evaluation.bootstrap import bootstrap_interval
 from sagkit.evaluation.query_scores import QueryScores
 

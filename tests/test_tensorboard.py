@@ -13,7 +13,7 @@ import pytest
 from sagkit.config import get_profile
 from sagkit.engine import tb_log, train
 from sagkit.engine import trainer as trainer_module
-from sagkit.engine.run_dir import CHECKPOINT_LAST, TENSORBOARD_DIR, prepare_run_dir, read_metrics
+from sagkit.runs.folder import CHECKPOINT_LAST, TENSORBOARD_DIR, prepare_run_dir, read_metrics
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 EventAccumulator = pytest.importorskip("tensorboard.backend.event_processing.event_accumulator").EventAccumulator

@@ -19,7 +19,7 @@ from sagkit import viz  # noqa: E402
 import sagkit.viz.plots  # noqa: E402,F401
 import sagkit.viz.samples  # noqa: E402,F401
 from sagkit.data.synthetic import read_synthetic_metadata  # noqa: E402
-from sagkit.engine.run_dir import read_metrics  # noqa: E402
+from sagkit.runs.folder import read_metrics  # noqa: E402
 from sagkit.evaluation.bootstrap import bootstrap_interval, cmc_band  # noqa: E402
 
 

@@ -14,10 +14,10 @@ import sagkit
 from sagkit.cli import main
 from sagkit.config import get_profile
 from sagkit.data import load_dataset
-from sagkit.embedding import Embeddings
+from sagkit.search.embedding import Embeddings
 from sagkit.engine.feature_cache import FeatureCache
 from sagkit.engine.retrieval import EvalSettings, eval_model, retrieve_dataset
-from sagkit.engine.run_dir import checkpoint_path, run_model
+from sagkit.runs.folder import checkpoint_path, run_model
 from sagkit.evaluation import compute_distance_matrix
 
 pytestmark = [pytest.mark.usefixtures("one_thread"), pytest.mark.slow]

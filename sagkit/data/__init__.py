@@ -5,20 +5,20 @@ Entry points: :func:`load_dataset` (market1501, dukemtmc, cuhk03, cuhk01, msmt17
 :func:`build_train_loader` / :func:`build_test_loader`, :class:`IdentitySampler`,
 :func:`holdout_validation`.  Camera ids are 0-based everywhere; train pids are 0..K-1.
 """
-from .cuhk01 import load_cuhk01
-from .cuhk03 import load_cuhk03
-from .dukemtmc import load_dukemtmc
-from .folder import load_folder
-from .images import BadImageError, ImageDataset, read_image, verify_images
-from .loaders import build_test_loader, build_train_loader, default_num_workers
-from .market1501 import load_market1501
-from .msmt17 import load_msmt17
-from .records import DISTRACTOR_PID, JUNK_PID, DatasetFormatError, ImageRecord, ReIDDataset, relabel
-from .registry import DATASETS, load_dataset, register_dataset
-from .samplers import IdentitySampler
-from .synthetic import SyntheticConfig, load_synthetic, make_synthetic_reid, synthetic_cache_dir
-from .transforms import IMAGENET_MEAN, IMAGENET_STD, PAPER_MEAN, PAPER_STD, build_transforms, denormalize
-from .validation import holdout_validation
+from sagkit.data.cuhk01 import load_cuhk01
+from sagkit.data.cuhk03 import load_cuhk03
+from sagkit.data.dukemtmc import load_dukemtmc
+from sagkit.data.folder import load_folder
+from sagkit.data.images import BadImageError, ImageDataset, read_image, verify_images
+from sagkit.data.loaders import build_test_loader, build_train_loader, default_num_workers
+from sagkit.data.market1501 import load_market1501
+from sagkit.data.msmt17 import load_msmt17
+from sagkit.data.records import DISTRACTOR_PID, JUNK_PID, DatasetFormatError, ImageRecord, ReIDDataset, relabel
+from sagkit.data.registry import DATASETS, load_dataset, register_dataset
+from sagkit.data.samplers import IdentitySampler
+from sagkit.data.synthetic import SyntheticConfig, load_synthetic, make_synthetic_reid, synthetic_cache_dir
+from sagkit.data.transforms import IMAGENET_MEAN, IMAGENET_STD, PAPER_MEAN, PAPER_STD, build_transforms, denormalize
+from sagkit.data.validation import holdout_validation
 
 __all__ = [
     "BadImageError", "DATASETS", "DISTRACTOR_PID", "DatasetFormatError", "IMAGENET_MEAN", "IMAGENET_STD",

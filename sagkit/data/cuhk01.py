@@ -17,7 +17,7 @@ import numpy as np
 
 from sagkit.evaluation.protocol import MARKET
 
-from .records import (ImageRecord, ReIDDataset, check_split_index, expected_layout_error, format_error,
+from sagkit.data.records import (ImageRecord, ReIDDataset, check_split_index, expected_layout_error, format_error,
                       list_image_files, not_a_folder_error, relabel, require_nonempty)
 
 # ASCII digits only (re.ASCII): a name spelled with other digits ("٠٠٠١") is not identity 1; \Z: no newline

@@ -34,8 +34,8 @@ import numpy as np
 
 from sagkit.evaluation.protocol import MARKET, Protocol
 
-from ..atomic import publish_dir
-from .records import (DatasetFormatError, ImageRecord, ReIDDataset, check_split_index, expected_layout_error,
+from sagkit.atomic import publish_dir
+from sagkit.data.records import (DatasetFormatError, ImageRecord, ReIDDataset, check_split_index, expected_layout_error,
                       relabel, require_nonempty)
 
 MAT_NAME = "cuhk-03.mat"

@@ -7,8 +7,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from .market1501 import DUKEMTMC, load_market_layout
-from .records import ReIDDataset
+from sagkit.data.market1501 import DUKEMTMC, load_market_layout
+from sagkit.data.records import ReIDDataset
 
 
 def load_dukemtmc(root: str | Path) -> ReIDDataset:

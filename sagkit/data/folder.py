@@ -23,8 +23,8 @@ from PIL import Image, UnidentifiedImageError
 from sagkit.choices import FOLDER_LAYOUTS
 from sagkit.evaluation.protocol import MARKET, NO_CAMERAS
 
-from .market1501 import GALLERY_DIR, MARKET1501, QUERY_DIR, load_market_layout
-from .records import (IMAGE_EXTENSIONS, DatasetFormatError, ImageRecord, ReIDDataset, list_image_files,
+from sagkit.data.market1501 import GALLERY_DIR, MARKET1501, QUERY_DIR, load_market_layout
+from sagkit.data.records import (IMAGE_EXTENSIONS, DatasetFormatError, ImageRecord, ReIDDataset, list_image_files,
                       not_a_folder_error, relabel)
 
 log = logging.getLogger("sagkit")

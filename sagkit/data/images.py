@@ -8,7 +8,7 @@ import numpy as np
 from PIL import Image
 from torch.utils.data import Dataset
 
-from .records import ImageRecord
+from sagkit.data.records import ImageRecord
 
 
 class BadImageError(OSError):

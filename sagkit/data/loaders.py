@@ -7,9 +7,9 @@ from typing import Callable, Sequence
 import torch
 from torch.utils.data import DataLoader, DistributedSampler, RandomSampler
 
-from .images import ImageDataset
-from .records import ImageRecord
-from .samplers import IdentitySampler
+from sagkit.data.images import ImageDataset
+from sagkit.data.records import ImageRecord
+from sagkit.data.samplers import IdentitySampler
 
 
 def default_num_workers() -> int:

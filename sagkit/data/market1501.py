@@ -22,7 +22,7 @@ from pathlib import Path
 
 from sagkit.evaluation.protocol import MARKET
 
-from .records import (JUNK_PID, ImageRecord, ReIDDataset, expected_layout_error, format_error,
+from sagkit.data.records import (JUNK_PID, ImageRecord, ReIDDataset, expected_layout_error, format_error,
                       list_image_files, not_a_folder_error, relabel, require_nonempty)
 
 # ASCII digits only (re.ASCII): a name spelled with other digits ("٠٠٠١") is not identity 1; \Z: no newline

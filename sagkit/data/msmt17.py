@@ -23,7 +23,7 @@ from typing import Sequence
 
 from sagkit.evaluation.protocol import MARKET
 
-from .records import (IMAGE_EXTENSIONS, DatasetFormatError, ImageRecord, ReIDDataset, expected_layout_error,
+from sagkit.data.records import (IMAGE_EXTENSIONS, DatasetFormatError, ImageRecord, ReIDDataset, expected_layout_error,
                       not_a_folder_error, relabel, require_nonempty)
 
 LIST_FILES = {"train": "list_train.txt", "val": "list_val.txt", "query": "list_query.txt",

@@ -10,7 +10,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Sequence
 
-from .records import JUNK_PID, ImageRecord, ReIDDataset
+from sagkit.data.records import JUNK_PID, ImageRecord, ReIDDataset
 
 
 def _identity(path: str) -> tuple[str, int]:

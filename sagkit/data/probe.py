@@ -11,8 +11,8 @@ from typing import Sequence
 
 import numpy as np
 
-from .images import read_image
-from .records import ImageRecord
+from sagkit.data.images import read_image
+from sagkit.data.records import ImageRecord
 
 
 def colour_histograms(paths: Sequence[str], bins: int = 8) -> np.ndarray:

@@ -5,14 +5,14 @@ import inspect
 from pathlib import Path
 from typing import Callable
 
-from .cuhk01 import load_cuhk01
-from .cuhk03 import load_cuhk03
-from .dukemtmc import load_dukemtmc
-from .folder import load_folder
-from .market1501 import load_market1501
-from .msmt17 import load_msmt17
-from .records import ReIDDataset
-from .synthetic import load_synthetic
+from sagkit.data.cuhk01 import load_cuhk01
+from sagkit.data.cuhk03 import load_cuhk03
+from sagkit.data.dukemtmc import load_dukemtmc
+from sagkit.data.folder import load_folder
+from sagkit.data.market1501 import load_market1501
+from sagkit.data.msmt17 import load_msmt17
+from sagkit.data.records import ReIDDataset
+from sagkit.data.synthetic import load_synthetic
 
 DATASETS: dict[str, Callable[..., ReIDDataset]] = {
     "synthetic": load_synthetic,

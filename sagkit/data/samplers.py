@@ -7,7 +7,7 @@ from typing import Sequence
 import numpy as np
 from torch.utils.data import Sampler
 
-from .records import ImageRecord
+from sagkit.data.records import ImageRecord
 
 
 class IdentitySampler(Sampler[int]):

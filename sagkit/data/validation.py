@@ -6,7 +6,7 @@ from typing import Sequence
 
 import numpy as np
 
-from .records import ImageRecord, relabel
+from sagkit.data.records import ImageRecord, relabel
 
 
 def holdout_validation(train_records: Sequence[ImageRecord], num_ids: int, seed: int = 0, cameras: bool = True

@@ -9,14 +9,12 @@ from a config),
 onnxruntime).
 """
 
-from .checkpoint import load_checkpoint
-from .device import DeviceUnavailableError, resolve_device, resolve_precision
-from .distributed import DistInfo
-from .feature_cache import FeatureCache
-from .retrieval import EvalSettings, Retrieval, extract_split_features, retrieve, retrieve_dataset
-from .run_dir import code_version, find_runs, load_model_from_run, load_run
-from .run_lock import RunLocked
-from .trainer import TrainingDiverged, train, train_one_epoch
+from sagkit.engine.checkpoint import load_checkpoint
+from sagkit.engine.device import DeviceUnavailableError, resolve_device, resolve_precision
+from sagkit.engine.distributed import DistInfo
+from sagkit.engine.feature_cache import FeatureCache
+from sagkit.engine.retrieval import EvalSettings, Retrieval, extract_split_features, retrieve, retrieve_dataset
+from sagkit.engine.trainer import TrainingDiverged, train, train_one_epoch
 
 __all__ = [
     "DeviceUnavailableError",
@@ -24,14 +22,9 @@ __all__ = [
     "EvalSettings",
     "FeatureCache",
     "Retrieval",
-    "RunLocked",
     "TrainingDiverged",
-    "code_version",
     "extract_split_features",
-    "find_runs",
     "load_checkpoint",
-    "load_model_from_run",
-    "load_run",
     "resolve_device",
     "resolve_precision",
     "retrieve",

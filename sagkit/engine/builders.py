@@ -13,7 +13,7 @@ from sagkit.data import holdout_validation, load_dataset
 from sagkit.models import SAGNet
 from sagkit.models.cost import count_parameters, forward_gflops
 
-from .retrieval import check_scorable
+from sagkit.engine.retrieval import check_scorable
 
 __all__ = ["RunData", "build_model", "model_cost", "build_data", "attach_transforms", "make_train_loader", "per_rank_batch_size",
            "check_model_options", "convert_sync_batchnorm", "model_option_names"]

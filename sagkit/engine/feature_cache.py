@@ -17,7 +17,7 @@ import torch
 
 from sagkit.atomic import make_folder
 
-from .checkpoint import atomic_torch_save
+from sagkit.engine.checkpoint import atomic_torch_save
 
 __all__ = ["FEATURES_DIR", "FeatureCache", "file_digest"]
 

@@ -23,8 +23,8 @@ from sagkit.evaluation import (QueryResults, compute_distance_matrix, evaluate_q
 from sagkit.evaluation.bootstrap import SUMMARY_PREFIXES
 from sagkit.evaluation.protocol import MARKET, Protocol
 
-from .distributed import DistInfo, gather_in_order, shard_range
-from .feature_cache import FeatureCache
+from sagkit.engine.distributed import DistInfo, gather_in_order, shard_range
+from sagkit.engine.feature_cache import FeatureCache
 
 log = logging.getLogger("sagkit.engine")
 

@@ -1,5 +1,5 @@
 """The training loop: ``train_one_epoch`` and ``train(config)``, which runs (or resumes, or reuses) a whole
-experiment and writes its run folder (see ``sagkit.engine.run_dir``).
+experiment and writes its run folder (see ``sagkit.runs.folder``).
 
 Testing hook: when the environment variable ``SAGKIT_TEST_EXIT_AFTER_BATCHES=N`` is set, the process
 exits abruptly (``os._exit(3)``, no clean-up, like a kill) after its N-th optimisation step.
@@ -26,12 +26,12 @@ from sagkit.atomic import check_folder, remove_stale_temporaries
 from sagkit.config import ExperimentConfig, sized_for_gpu
 from sagkit.evaluation.bootstrap import interval_method, run_intervals
 
-from . import run_dir as rd
-from . import run_lock
-from .builders import (attach_transforms, build_data, build_model, check_model_options, convert_sync_batchnorm,
+from sagkit.runs import folder as rd
+from sagkit.runs import lock as run_lock
+from sagkit.engine.builders import (attach_transforms, build_data, build_model, check_model_options, convert_sync_batchnorm,
                        make_train_loader)
-from .checkpoint import MODEL_ENTRIES, atomic_torch_save, load_checkpoint, load_weights, make_checkpoint, set_rng_state
-from .device import (
+from sagkit.engine.checkpoint import MODEL_ENTRIES, atomic_torch_save, load_checkpoint, load_weights, make_checkpoint, set_rng_state
+from sagkit.engine.device import (
     Precision,
     autocast,
     configure_determinism,
@@ -42,13 +42,13 @@ from .device import (
     retain_freed_memory,
     seed_everything,
 )
-from .distributed import (DistInfo, all_reduce_min, barrier, broadcast_buffers, cleanup_distributed, env_dist_info,
+from sagkit.engine.distributed import (DistInfo, all_reduce_min, barrier, broadcast_buffers, cleanup_distributed, env_dist_info,
                           init_distributed)
-from .feature_cache import FEATURES_DIR, FeatureCache
-from .optim import build_criterion, build_optimizer, build_scheduler, current_lrs
-from .per_query import retrieval_queries, write_per_query
-from .retrieval import EvalSettings, retrieve, retrieve_dataset
-from .tb_log import ScalarLog
+from sagkit.engine.feature_cache import FEATURES_DIR, FeatureCache
+from sagkit.engine.optim import build_criterion, build_optimizer, build_scheduler, current_lrs
+from sagkit.runs.per_query import retrieval_queries, write_per_query
+from sagkit.engine.retrieval import EvalSettings, retrieve, retrieve_dataset
+from sagkit.engine.tb_log import ScalarLog
 
 __all__ = ["TrainingDiverged", "train_one_epoch", "train"]
 
@@ -240,7 +240,7 @@ def train(
       only read, without taking the lock, so a read-only runs folder serves it.
     - ``resume=True`` continues an interrupted run from ``checkpoint_last.pt`` (epoch granularity); the
       result equals that of an uninterrupted run with the same seed (bit-exact on CPU).
-    - The run folder's lock (``sagkit.engine.run_lock``) is held throughout: while another process trains
+    - The run folder's lock (``sagkit.runs.lock``) is held throughout: while another process trains
       the run, this one waits for it (then reuses its results), or raises ``RunLocked`` with ``wait=False``.
     - Under ``torchrun`` the same call trains with DDP (see ``sagkit.engine.distributed``); rank 0 takes the
       lock; the other ranks wait at the first barrier (up to the process group's timeout) and then decide.

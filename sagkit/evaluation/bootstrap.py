@@ -19,7 +19,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .query_scores import QueryScores
+from sagkit.evaluation.query_scores import QueryScores
 
 __all__ = ["DEFAULT_CONFIDENCE", "DEFAULT_RESAMPLES", "DEFAULT_SEED", "Difference", "INTERVAL_METRICS",
            "SUMMARY_PREFIXES", "bootstrap_interval", "bootstrap_means", "cmc_band", "interval_method",

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from .distance import as_tensor
+from sagkit.evaluation.distance import as_tensor
 
 PROTOCOLS = {"market": "market", "market1501": "market", "duke": "market", "dukemtmc": "market", "cuhk03": "cuhk03"}
 AP_FORMS = ("mean", "trapezoid")

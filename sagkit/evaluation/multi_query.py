@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from .distance import as_tensor
+from sagkit.evaluation.distance import as_tensor
 
 POOL_MODES = ("mean", "max")
 

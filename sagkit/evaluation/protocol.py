@@ -15,7 +15,7 @@ from typing import Sequence
 
 import numpy as np
 
-from .metrics import PROTOCOLS
+from sagkit.evaluation.metrics import PROTOCOLS
 
 RULES = tuple(sorted(set(PROTOCOLS.values())))
 

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .metrics import QueryResults
+from sagkit.evaluation.metrics import QueryResults
 
 __all__ = ["HIT_RANKS", "METRIC_NAMES", "QueryScores"]
 

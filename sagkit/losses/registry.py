@@ -11,9 +11,9 @@ from typing import Callable, Optional
 import torch
 from torch import nn
 
-from .center import CenterLoss
-from .cross_entropy import CrossEntropyLoss
-from .triplet import TripletLoss
+from sagkit.losses.center import CenterLoss
+from sagkit.losses.cross_entropy import CrossEntropyLoss
+from sagkit.losses.triplet import TripletLoss
 
 __all__ = ["LOSS_NAMES", "Criterion", "build_criterion"]
 

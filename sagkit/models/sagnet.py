@@ -15,10 +15,10 @@ from torch import nn
 
 from sagkit.choices import INPUT_SCALES, SAG_OUTPUTS, VALID_DEPTHS, check_depths
 
-from .backbones import LAST_STRIDES, build_backbone, set_last_stride
-from .branch_norm import BN_STATS, BRANCH_STATS_PREFIX, BranchStatistics, shared_statistic_key
-from .neck import NECKS, TrainOutput, build_neck
-from .sag import ATTENTIONS, GRID_SCALES, L2NORM_DIMS, SelfAttentionGrid, check_choice
+from sagkit.models.backbones import LAST_STRIDES, build_backbone, set_last_stride
+from sagkit.models.branch_norm import BN_STATS, BRANCH_STATS_PREFIX, BranchStatistics, shared_statistic_key
+from sagkit.models.neck import NECKS, TrainOutput, build_neck
+from sagkit.models.sag import ATTENTIONS, GRID_SCALES, L2NORM_DIMS, SelfAttentionGrid, check_choice
 
 # Section 4.6: Eq. 7 helps at D1-D3 and hurts at D4.
 DEFAULT_L2NORM_DEPTHS = (1, 2, 3)

@@ -83,11 +83,11 @@ def plot_dataset_distributions(splits: Mapping[str, Sequence], title: str | None
 
 
 def _as_frame(metrics) -> pd.DataFrame:
-    """metrics.csv rows (a DataFrame, or dicts as ``sagkit.engine.run_dir.read_metrics`` returns) as a DataFrame."""
+    """metrics.csv rows (a DataFrame, or dicts as ``sagkit.runs.folder.read_metrics`` returns) as a DataFrame."""
     if isinstance(metrics, pd.DataFrame):
         return metrics
     if isinstance(metrics, (str, PathLike)):
-        raise TypeError("pass the rows of metrics.csv (sagkit.engine.run_dir.read_metrics(run_dir) or "
+        raise TypeError("pass the rows of metrics.csv (sagkit.runs.folder.read_metrics(run_dir) or "
                         "Workbook.metrics(depths)), not a path")
     return pd.DataFrame(list(metrics))
 
@@ -251,7 +251,7 @@ def plot_depth_effect(table: pd.DataFrame, title: str | None = None):
     """Figure 3: rank-1 and mAP against the SAG position (Baseline, D1..D4); the measured numbers in one
     panel and the paper's in another, since they come from another dataset and recipe.
 
-    ``table``: Table 1 as assembled by :func:`sagkit.tables.assemble_table1` (columns ``config``,
+    ``table``: Table 1 as assembled by :func:`sagkit.report.tables.assemble_table1` (columns ``config``,
     ``R1``, ``mAP`` and optionally ``paper_R1``, ``paper_mAP``, ``paper_dataset``). When it has
     ``R1_low``/``R1_high`` (``mAP_low``/``mAP_high``), the measured points carry them as error bars (the 95%
     interval over seeds and queries); the panel title says how many seeds. Points are markers without

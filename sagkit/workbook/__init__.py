@@ -6,11 +6,11 @@ tables, retrieval), ``pictures`` (ranked lists, attention grids, the explorer's 
 parameters, then ``wb.train(depths)``, ``wb.table1()``, ``wb.save_figure`` ...
 """
 
-from .parameters import (DATASETS, DEPTH_HELP, PROFILES, WorkbookParameters, check_notebook_parameters,
+from sagkit.workbook.parameters import (DATASETS, DEPTH_HELP, PROFILES, WorkbookParameters, check_notebook_parameters,
                          check_parameters, default_figures_dir, figures_dir_for, parse_attention_depths,
                          parse_depth_list, parse_depths, resolve_path, workbook_base)
-from .runner import DEFAULT_DEPTHS, NOTEBOOKS, last_ablation_copy, notebooks_dir, run_workbook, workbook_plan
-from .session import Workbook, open_workbook
+from sagkit.workbook.runner import DEFAULT_DEPTHS, NOTEBOOKS, last_ablation_copy, notebooks_dir, run_workbook, workbook_plan
+from sagkit.workbook.session import Workbook, open_workbook
 
 __all__ = [
     "DATASETS",

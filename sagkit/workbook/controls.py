@@ -1,4 +1,4 @@
-"""Notebook 06's steps: train or reuse D4's controls (``sagkit.controls``) for every seed, and read them back as
+"""Notebook 06's steps: train or reuse D4's controls (``sagkit.report.controls``) for every seed, and read them back as
 the controls table and the grid statistics, from the workbook's runs folder."""
 
 from __future__ import annotations
@@ -8,11 +8,11 @@ from collections.abc import Iterable, Sequence
 import pandas as pd
 
 from sagkit.config import ExperimentConfig
-from sagkit.controls import CONTROLS, SHALLOW_CONTROLS, Control, control_by_label, controls_frame, controls_title
+from sagkit.report.controls import CONTROLS, SHALLOW_CONTROLS, Control, control_by_label, controls_frame, controls_title
 from sagkit.engine import train
 from sagkit.engine.builders import model_cost
-from sagkit.engine.run_grids import ensure_grid_stats
-from sagkit.results_folder import read_runs
+from sagkit.runs.grids import ensure_grid_stats
+from sagkit.report.results_folder import read_runs
 from sagkit.viz import is_headless
 
 
@@ -46,7 +46,7 @@ def _workbook_runs(wb) -> list:
 
 
 def controls_table(wb, controls: Sequence[Control] = CONTROLS) -> tuple[pd.DataFrame, str]:
-    """(the controls frame of :func:`sagkit.controls.controls_frame` for the workbook's seeds, its title); grid
+    """(the controls frame of :func:`sagkit.report.controls.controls_frame` for the workbook's seeds, its title); grid
     statistics are computed once per SAG run and kept in its folder."""
     runs = [(r, q) for r, q in _workbook_runs(wb) if int(r["config"].get("seed", 0)) in wb.seeds]
     device = str(wb.device())

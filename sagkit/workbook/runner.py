@@ -15,15 +15,15 @@ from pathlib import Path
 from typing import Any
 
 from sagkit.choices import DEFAULT_SEEDS, parse_seeds
-from sagkit.controls import CONTROLS
+from sagkit.report.controls import CONTROLS
 from sagkit.data import load_dataset
-from sagkit.engine.run_dir import is_complete
+from sagkit.runs.folder import is_complete
 from sagkit.models.pretrained import imagenet_weights_path
-from sagkit.tables import config_label
+from sagkit.report.tables import config_label
 
-from .parameters import (WorkbookParameters, check_parameters, parse_depth_list, parse_depths, resolve_path,
+from sagkit.workbook.parameters import (WorkbookParameters, check_parameters, parse_depth_list, parse_depths, resolve_path,
                          workbook_base)
-from .session import Workbook
+from sagkit.workbook.session import Workbook
 
 __all__ = ["DEFAULT_DEPTHS", "NOTEBOOKS", "NotebookFailed", "check_workbook_needs", "last_ablation_copy",
            "notebooks_dir", "run_workbook", "workbook_plan"]

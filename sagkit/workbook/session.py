@@ -1,5 +1,5 @@
 """The ``Workbook`` object the notebooks call: one thin method per step, delegating to the engine (training,
-the retrieval pipeline), ``sagkit.tables`` (tables) and ``sagkit.workbook.pictures`` (ranked lists, grids,
+the retrieval pipeline), ``sagkit.report.tables`` (tables) and ``sagkit.workbook.pictures`` (ranked lists, grids,
 the explorer). :func:`open_workbook` checks the notebook's parameters first."""
 
 from __future__ import annotations
@@ -12,24 +12,25 @@ from typing import Any
 import pandas as pd
 import torch
 
-from sagkit import tables
+from sagkit.report import tables
 from sagkit.choices import VALID_DEPTHS
 from sagkit.config import ExperimentConfig, get_profile
 from sagkit.data import load_dataset
 from sagkit.data.synthetic import read_synthetic_metadata
-from sagkit.engine import find_runs, resolve_device, train
+from sagkit.engine import resolve_device, train
+from sagkit.runs.folder import find_runs
 from sagkit.engine.device import retain_freed_memory
 from sagkit.engine.feature_cache import FeatureCache
-from sagkit.engine.per_query import RunQueries, ensure_per_query
+from sagkit.runs.per_query import RunQueries, ensure_per_query
 from sagkit.engine.retrieval import Retrieval, retrieve_dataset
-from sagkit.engine.run_dir import CHECKPOINT_BEST, METRICS_FILE, is_complete, load_model_from_run, read_metrics, read_results
-from sagkit.engine.run_lock import check_not_training
+from sagkit.runs.folder import CHECKPOINT_BEST, METRICS_FILE, is_complete, load_model_from_run, read_metrics, read_results
+from sagkit.runs.lock import check_not_training
 from sagkit.evaluation.bootstrap import run_intervals
 from sagkit.viz import is_headless, save_figure
 from sagkit.viz.samples import figure1_groups
 
-from . import pictures
-from .parameters import WorkbookParameters, check_parameters
+from sagkit.workbook import pictures
+from sagkit.workbook.parameters import WorkbookParameters, check_parameters
 
 __all__ = ["Workbook", "open_workbook"]
 
@@ -172,7 +173,7 @@ class Workbook:
     def table1(self, paper_dataset: str | None = None) -> pd.DataFrame:
         """Table 1 from every finished configuration in runs_dir trained with one of :attr:`seeds`, paper
         order, beside the paper's numbers: means over seeds, their spread and interval, and the paired
-        comparison with the baseline (``sagkit.seed_stats``)."""
+        comparison with the baseline (``sagkit.report.seed_stats``)."""
         rows = []
         for results in self.finished_runs():
             depths, seed = tuple(results.get("depths") or ()), int(results["config"].get("seed", 0))

@@ -31,18 +31,18 @@ groups), ``cameras`` (scenes, backgrounds, photometric look), ``drawing`` (a per
 ``plan`` (every image's folder, name and seed), ``manifest`` (``README.txt``,
 ``manifest.json``), ``generation`` (writing and loading a set).
 """
-from .cameras import BG_BLUR, BG_CONTRAST, CASTS, SCENES, CameraStyle, apply_camera, draw_background, make_cameras
-from .config import (GENERATOR_VERSION, SyntheticConfig, default_cache_root, make_config, options_hash,
+from sagkit.data.synthetic.cameras import BG_BLUR, BG_CONTRAST, CASTS, SCENES, CameraStyle, apply_camera, draw_background, make_cameras
+from sagkit.data.synthetic.config import (GENERATOR_VERSION, SyntheticConfig, default_cache_root, make_config, options_hash,
                      synthetic_cache_dir)
-from .drawing import draw_person
-from .generation import load_synthetic, make_synthetic_reid
-from .identities import Outfit, lookalike_group, make_identities, random_outfit
-from .manifest import MANIFEST_NAME
-from .metadata import METADATA_NAME, SyntheticMetadata, read_synthetic_metadata
-from .palette import (CLOTH, CLOTH_NAMES, CLOTH_WEIGHTS, DETAIL_AXES, DETAIL_COLOURS, HAIR, LOWER_TYPES, PATTERNS,
+from sagkit.data.synthetic.drawing import draw_person
+from sagkit.data.synthetic.generation import load_synthetic, make_synthetic_reid
+from sagkit.data.synthetic.identities import Outfit, lookalike_group, make_identities, random_outfit
+from sagkit.data.synthetic.manifest import MANIFEST_NAME
+from sagkit.data.synthetic.metadata import METADATA_NAME, SyntheticMetadata, read_synthetic_metadata
+from sagkit.data.synthetic.palette import (CLOTH, CLOTH_NAMES, CLOTH_WEIGHTS, DETAIL_AXES, DETAIL_COLOURS, HAIR, LOWER_TYPES, PATTERNS,
                       SHOE_COLOURS, SKIN, VIEWS)
-from .plan import plan_dataset
-from .render import SUPERSAMPLE, draw_occluder, render_image
+from sagkit.data.synthetic.plan import plan_dataset
+from sagkit.data.synthetic.render import SUPERSAMPLE, draw_occluder, render_image
 
 __all__ = [
     "BG_BLUR", "BG_CONTRAST", "CASTS", "CLOTH", "CLOTH_NAMES", "CLOTH_WEIGHTS", "CameraStyle", "DETAIL_AXES",

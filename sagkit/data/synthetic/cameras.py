@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 import numpy as np
 from PIL import Image, ImageDraw, ImageFilter
 
-from .palette import CLOTH, cloth_colour, jitter
+from sagkit.data.synthetic.palette import CLOTH, cloth_colour, jitter
 
 BG_BLUR = 4.0  # background blur radius (pixels at 128 px width): out of focus behind the person
 BG_CONTRAST = 0.5  # background contrast relative to the person

@@ -7,7 +7,7 @@ import os
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 
-from .palette import SHOE_COLOURS
+from sagkit.data.synthetic.palette import SHOE_COLOURS
 
 GENERATOR_VERSION = 2  # bump whenever the drawing changes: cached sets are keyed by it
 

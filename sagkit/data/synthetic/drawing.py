@@ -10,8 +10,8 @@ import math
 import numpy as np
 from PIL import Image, ImageDraw
 
-from .identities import Outfit
-from .palette import CLOTH, HAIR, SKIN
+from sagkit.data.synthetic.identities import Outfit
+from sagkit.data.synthetic.palette import CLOTH, HAIR, SKIN
 
 
 def _rect(d: ImageDraw.ImageDraw, box, **kw) -> None:

@@ -17,14 +17,14 @@ from pathlib import Path
 
 import numpy as np
 
-from ...atomic import make_folder, publish_dir
-from ..market1501 import GALLERY_DIR, MARKET1501, QUERY_DIR, TRAIN_DIR, load_market_layout
-from ..records import ReIDDataset, not_a_folder_error
-from .config import make_config, synthetic_cache_dir
-from .manifest import GENERATOR, MANIFEST_NAME, README_NAME, manifest_ok, manifest_text, read_manifest, readme_text
-from .metadata import METADATA_NAME, metadata_text
-from .plan import plan_dataset
-from .render import render_image
+from sagkit.atomic import make_folder, publish_dir
+from sagkit.data.market1501 import GALLERY_DIR, MARKET1501, QUERY_DIR, TRAIN_DIR, load_market_layout
+from sagkit.data.records import ReIDDataset, not_a_folder_error
+from sagkit.data.synthetic.config import make_config, synthetic_cache_dir
+from sagkit.data.synthetic.manifest import GENERATOR, MANIFEST_NAME, README_NAME, manifest_ok, manifest_text, read_manifest, readme_text
+from sagkit.data.synthetic.metadata import METADATA_NAME, metadata_text
+from sagkit.data.synthetic.plan import plan_dataset
+from sagkit.data.synthetic.render import render_image
 
 
 def _write_file(folder: Path, rel: str, data: bytes, files: dict) -> None:

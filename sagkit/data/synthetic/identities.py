@@ -5,8 +5,8 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 
-from .config import SyntheticConfig
-from .palette import (DETAIL_AXES, DETAIL_COLOURS, HAIR, LOWER_TYPES, PATTERNS, SHOE_COLOURS, SKIN, choice,
+from sagkit.data.synthetic.config import SyntheticConfig
+from sagkit.data.synthetic.palette import (DETAIL_AXES, DETAIL_COLOURS, HAIR, LOWER_TYPES, PATTERNS, SHOE_COLOURS, SKIN, choice,
                       cloth_colour)
 
 

@@ -9,7 +9,7 @@ import json
 from dataclasses import asdict
 from pathlib import Path
 
-from .config import GENERATOR_VERSION, SyntheticConfig, make_config
+from sagkit.data.synthetic.config import GENERATOR_VERSION, SyntheticConfig, make_config
 
 MANIFEST_NAME = "manifest.json"
 GENERATOR = "sagkit.data.synthetic"  # the manifest's "generator": the marker of a set sagkit wrote

@@ -11,7 +11,7 @@ from dataclasses import asdict, dataclass
 from os import PathLike
 from pathlib import Path
 
-from ..market1501 import MARKET1501, parse_name
+from sagkit.data.market1501 import MARKET1501, parse_name
 
 METADATA_NAME = "metadata.json"
 

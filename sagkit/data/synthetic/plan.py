@@ -7,12 +7,12 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..market1501 import GALLERY_DIR, QUERY_DIR, TRAIN_DIR
-from ..records import DISTRACTOR_PID, JUNK_PID
-from .cameras import CameraStyle, make_cameras
-from .config import SyntheticConfig
-from .identities import make_identities
-from .metadata import identity_key
+from sagkit.data.market1501 import GALLERY_DIR, QUERY_DIR, TRAIN_DIR
+from sagkit.data.records import DISTRACTOR_PID, JUNK_PID
+from sagkit.data.synthetic.cameras import CameraStyle, make_cameras
+from sagkit.data.synthetic.config import SyntheticConfig
+from sagkit.data.synthetic.identities import make_identities
+from sagkit.data.synthetic.metadata import identity_key
 
 
 def _camera_cycle(rng: np.random.Generator, n: int, num_cameras: int) -> list[int]:

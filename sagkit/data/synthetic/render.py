@@ -9,11 +9,11 @@ import math
 import numpy as np
 from PIL import Image, ImageDraw
 
-from .cameras import CameraStyle, apply_camera, draw_background
-from .config import SyntheticConfig
-from .drawing import draw_person
-from .identities import Outfit, random_outfit
-from .palette import CLOTH, VIEWS, choice, cloth_colour, jitter
+from sagkit.data.synthetic.cameras import CameraStyle, apply_camera, draw_background
+from sagkit.data.synthetic.config import SyntheticConfig
+from sagkit.data.synthetic.drawing import draw_person
+from sagkit.data.synthetic.identities import Outfit, random_outfit
+from sagkit.data.synthetic.palette import CLOTH, VIEWS, choice, cloth_colour, jitter
 
 SUPERSAMPLE = 2
 

@@ -14,16 +14,16 @@ import torch
 from sagkit.data import build_test_loader
 from sagkit.evaluation import extract_features, re_rank_features
 from sagkit.evaluation.protocol import MARKET
-from sagkit.evaluation.rerank import TOLERANCE
+from sagkit.evaluation.rerank.k_reciprocal import TOLERANCE
 
-from ..builders import build_model
-from ..device import configure_determinism, resolve_precision, seed_everything
-from ..optim import build_criterion, build_optimizer
-from ..trainer import train_one_epoch
-from .data import CheckData, CycledBatches, check_config
-from ..retrieval import score
-from .plan import FEATURE_COSINE_MIN, RERANK_METRIC_DELTA_MAX, RERANK_CHANGED_MAX, CheckPlan, model_name
-from .report import failure
+from sagkit.engine.builders import build_model
+from sagkit.engine.device import configure_determinism, resolve_precision, seed_everything
+from sagkit.engine.optim import build_criterion, build_optimizer
+from sagkit.engine.trainer import train_one_epoch
+from sagkit.diagnostics.gpu_check.data import CheckData, CycledBatches, check_config
+from sagkit.engine.retrieval import score
+from sagkit.diagnostics.gpu_check.plan import FEATURE_COSINE_MIN, RERANK_METRIC_DELTA_MAX, RERANK_CHANGED_MAX, CheckPlan, model_name
+from sagkit.diagnostics.gpu_check.report import failure
 
 __all__ = ["random_features", "RerankInputs", "rerank_inputs", "compare_rerank", "rerank_section", "compare_features",
            "features_section"]

@@ -15,9 +15,9 @@ import torch
 from sagkit.data import build_transforms, load_dataset, read_image
 from sagkit.evaluation.grid_stats import grid_statistics, summarise_grid_statistics
 
-from .checkpoint import atomic_write_json
-from .device import resolve_device
-from .run_dir import RESULTS_FILE, read_results, run_model
+from sagkit.engine.checkpoint import atomic_write_json
+from sagkit.engine.device import resolve_device
+from sagkit.runs.folder import RESULTS_FILE, read_results, run_model
 
 __all__ = ["GRID_STATS_FILE", "compute_grid_stats", "ensure_grid_stats", "read_grid_stats"]
 

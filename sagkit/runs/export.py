@@ -33,7 +33,7 @@ from torch.onnx._constants import ONNX_TORCHSCRIPT_EXPORTER_MAX_OPSET
 from sagkit.atomic import atomic_write
 from sagkit.models.sagnet import check_input_size
 
-from .run_dir import run_model
+from sagkit.runs.folder import run_model
 
 __all__ = [
     "DEFAULT_OPSET",

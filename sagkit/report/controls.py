@@ -30,12 +30,12 @@ from typing import Any, Callable
 
 import pandas as pd
 
-from sagkit import tables
+from sagkit.report import tables
 from sagkit.config import ExperimentConfig
 from sagkit.engine.builders import model_cost
-from sagkit.engine.run_grids import read_grid_stats
-from sagkit.results_folder import profile_runs, read_results_folder
-from sagkit.seed_stats import COMPARED, seed_statistics
+from sagkit.runs.grids import read_grid_stats
+from sagkit.report.results_folder import profile_runs, read_results_folder
+from sagkit.report.seed_stats import COMPARED, seed_statistics
 from sagkit.viz import save_figure
 from sagkit.viz.controls_plot import plot_controls
 
@@ -82,7 +82,7 @@ def control_by_label(label: str, controls: Iterable[Control] = CONTROLS + SHALLO
 def match_controls(runs: Iterable[tuple[dict, Any]], profile: str, controls: Iterable[Control],
                    overrides: Mapping[str, Any] | None = None) -> dict[str, dict[int, tuple[dict, Any]]]:
     """{control label: {seed: (results.json, RunQueries)}} of the runs that ``profile`` with ``overrides`` and
-    the control's fields trains (the rule of :func:`sagkit.results_folder.profile_runs`)."""
+    the control's fields trains (the rule of :func:`sagkit.report.results_folder.profile_runs`)."""
     runs = list(runs)
     out: dict[str, dict[int, tuple[dict, Any]]] = {}
     for control in controls:

@@ -10,11 +10,11 @@ from typing import Callable
 
 import torch
 
-from ..device import has_native_bf16
+from sagkit.engine.device import has_native_bf16
 
 __all__ = ["failure", "run_section", "environment"]
 
-log = logging.getLogger("sagkit.engine.gpu_check")
+log = logging.getLogger("sagkit.diagnostics.gpu_check")
 _TRACEBACK_LINES = 12
 
 

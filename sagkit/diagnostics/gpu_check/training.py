@@ -11,18 +11,18 @@ from typing import Callable
 
 import torch
 
-from ..builders import build_model
-from ..device import configure_determinism, make_grad_scaler, resolve_precision, seed_everything
-from ..optim import build_criterion, build_optimizer
-from ..trainer import train_one_epoch
-from .data import CheckData, CycledBatches, check_config
-from .plan import COMPILED_COSINE_MIN, CheckPlan, model_name
-from .report import failure
+from sagkit.engine.builders import build_model
+from sagkit.engine.device import configure_determinism, make_grad_scaler, resolve_precision, seed_everything
+from sagkit.engine.optim import build_criterion, build_optimizer
+from sagkit.engine.trainer import train_one_epoch
+from sagkit.diagnostics.gpu_check.data import CheckData, CycledBatches, check_config
+from sagkit.diagnostics.gpu_check.plan import COMPILED_COSINE_MIN, CheckPlan, model_name
+from sagkit.diagnostics.gpu_check.report import failure
 
 __all__ = ["loss_trend", "training_cases", "run_case", "compare_embeddings", "compiled_matches_eager",
            "training_section"]
 
-log = logging.getLogger("sagkit.engine.gpu_check")
+log = logging.getLogger("sagkit.diagnostics.gpu_check")
 
 
 def loss_trend(window_losses: list) -> dict:

@@ -21,9 +21,9 @@ from functools import partial
 import numpy as np
 import torch
 
-from . import tile_kernel
-from .streaming_topk import StreamingTopK, column_hits, row_hits
-from .threads import run_jobs, workers_for
+from sagkit.evaluation.rerank import tile_kernel
+from sagkit.evaluation.streaming_topk import StreamingTopK, column_hits, row_hits
+from sagkit.evaluation.threads import run_jobs, workers_for
 
 MARGIN = 1  # items kept beyond the k needed, so that a tie at the k-th can be told apart
 KNOWN = 32  # items kept per row in all: distances of the near items that the expanded sets reach

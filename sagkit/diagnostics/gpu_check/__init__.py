@@ -8,7 +8,7 @@ saying what it compared), ``runner`` (the whole check). Prose: docs/gpu.md. Ever
 them on the CPU.
 """
 
-from .plan import CheckPlan, full_plan, quick_plan
-from .runner import NO_CUDA_MESSAGE, require_cuda, run_gpu_check
+from sagkit.diagnostics.gpu_check.plan import CheckPlan, full_plan, quick_plan
+from sagkit.diagnostics.gpu_check.runner import NO_CUDA_MESSAGE, require_cuda, run_gpu_check
 
 __all__ = ["CheckPlan", "NO_CUDA_MESSAGE", "full_plan", "quick_plan", "require_cuda", "run_gpu_check"]

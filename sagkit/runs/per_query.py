@@ -28,10 +28,10 @@ from sagkit.data import load_dataset
 from sagkit.evaluation.bootstrap import SUMMARY_PREFIXES
 from sagkit.evaluation.query_scores import QueryScores
 
-from .device import resolve_device
-from .feature_cache import FeatureCache
-from .retrieval import Retrieval, retrieve_dataset
-from .run_dir import CHECKPOINT_BEST, CONFIG_FILE, PER_QUERY_FILE, load_model_from_run, read_config, read_results
+from sagkit.engine.device import resolve_device
+from sagkit.engine.feature_cache import FeatureCache
+from sagkit.engine.retrieval import Retrieval, retrieve_dataset
+from sagkit.runs.folder import CHECKPOINT_BEST, CONFIG_FILE, PER_QUERY_FILE, load_model_from_run, read_config, read_results
 
 __all__ = ["FORMAT_VERSION", "PER_QUERY_FILE", "RunQueries", "ensure_per_query", "evaluate_run", "read_per_query",
            "retrieval_queries", "write_per_query"]
@@ -95,7 +95,7 @@ def read_per_query(run_dir: str | Path) -> RunQueries:
     path = Path(run_dir) / PER_QUERY_FILE
     if not path.is_file():
         raise FileNotFoundError(f"{path} does not exist: the run predates per-query results; "
-                                "sagkit.engine.per_query.ensure_per_query computes it from the run's features")
+                                "sagkit.runs.per_query.ensure_per_query computes it from the run's features")
     try:
         with np.load(path, allow_pickle=False) as data:
             arrays = {key: data[key] for key in data.files}

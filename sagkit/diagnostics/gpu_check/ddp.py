@@ -17,7 +17,7 @@ from pathlib import Path
 
 import torch
 
-from .plan import CheckPlan
+from sagkit.diagnostics.gpu_check.plan import CheckPlan
 
 __all__ = ["ddp_section"]
 
@@ -48,7 +48,7 @@ def ddp_section(plan: CheckPlan, device_type: str) -> dict:
         env["OMP_NUM_THREADS"] = "1"
     with tempfile.TemporaryDirectory(prefix="sagkit-gpu-ddp-") as out:
         cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={procs}",
-               "-m", "sagkit.engine.gpu_check.ddp_worker", "--out", out, "--profile", plan.profile,
+               "-m", "sagkit.diagnostics.gpu_check.ddp_worker", "--out", out, "--profile", plan.profile,
                "--overrides", json.dumps(plan.overrides), "--steps", str(plan.ddp_steps),
                "--seed", str(plan.seed), "--device-type", device_type]
         returncode, stderr = _run_group(cmd, env, plan.ddp_timeout_s)

@@ -9,14 +9,14 @@ from typing import Callable, Optional, TypeVar
 
 import torch
 
-from ..device import DeviceUnavailableError
-from .data import check_config, load_check_data, make_check_data
-from .ddp import ddp_section
-from .numerics import features_section, rerank_section
-from .plan import CheckPlan, full_plan
-from .report import environment, run_section
-from .train_run import train_run_section
-from .training import training_section
+from sagkit.engine.device import DeviceUnavailableError
+from sagkit.diagnostics.gpu_check.data import check_config, load_check_data, make_check_data
+from sagkit.diagnostics.gpu_check.ddp import ddp_section
+from sagkit.diagnostics.gpu_check.numerics import features_section, rerank_section
+from sagkit.diagnostics.gpu_check.plan import CheckPlan, full_plan
+from sagkit.diagnostics.gpu_check.report import environment, run_section
+from sagkit.diagnostics.gpu_check.train_run import train_run_section
+from sagkit.diagnostics.gpu_check.training import training_section
 
 __all__ = ["NO_CUDA_MESSAGE", "require_cuda", "run_gpu_check"]
 

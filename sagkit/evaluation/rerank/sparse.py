@@ -12,9 +12,9 @@ from functools import partial
 
 import torch
 
-from .sorting import sort_rows, stable_argsort
-from .threads import run_jobs, split_range
-from .tile_kernel import scale_shift_rows
+from sagkit.evaluation.sorting import sort_rows, stable_argsort
+from sagkit.evaluation.threads import run_jobs, split_range
+from sagkit.evaluation.rerank.tile_kernel import scale_shift_rows
 
 _TRIPLE_BUDGET = 1 << 21  # (query, gallery, column) terms of the Jaccard sums handled at once
 

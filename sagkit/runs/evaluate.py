@@ -14,10 +14,10 @@ from sagkit.config import sized_for_gpu
 from sagkit.data import ReIDDataset, load_dataset
 from sagkit.data.overlap import overlap_text, train_overlap
 
-from .device import resolve_device, retain_freed_memory
-from .feature_cache import FeatureCache
-from .retrieval import Retrieval, eval_model, retrieve_dataset
-from .run_dir import checkpoint_path, model_from_checkpoint, run_model
+from sagkit.engine.device import resolve_device, retain_freed_memory
+from sagkit.engine.feature_cache import FeatureCache
+from sagkit.engine.retrieval import Retrieval, eval_model, retrieve_dataset
+from sagkit.runs.folder import checkpoint_path, model_from_checkpoint, run_model
 
 __all__ = ["evaluate_model", "split_name"]
 

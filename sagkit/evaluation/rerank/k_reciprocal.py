@@ -35,10 +35,10 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from .distance import as_tensor, check_metric, distance_block, paired_distance, prepare_right
-from .rerank_sparse import build_v, jaccard_into, query_expand
-from .symmetric_pass import nearest_ordered, upper_pass
-from .threads import workers_for
+from sagkit.evaluation.distance import as_tensor, check_metric, distance_block, paired_distance, prepare_right
+from sagkit.evaluation.rerank.sparse import build_v, jaccard_into, query_expand
+from sagkit.evaluation.rerank.symmetric_pass import nearest_ordered, upper_pass
+from sagkit.evaluation.threads import workers_for
 
 TOLERANCE = 1e-5  # max abs difference against the usual float32 implementation, or between devices
 

@@ -5,7 +5,7 @@ Measured rows are plain dicts in percent with the metric names of results.json: 
 ``{"single": {...}, "single_rr": {...}, "multi": {...}, "multi_rr": {...}}`` evaluations for Tables 3-5
 (``Retrieval.evaluations()``). Tables print them under the paper's column names (``COLUMNS``: R1, R5, R10,
 mAP). The published numbers come from
-:mod:`sagkit.reference`; every comparison row says whether it was ``reported`` (paper) or ``measured``
+:mod:`sagkit.report.reference`; every comparison row says whether it was ``reported`` (paper) or ``measured``
 (this workbook) and which dataset it was measured on.
 """
 
@@ -17,10 +17,10 @@ from pathlib import Path
 
 import pandas as pd
 
-from sagkit import reference
+from sagkit.report import reference
 from sagkit.atomic import atomic_write_text, make_folder
 from sagkit.evaluation.bootstrap import INTERVAL_METRICS, SUMMARY_PREFIXES
-from sagkit.seed_stats import seed_statistics, stat_columns
+from sagkit.report.seed_stats import seed_statistics, stat_columns
 
 METRICS = INTERVAL_METRICS  # the four metrics of the paper's tables
 COLUMNS = {"rank1": "R1", "rank5": "R5", "rank10": "R10", "mAP": "mAP"}  # the paper's column names
@@ -73,7 +73,7 @@ def assemble_table1(
     optionally ``run``, ``seed`` (default 0) and ``queries`` (the run's single-query
     :class:`~sagkit.evaluation.query_scores.QueryScores`), e.g. :func:`table1_row` of a results.json. A later
     row for the same configuration and seed replaces an earlier one. R1..mAP are means over a configuration's
-    seeds (:func:`sagkit.seed_stats.seed_statistics` adds their spread, 95% interval and the paired
+    seeds (:func:`sagkit.report.seed_stats.seed_statistics` adds their spread, 95% interval and the paired
     comparison with the baseline). The paper's numbers are those of ``paper_dataset`` (default: ``dataset`` when the
     paper reports it, else Market-1501); configurations not in the paper come after its eight rows.
     Columns: config, R1, R5, R10, mAP, run, dataset, paper_R1..paper_mAP, paper_dataset, note, then

@@ -19,14 +19,16 @@ from typing import Any
 
 import pandas as pd
 
-from sagkit import table_view, tables
+from sagkit.report import table_view
+
+from sagkit.report import tables
 from sagkit.atomic import atomic_write, check_folder
 from sagkit.config import ExperimentConfig, get_profile
-from sagkit.engine.per_query import ensure_per_query, evaluate_run, read_per_query
-from sagkit.engine.run_dir import CHECKPOINT_BEST, KEPT_ENTRIES, PER_QUERY_FILE, RESULTS_FILE, find_runs, read_results
-from sagkit.engine.run_grids import GRID_STATS_FILE, ensure_grid_stats
+from sagkit.runs.per_query import ensure_per_query, evaluate_run, read_per_query
+from sagkit.runs.folder import CHECKPOINT_BEST, KEPT_ENTRIES, PER_QUERY_FILE, RESULTS_FILE, find_runs, read_results
+from sagkit.runs.grids import GRID_STATS_FILE, ensure_grid_stats
 from sagkit.evaluation.bootstrap import SUMMARY_PREFIXES, run_intervals
-from sagkit.seed_stats import COMPARED, seed_statistics
+from sagkit.report.seed_stats import COMPARED, seed_statistics
 from sagkit.viz import save_figure
 from sagkit.viz.plots import plot_depth_effect
 

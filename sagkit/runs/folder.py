@@ -5,8 +5,8 @@ Layout: ``config.json`` (the config it ran with), ``metrics.csv`` (one row per e
 with ``"complete": true`` marks a finished run), ``features/`` (test features of the best checkpoint,
 ``sagkit.engine.feature_cache``), ``tensorboard/`` (the metrics as TensorBoard event files when tensorboard
 is installed, ``sagkit.engine.tb_log``), ``per_query.npz`` (the test's per-query results, written just before
-``results.json``, ``sagkit.engine.per_query``). ``.lock`` exists while a process trains the run
-(``sagkit.engine.run_lock``); the readers below refuse an unfinished run that is locked.
+``results.json``, ``sagkit.runs.per_query``). ``.lock`` exists while a process trains the run
+(``sagkit.runs.lock``); the readers below refuse an unfinished run that is locked.
 """
 
 from __future__ import annotations
@@ -22,11 +22,11 @@ from typing import Any, Optional, Sequence
 
 from sagkit.config import ExperimentConfig
 
-from .builders import build_model
-from .checkpoint import MODEL_ENTRIES, atomic_write_json, atomic_write_text, load_checkpoint, load_weights
-from .feature_cache import FEATURES_DIR
-from .results_check import KEPT_ENTRIES, RESULTS_ADVICE, check_results
-from .run_lock import check_not_training
+from sagkit.engine.builders import build_model
+from sagkit.engine.checkpoint import MODEL_ENTRIES, atomic_write_json, atomic_write_text, load_checkpoint, load_weights
+from sagkit.engine.feature_cache import FEATURES_DIR
+from sagkit.runs.results_check import KEPT_ENTRIES, RESULTS_ADVICE, check_results
+from sagkit.runs.lock import check_not_training
 
 __all__ = [
     "CONFIG_FILE",

@@ -26,7 +26,7 @@ from sagkit.data import ImageRecord
 from sagkit.data.records import IMAGE_EXTENSIONS
 from sagkit.engine.device import resolve_device
 from sagkit.engine.retrieval import EvalSettings, eval_model, eval_transform, extract_split_features
-from sagkit.engine.run_dir import run_model
+from sagkit.runs.folder import run_model
 
 __all__ = ["Embeddings", "collect_images", "embed", "load_source"]
 
@@ -117,7 +117,7 @@ class OnnxEmbedder(nn.Module):
     def __init__(self, path: str | Path):
         super().__init__()
         try:  # onnx and onnxruntime come with the optional [export] extra
-            from sagkit.engine.export import INPUT_NAME, OUTPUT_NAME, onnx_session
+            from sagkit.runs.export import INPUT_NAME, OUTPUT_NAME, onnx_session
         except ModuleNotFoundError as err:
             raise ValueError(f"an ONNX source needs the {err.name} package: pip install -e '.[export]'") from None
         self.session = onnx_session(path)

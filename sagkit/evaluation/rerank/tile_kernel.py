@@ -22,7 +22,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ..atomic import atomic_write
+from sagkit.atomic import atomic_write
 
 _SOURCE = r"""
 #include <math.h>

@@ -12,7 +12,9 @@ from pathlib import Path
 
 import pandas as pd
 
-from sagkit import reference, tables
+from sagkit.report import reference
+
+from sagkit.report import tables
 from sagkit.atomic import atomic_write_text
 
 __all__ = ["Blocks", "show_sota", "show_table1", "sota_blocks", "table1_caption", "table1_note",
@@ -65,7 +67,7 @@ def table1_caption(frame: pd.DataFrame, dataset: str, profile: str) -> str:
 
 
 def show_table1(frame: pd.DataFrame, dataset: str, profile: str) -> Blocks:
-    """Table 1 short (:func:`sagkit.tables.table1_summary`) under a caption naming dataset, profile and seeds."""
+    """Table 1 short (:func:`sagkit.report.tables.table1_summary`) under a caption naming dataset, profile and seeds."""
     return Blocks([(table1_caption(frame, dataset, profile), tables.table1_summary(frame))])
 
 
@@ -94,7 +96,7 @@ def _with_intervals(rows: pd.DataFrame) -> pd.DataFrame:
 
 def sota_blocks(number: int, frame: pd.DataFrame, profile: str, seeds: Iterable[int] = (0,)
                 ) -> list[tuple[str, pd.DataFrame]]:
-    """Comparison table ``number`` (3-5, from :func:`sagkit.tables.assemble_sota_table`) as two blocks: the
+    """Comparison table ``number`` (3-5, from :func:`sagkit.report.tables.assemble_sota_table`) as two blocks: the
     published rows under the paper's title, then the measured rows under a caption naming the dataset they
     were measured on (and that it is not the paper's), the profile and the seeds."""
     paper = PAPER_DATASET_NAMES[reference.SOTA_TABLE_DATASET[number]]

@@ -21,14 +21,14 @@ from torch.nn.parallel import DistributedDataParallel
 
 from sagkit.atomic import atomic_write_text
 
-from ..builders import build_model, per_rank_batch_size
-from ..device import make_grad_scaler, resolve_device, resolve_precision, seed_everything
-from ..distributed import (DistInfo, broadcast_buffers, cleanup_distributed, env_dist_info, gather_in_order,
+from sagkit.engine.builders import build_model, per_rank_batch_size
+from sagkit.engine.device import make_grad_scaler, resolve_device, resolve_precision, seed_everything
+from sagkit.engine.distributed import (DistInfo, broadcast_buffers, cleanup_distributed, env_dist_info, gather_in_order,
                            init_distributed, shard_range)
-from ..optim import build_criterion, build_optimizer
-from ..trainer import train_one_epoch
-from .data import CycledBatches, check_config
-from .plan import CheckPlan
+from sagkit.engine.optim import build_criterion, build_optimizer
+from sagkit.engine.trainer import train_one_epoch
+from sagkit.diagnostics.gpu_check.data import CycledBatches, check_config
+from sagkit.diagnostics.gpu_check.plan import CheckPlan
 
 __all__ = ["DDP_CLASSES", "main"]
 
@@ -106,8 +106,8 @@ def _gather_is_exact(info: DistInfo, device: torch.device) -> bool:
 
 
 def main(argv=None) -> int:
-    """Entry point under torchrun: ``python -m sagkit.engine.gpu_check.ddp_worker --out DIR ...``."""
-    parser = argparse.ArgumentParser(prog="sagkit.engine.gpu_check.ddp_worker", description=__doc__)
+    """Entry point under torchrun: ``python -m sagkit.diagnostics.gpu_check.ddp_worker --out DIR ...``."""
+    parser = argparse.ArgumentParser(prog="sagkit.diagnostics.gpu_check.ddp_worker", description=__doc__)
     parser.add_argument("--out", required=True, help="folder for rank<r>.json")
     parser.add_argument("--profile", default="paper")
     parser.add_argument("--overrides", default="{}", help="config fields as a JSON object")

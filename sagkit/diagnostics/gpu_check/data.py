@@ -15,8 +15,8 @@ import torch
 from sagkit.config import ExperimentConfig, get_profile
 from sagkit.data import make_synthetic_reid
 
-from ..builders import attach_transforms, build_data, build_model, make_train_loader
-from .plan import CheckPlan
+from sagkit.engine.builders import attach_transforms, build_data, build_model, make_train_loader
+from sagkit.diagnostics.gpu_check.plan import CheckPlan
 
 __all__ = ["check_config", "make_check_data", "CheckData", "load_check_data", "CycledBatches"]
 

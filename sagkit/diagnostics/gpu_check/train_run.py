@@ -19,11 +19,11 @@ import torch
 
 from sagkit.config import ExperimentConfig
 
-from .. import run_dir as rd
-from ..trainer import FAULT_ENV
-from .data import check_config
-from .ddp import _run_group
-from .plan import CheckPlan
+from sagkit.runs import folder as rd
+from sagkit.engine.trainer import FAULT_ENV
+from sagkit.diagnostics.gpu_check.data import check_config
+from sagkit.diagnostics.gpu_check.ddp import _run_group
+from sagkit.diagnostics.gpu_check.plan import CheckPlan
 
 __all__ = ["run_config", "train_command", "train_run_section"]
 
