@@ -95,3 +95,81 @@ def test_modules_stay_small_or_say_why():
             assert "longer than" in (ast.get_docstring(ast.parse(path.read_text())) or ""), rel
         else:
             assert lines <= MAX_LINES + 20, f"{rel} has {lines} lines"
+
+
+# Which package may import which (docs/layout.md says the same): a package imports only packages of earlier
+# layers, never one beside it or above it. Top-level modules (sagkit.choices, sagkit.atomic) count as packages.
+LAYERS = (
+    ("sagkit", "sagkit.choices", "sagkit.atomic"),
+    ("sagkit.config",),
+    ("sagkit.evaluation", "sagkit.models", "sagkit.losses"),
+    ("sagkit.data",),
+    ("sagkit.viz",),
+    ("sagkit.engine",),
+    ("sagkit.runs",),
+    ("sagkit.diagnostics", "sagkit.report", "sagkit.search"),
+    ("sagkit.workbook",),
+    ("sagkit.cli", "sagkit.__main__"),
+)
+LAYER_OF = {package: depth for depth, layer in enumerate(LAYERS) for package in layer}
+# sagkit imports inside a function, each with its reason; none may exist to dodge an import cycle.
+LAZY_IMPORTS = {
+    ("sagkit.search.embedding", "sagkit.runs.export"): "onnx and onnxruntime come with the optional [export] extra",
+}
+
+
+def _package(module: str) -> str:
+    return ".".join(module.split(".")[:2])
+
+
+def _upward_imports(graph: dict[str, set]) -> list[str]:
+    """'a -> b' for each import whose target package is not in an earlier layer than the importer's."""
+    bad = []
+    for name, targets in graph.items():
+        for target in targets:
+            here, there = _package(name), _package(target)
+            if here != there and LAYER_OF[there] >= LAYER_OF[here]:
+                bad.append(f"{name} -> {target}")
+    return sorted(bad)
+
+
+def test_every_package_has_a_layer():
+    assert {_package(name) for name in _modules()} <= set(LAYER_OF)
+
+
+def test_packages_import_only_earlier_layers():
+    modules = _modules()
+    graph = {name: _imports(name, path, set(modules)) for name, path in modules.items()}
+    assert _upward_imports(graph) == []
+
+
+def test_the_layer_check_finds_an_upward_import():
+    assert _upward_imports({"sagkit.engine.trainer": {"sagkit.runs.folder", "sagkit.models.sagnet"},
+                            "sagkit.report.tables": {"sagkit.search.gallery"}}) == [
+        "sagkit.engine.trainer -> sagkit.runs.folder", "sagkit.report.tables -> sagkit.search.gallery"]
+
+
+def _function_level_imports(path: Path) -> set[str]:
+    """sagkit modules imported inside a function body of ``path``."""
+    found = set()
+    for func in ast.walk(ast.parse(path.read_text())):
+        if not isinstance(func, (ast.FunctionDef, ast.AsyncFunctionDef)):
+            continue
+        for node in ast.walk(func):
+            if isinstance(node, ast.Import):
+                found |= {a.name for a in node.names if a.name.startswith("sagkit")}
+            elif isinstance(node, ast.ImportFrom) and (node.level or (node.module or "").startswith("sagkit")):
+                found.add(node.module or "")
+    return found
+
+
+def test_sagkit_imports_sit_at_module_level():
+    lazy = {(name, target) for name, path in _modules().items() for target in _function_level_imports(path)}
+    assert lazy <= set(LAZY_IMPORTS), sorted(lazy - set(LAZY_IMPORTS))
+
+
+def test_the_layout_doc_names_every_package():
+    text = (PACKAGE.parent / "docs" / "layout.md").read_text()
+    missing = [p for layer in LAYERS for p in layer if p not in ("sagkit", "sagkit.__main__")
+               and f"sagkit/{p.split('.', 1)[1]}" not in text]
+    assert missing == []

@@ -9,7 +9,7 @@ from typing import Any
 import torch
 
 from sagkit.config import ExperimentConfig
-from sagkit.data import holdout_validation, load_dataset
+from sagkit.data import build_train_loader, build_transforms, holdout_validation, load_dataset
 from sagkit.models import SAGNet
 from sagkit.models.cost import count_parameters, forward_gflops
 
@@ -122,8 +122,6 @@ def build_data(config: ExperimentConfig) -> RunData:
 
 def attach_transforms(config: ExperimentConfig, data: RunData, mean: tuple, std: tuple) -> RunData:
     """Set the train/test transforms of ``data``, normalising pixels with the backbone's ``mean``/``std``."""
-    from sagkit.data import build_transforms
-
     data.train_transform = build_transforms(
         config.height, config.width, train=True, mean=mean, std=std,
         flip_prob=config.flip_prob, erase_prob=config.erase_prob, pad=config.pad_crop,
@@ -182,8 +180,6 @@ def make_train_loader(config: ExperimentConfig, data: RunData, epoch: int, world
     Built anew every epoch so that the order and the worker RNG streams depend only on (seed, epoch):
     a resumed run sees exactly the batches an uninterrupted one would.
     """
-    from sagkit.data import build_train_loader
-
     return build_train_loader(
         data.train,
         data.train_transform,

@@ -18,6 +18,7 @@ from torchvision import models as tv_models
 from sagkit.choices import LAST_STRIDES
 
 from sagkit.models.efficientnet_lite import LITE0_STAGE_ENDS, EfficientNetLite0, conv_bn, relu6
+from sagkit.models.pretrained import load_pretrained
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
@@ -171,6 +172,5 @@ def build_backbone(name: str, pretrained: str | None = None, include_classifier:
         raise ValueError(f"backbone={name!r} is not known; choose one of {sorted(BACKBONES)}")
     backbone = BACKBONES[name](include_classifier=include_classifier)
     if pretrained is not None:
-        from sagkit.models.pretrained import load_pretrained
         load_pretrained(backbone, pretrained)
     return backbone
