@@ -1,17 +1,19 @@
-"""Distributed data parallel helpers: process-group set-up from torchrun's environment, rank queries and
-gathering per-rank results back into dataset order.
+"""Distributed data parallel helpers: process-group set-up from torchrun's environment, rank queries,
+gathering per-rank results back into dataset order, and handing rank 0's scores to the other ranks.
 
 Launch: ``torchrun --nproc_per_node=N -m sagkit train ...`` (multi-node with torchrun's ``--nnodes``,
 ``--node_rank``, ``--rdzv_endpoint`` flags). Each process reads RANK / WORLD_SIZE / LOCAL_RANK; the backend
-is NCCL on CUDA and gloo on CPU.
+is NCCL on CUDA and gloo on CPU. Test-time scoring runs on rank 0 alone; the other ranks wait for its
+result on a gloo group of their own (:data:`SCORING_WAIT_TIMEOUT`, :func:`share_from_main`).
 """
 
 from __future__ import annotations
 
 import math
 import os
-from dataclasses import dataclass
-from typing import Sequence
+from dataclasses import dataclass, field, replace
+from datetime import timedelta
+from typing import Optional, Sequence, TypeVar
 
 import torch
 import torch.distributed as dist
@@ -27,7 +29,18 @@ __all__ = [
     "gather_in_order",
     "all_reduce_min",
     "broadcast_buffers",
+    "SCORING_WAIT_TIMEOUT",
+    "share_from_main",
+    "main_rank_threads",
 ]
+
+T = TypeVar("T")
+
+# How long the other ranks wait for rank 0's scoring (distances, metrics, re-ranking, bootstrap intervals)
+# before their collective fails. On the CPU with one thread an MSMT17-size re-ranking alone took about
+# 5 minutes, and the default NCCL timeout is 10 minutes; a rank that dies instead ends the wait at once
+# (its sockets close and torchrun stops the others), so a long bound costs nothing when something breaks.
+SCORING_WAIT_TIMEOUT = timedelta(hours=2)
 
 
 @dataclass(frozen=True)
@@ -38,6 +51,8 @@ class DistInfo:
     world_size: int = 1
     local_rank: int = 0
     owns_group: bool = False
+    local_world_size: int = 1  # ranks on this machine (torchrun's LOCAL_WORLD_SIZE)
+    wait_group: Optional[dist.ProcessGroup] = field(default=None, compare=False, repr=False)  # see init_distributed
 
     @property
     def is_distributed(self) -> bool:
@@ -52,21 +67,27 @@ def env_dist_info() -> DistInfo:
     """Rank information from an initialised process group, else from torchrun's environment variables."""
     if dist.is_available() and dist.is_initialized():
         local = int(os.environ.get("LOCAL_RANK", dist.get_rank()))
-        return DistInfo(dist.get_rank(), dist.get_world_size(), local, False)
+        world = dist.get_world_size()
+        return DistInfo(dist.get_rank(), world, local, False, int(os.environ.get("LOCAL_WORLD_SIZE", world)))
     if "RANK" in os.environ and "WORLD_SIZE" in os.environ:
-        return DistInfo(int(os.environ["RANK"]), int(os.environ["WORLD_SIZE"]), int(os.environ.get("LOCAL_RANK", 0)))
+        world = int(os.environ["WORLD_SIZE"])
+        return DistInfo(int(os.environ["RANK"]), world, int(os.environ.get("LOCAL_RANK", 0)), False,
+                        int(os.environ.get("LOCAL_WORLD_SIZE", world)))
     return DistInfo()
 
 
-def init_distributed(device: torch.device) -> DistInfo:
+def init_distributed(device: torch.device, wait_timeout: timedelta = SCORING_WAIT_TIMEOUT) -> DistInfo:
     """Join the process group described by the environment (no-op for a single process).
 
     Reuses a group the caller already initialised; otherwise initialises one with ``env://`` (NCCL for
     CUDA, gloo for CPU) and marks it as owned, so :func:`cleanup_distributed` destroys it afterwards.
+    Either way every rank also joins ``wait_group``: a gloo group of all ranks whose collectives time out
+    after ``wait_timeout``, where the ranks wait while rank 0 scores (:func:`share_from_main`), so that
+    the default group's timeout (NCCL: 10 minutes) never fires during a long scoring.
     """
     info = env_dist_info()
     if dist.is_available() and dist.is_initialized():
-        return info
+        return replace(info, wait_group=_wait_group(wait_timeout)) if info.is_distributed else info
     if info.world_size <= 1:
         return DistInfo(0, 1, info.local_rank, False)
     if not dist.is_available():
@@ -75,13 +96,22 @@ def init_distributed(device: torch.device) -> DistInfo:
     if device.type == "cuda":
         torch.cuda.set_device(device)
     dist.init_process_group(backend=backend, init_method="env://")
-    return DistInfo(dist.get_rank(), dist.get_world_size(), info.local_rank, True)
+    return DistInfo(dist.get_rank(), dist.get_world_size(), info.local_rank, True, info.local_world_size,
+                    _wait_group(wait_timeout))
+
+
+def _wait_group(timeout: timedelta) -> dist.ProcessGroup:
+    return dist.new_group(backend="gloo", timeout=timeout)
 
 
 def cleanup_distributed(info: DistInfo) -> None:
-    """Destroy the process group if :func:`init_distributed` created it."""
-    if info.owns_group and dist.is_initialized():
+    """Destroy the process group if :func:`init_distributed` created it, else only its wait group."""
+    if not (dist.is_available() and dist.is_initialized()):
+        return
+    if info.owns_group:
         dist.destroy_process_group()
+    elif info.wait_group is not None:
+        dist.destroy_process_group(info.wait_group)
 
 
 def barrier(info: DistInfo) -> None:
@@ -160,3 +190,31 @@ def broadcast_buffers(module: torch.nn.Module, info: DistInfo) -> None:
         dist.broadcast(moved, src=0)
         if moved is not buffer:
             buffer.copy_(moved)
+
+
+def share_from_main(value: T, info: DistInfo) -> T:
+    """Rank 0's ``value`` (any picklable object) on every rank; the other ranks' ``value`` is ignored.
+
+    Broadcast over ``info.wait_group`` (gloo, :data:`SCORING_WAIT_TIMEOUT`): the ranks that arrive while
+    rank 0 is still scoring wait there without a GPU collective pending. No-op for a single process."""
+    if not info.is_distributed:
+        return value
+    if info.wait_group is None:
+        raise ValueError(f"rank {info.rank} of {info.world_size} has no wait group: get its DistInfo from "
+                         "init_distributed, which creates one")
+    box = [value if info.is_main else None]
+    dist.broadcast_object_list(box, src=0, group=info.wait_group)
+    return box[0]
+
+
+def main_rank_threads(info: DistInfo) -> int:
+    """Torch threads for work rank 0 does alone while the other ranks wait (test-time scoring).
+
+    The waiting ranks of its machine leave their threads idle (torchrun starts each rank with
+    OMP_NUM_THREADS=1 so that training ranks do not compete for cores), so rank 0 takes its own count once
+    per local rank, at most the cores it may run on (its CPU affinity). One process: its own count."""
+    own = torch.get_num_threads()
+    if not info.is_distributed:
+        return own
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    return max(own, min(own * info.local_world_size, cores))

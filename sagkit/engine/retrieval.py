@@ -4,8 +4,9 @@ dataset's protocol -> optional re-ranking and multi-query pooling, returned as o
 The trainer's validation and final test, ``sagkit eval`` and every number, ranked list and table row of
 the notebooks go through :func:`retrieve` (or :func:`retrieve_dataset`, which reads the settings from a
 config), so one run cannot get two different numbers. Features are L2-normalised float32 on the CPU;
-under DDP each rank extracts a shard and the shards are gathered back in record order. Distances and
-re-ranking run on the GPU when features were extracted on one (:func:`scoring_device`).
+under DDP each rank extracts a shard and the shards are gathered back in record order, then rank 0 alone
+scores them. Distances and re-ranking run on the GPU when features were extracted on one
+(:func:`scoring_device`).
 """
 
 from __future__ import annotations
@@ -22,8 +23,9 @@ from sagkit.evaluation import (QueryResults, compute_distance_matrix, evaluate_q
                                pool_multi_query, re_rank_features)
 from sagkit.evaluation.bootstrap import SUMMARY_PREFIXES
 from sagkit.evaluation.protocol import MARKET, Protocol
+from sagkit.evaluation.threads import torch_threads
 
-from sagkit.engine.distributed import DistInfo, gather_in_order, shard_range
+from sagkit.engine.distributed import DistInfo, gather_in_order, main_rank_threads, shard_range
 from sagkit.engine.feature_cache import FeatureCache
 
 log = logging.getLogger("sagkit.engine")
@@ -175,8 +177,8 @@ def _embedding_dim(model: torch.nn.Module) -> int:
 
 def scoring_device(device) -> torch.device:
     """Where distances and re-ranking run: the extraction's CUDA device when there is one (at MSMT17 size
-    seconds instead of minutes per re-ranking on the CPU, and under DDP each rank on its own GPU, side by
-    side, so no rank waits at a collective while another scores), else the CPU."""
+    seconds instead of minutes per re-ranking on the CPU; under DDP rank 0's GPU, the only one that
+    scores), else the CPU."""
     device = torch.device(device) if device is not None else torch.device("cpu")
     return device if device.type == "cuda" else torch.device("cpu")
 
@@ -220,7 +222,7 @@ class _Features:
 def retrieve(model: ModelSource, query: Sequence, gallery: Sequence, transform=None, *, device,
              input_size: Optional[tuple[int, int]] = None, protocol: Protocol = MARKET, settings: EvalSettings = EvalSettings(),
              multi_query_records: Optional[Sequence] = None, dist_info: Optional[DistInfo] = None,
-             cache: Optional[FeatureCache] = None, distractor_pid: Optional[int] = None) -> Retrieval:
+             cache: Optional[FeatureCache] = None, distractor_pid: Optional[int] = None) -> Optional[Retrieval]:
     """Evaluate ``model`` on ``query`` vs ``gallery`` (ImageRecord lists) under ``protocol``.
 
     ``transform``: the test transform (default: ``input_size`` (H, W) and the model's normalisation). With
@@ -229,25 +231,37 @@ def retrieve(model: ModelSource, query: Sequence, gallery: Sequence, transform=N
     ``cache``: a :class:`FeatureCache` of the run's checkpoint (features read from or written to disk).
     ``distractor_pid``: the id of the test split's distractors (the dataset's; None for validation splits,
     whose ids are all people).
+    Under DDP every rank extracts its shard of each split, then rank 0 alone scores, with the threads its
+    machine's waiting ranks leave idle (``main_rank_threads``); the other ranks get None and take what they
+    need from rank 0 with ``distributed.share_from_main``.
     """
     features = _Features(model, transform, input_size, device, settings, dist_info, cache)
     q_feats, g_feats = features("query", query), features("gallery", gallery)
+    extra = list(multi_query_records or []) if settings.multi_query else []
+    extra_feats = features("multi_query", extra) if extra else q_feats[:0]  # a collective: on every rank
+    info = dist_info or DistInfo()
+    if not info.is_main:
+        return None
+    with torch_threads(main_rank_threads(info)):
+        return _scored(list(query), list(gallery), q_feats, g_feats, scoring_device(device), protocol, settings,
+                       extra, extra_feats, distractor_pid)
+
+
+def _scored(query: list, gallery: list, q_feats: torch.Tensor, g_feats: torch.Tensor, on: torch.device,
+            protocol: Protocol, settings: EvalSettings, extra: list, extra_feats: torch.Tensor,
+            distractor_pid: Optional[int]) -> Retrieval:
+    """:func:`retrieve`'s scoring of Q x D and G x D features on ``on``; ``extra`` (E x D) pool with the queries."""
     q_pids, q_cams, g_pids, g_cams = protocol.match_ids(query, gallery)
-    on = scoring_device(device)
     distmat = compute_distance_matrix(q_feats.to(on), g_feats.to(on), metric="euclidean").cpu()
-    result = Retrieval(list(query), list(gallery), q_feats, g_feats, distmat, protocol,
+    result = Retrieval(query, gallery, q_feats, g_feats, distmat, protocol,
                        score(distmat, q_pids, q_cams, g_pids, g_cams, protocol, distractor_pid))
     rerank = dict(k1=settings.rerank_k1, k2=settings.rerank_k2, lambda_value=settings.rerank_lambda)
     if settings.rerank:
         result.single_rr = score(re_rank_features(q_feats.to(on), g_feats.to(on), **rerank), q_pids, q_cams, g_pids,
                                  g_cams, protocol, distractor_pid)
     if settings.multi_query:
-        records, feats = list(query), q_feats
-        extra = list(multi_query_records or [])
-        if extra:
-            records += extra
-            feats = torch.cat([feats, features("multi_query", extra)])
-        pooled, m_pids, m_cams = pool_multi_query(feats, *protocol.match_ids(records, gallery)[:2], mode="mean",
+        pooled, m_pids, m_cams = pool_multi_query(torch.cat([q_feats, extra_feats]),
+                                                  *protocol.match_ids(query + extra, gallery)[:2], mode="mean",
                                                   normalize=True)
         multi_dist = compute_distance_matrix(pooled.to(on), g_feats.to(on), metric="euclidean").cpu()
         result.multi = score(multi_dist, m_pids, m_cams, g_pids, g_cams, protocol, distractor_pid)
@@ -259,10 +273,10 @@ def retrieve(model: ModelSource, query: Sequence, gallery: Sequence, transform=N
 
 def retrieve_dataset(model: ModelSource, dataset, config, *, device, transform=None,
                      dist_info: Optional[DistInfo] = None, cache: Optional[FeatureCache] = None,
-                     **changes) -> Retrieval:
+                     **changes) -> Optional[Retrieval]:
     """:func:`retrieve` on ``dataset``'s test split with the settings of ``config`` (``changes`` override them,
-    e.g. ``rerank=True``); the protocol and distractor id are the dataset's own. A test split none of whose
-    queries is a person with an image in the gallery is refused, naming the dataset's folder."""
+    e.g. ``rerank=True``); the protocol and distractor id are the dataset's own; under DDP ranks other than 0
+    get None. A test split none of whose queries is a person with an image in the gallery is refused."""
     check_scorable(dataset)
     settings = EvalSettings.from_config(config, **changes)
     return retrieve(model, dataset.query, dataset.gallery, transform, device=device,

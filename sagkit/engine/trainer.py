@@ -43,7 +43,7 @@ from sagkit.engine.device import (
     seed_everything,
 )
 from sagkit.engine.distributed import (DistInfo, all_reduce_min, barrier, broadcast_buffers, cleanup_distributed, env_dist_info,
-                          init_distributed)
+                          init_distributed, share_from_main)
 from sagkit.engine.feature_cache import FEATURES_DIR, FeatureCache
 from sagkit.engine.optim import build_criterion, build_optimizer, build_scheduler, current_lrs
 from sagkit.runs.per_query import retrieval_queries, write_per_query
@@ -339,12 +339,13 @@ class _Session:
 
     def validate(self) -> dict:
         """Metrics (percent) on the held-out training identities, under the dataset's protocol, no re-ranking.
-        Under DDP every rank first takes rank 0's buffers, so all shards are scored by one model."""
+        Under DDP every rank first takes rank 0's buffers, so all shards are scored by one model; rank 0
+        scores, and every rank gets its metrics (model selection runs on each)."""
         broadcast_buffers(self.model, self.info)
         retrieval = retrieve(self.model, self.data.val_query, self.data.val_gallery, self.data.test_transform,
                              device=self.device, protocol=self.data.dataset.protocol, dist_info=self.info,
                              settings=EvalSettings.from_config(self.config, rerank=False))
-        return retrieval.summary()
+        return share_from_main(retrieval.summary() if self.info.is_main else None, self.info)
 
 
 def _setup(config: ExperimentConfig, device: torch.device, info: DistInfo, retrain: bool) -> _Session:
@@ -529,7 +530,8 @@ def _train(config: ExperimentConfig, device: torch.device, info: DistInfo, *, re
 
 def _test(s: _Session, p: _Progress, wall_start: float) -> dict:
     """Evaluate the selected checkpoint on the test split; write ``per_query.npz`` then ``results.json``
-    (with bootstrap intervals over the queries) on rank 0."""
+    (with bootstrap intervals over the queries). Under DDP every rank extracts its shard of the features,
+    rank 0 alone scores and writes, and the other ranks return its results once they are written."""
     config = s.config
     t0 = time.perf_counter()
     best = load_checkpoint(s.best_path, map_location=s.device)
@@ -537,6 +539,8 @@ def _test(s: _Session, p: _Progress, wall_start: float) -> dict:
     # The test features are kept beside the checkpoint: the notebooks and `sagkit eval` score the same ones.
     retrieval = retrieve_dataset(s.model, s.data.dataset, config, device=s.device, transform=s.data.test_transform,
                                  dist_info=s.info, cache=FeatureCache(s.best_path), multi_query=True)
+    if not s.info.is_main:
+        return share_from_main(None, s.info)
     queries = retrieval_queries(retrieval, config)
     p.timings["test_s"] += time.perf_counter() - t0
     p.timings["total_s"] += time.perf_counter() - wall_start
@@ -578,8 +582,6 @@ def _test(s: _Session, p: _Progress, wall_start: float) -> dict:
         "config": json.loads(config.to_json()),
         "finished_at": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
     }
-    if s.info.is_main:
-        write_per_query(s.run_dir, queries)  # before results.json, whose presence marks the run finished
-        rd.write_results(s.run_dir, results)
-    barrier(s.info)
-    return results
+    write_per_query(s.run_dir, queries)  # before results.json, whose presence marks the run finished
+    rd.write_results(s.run_dir, results)
+    return share_from_main(results, s.info)

@@ -8,7 +8,8 @@ kernels), rather than every small operation being shared out over all cores.
 from __future__ import annotations
 
 from concurrent.futures import ThreadPoolExecutor
-from typing import Callable, Sequence, TypeVar
+from contextlib import contextmanager
+from typing import Callable, Iterator, Sequence, TypeVar
 
 import torch
 
@@ -19,6 +20,18 @@ def workers_for(device: torch.device) -> int:
     """Threads to use on ``device``: torch's intra-op thread count on the CPU, 1 elsewhere (one stream of
     GPU work)."""
     return max(1, torch.get_num_threads()) if device.type == "cpu" else 1
+
+
+@contextmanager
+def torch_threads(count: int) -> Iterator[None]:
+    """torch's intra-op thread count set to ``count`` inside the block and restored after it (also on an
+    error); :func:`workers_for` follows it, so the CPU re-ranking runs that many jobs side by side."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(max(1, int(count)))
+    try:
+        yield
+    finally:
+        torch.set_num_threads(threads)
 
 
 def run_jobs(jobs: Sequence[Callable[[], T]], workers: int) -> list[T]:
