@@ -104,17 +104,19 @@ def test_workbook_config_uses_the_profile_and_clears_synthetic_options_for_real_
 def test_workbook_plan_order_and_parameters():
     plan = workbook.workbook_plan(parse_depth_list("0 1 2 3 4 1,2"))
     names = [name for name, _, _ in plan]
-    assert names == ["01_data_exploration", "02_baseline"] + ["03_ablation"] * 6 + ["04_sota_tables",
-                                                                                   "05_attention_heatmaps", "06_controls"]
+    assert names == ["01_data_exploration", "02_baseline"] + ["03_ablation"] * 6 + [
+        "04_sota_tables", "05_attention_heatmaps", "06_controls", "07_your_images"]
+    assert list(dict.fromkeys(names)) == list(workbook.NOTEBOOKS)  # every notebook, in the order listed
     assert [extra["depth"] for name, extra, _ in plan if name == "03_ablation"] == [0, 1, 2, 3, 4, "1,2"]
     assert [stem for _, _, stem in plan][2:8] == ["03_ablation_Baseline", "03_ablation_D1", "03_ablation_D2",
                                                   "03_ablation_D3", "03_ablation_D4", "03_ablation_D1-2"]
-    assert plan[-2][1] == {"depths": "1,2,3,4", "interactive": False} and plan[-1][1] == {"seeds": "0"}
+    assert plan[-3][1] == {"depths": "1,2,3,4", "interactive": False} and plan[-2][1] == {"seeds": "0"}
+    assert plan[-1] == ("07_your_images", {}, "07_your_images")  # its parameters are made when it runs
     assert all(extra["seeds"] == "0" for name, extra, _ in plan if name == "03_ablation")
     seeded = workbook.workbook_plan([(), (4,)], seeds=(0, 1, 2))
     assert [extra for name, extra, _ in seeded if name == "03_ablation"] == [{"depth": 0, "seeds": "0,1,2"},
                                                                           {"depth": 4, "seeds": "0,1,2"}]
-    assert seeded[-1] == ("06_controls", {"seeds": "0,1,2"}, "06_controls")
+    assert seeded[-2] == ("06_controls", {"seeds": "0,1,2"}, "06_controls")
 
 
 def test_run_workbook_runs_the_plan_in_order_with_progress_lines(tmp_path, monkeypatch, caplog):
@@ -131,31 +133,40 @@ def test_run_workbook_runs_the_plan_in_order_with_progress_lines(tmp_path, monke
     monkeypatch.setattr(papermill, "execute_notebook", fake_execute)
     monkeypatch.chdir(tmp_path)
     caplog.set_level(logging.INFO, logger="sagkit")
-    out = workbook.run_workbook(profile="tiny", runs_dir="r", figures_dir="f", depths="0 4", retrain=True)
+    out = workbook.run_workbook(profile="tiny", data_root="data", runs_dir="r", figures_dir="f", depths="0 4",
+                                retrain=True)
     assert [c[0] for c in calls] == ["01_data_exploration.ipynb", "02_baseline.ipynb", "03_ablation.ipynb",
                                      "03_ablation.ipynb", "04_sota_tables.ipynb", "05_attention_heatmaps.ipynb",
-                                     "06_controls.ipynb"]
+                                     "06_controls.ipynb", "07_your_images.ipynb"]
     assert out == [c[1] for c in calls] and all(p.parent == tmp_path / "r" / "notebooks" / "synthetic" for p in out)
     params = [c[2] for c in calls]
-    assert all(p["runs_dir"] == str(tmp_path / "r") and p["figures_dir"] == str(tmp_path / "f") for p in params)
-    assert all(p["profile"] == "tiny" and p["dataset"] == "synthetic" and p["data_root"] is None for p in params)
+    assert all(p["runs_dir"] == str(tmp_path / "r") and p["figures_dir"] == str(tmp_path / "f") for p in params[:7])
+    assert all(p["profile"] == "tiny" and p["dataset"] == "synthetic" and p["data_root"] == str(tmp_path / "data")
+               for p in params[:7])
     # retrain once per configuration: 02 retrains the baseline, 03 depth=0 reuses it, 03 depth=4 retrains D4
-    assert [p["retrain"] for p in params] == [False, True, False, True, False, False, True]
+    assert [p["retrain"] for p in params[:7]] == [False, True, False, True, False, False, True]
     assert params[2]["depth"] == 0 and params[3]["depth"] == 4 and params[5]["depths"] == "4"
+    # 07: notebook 04's D4 run (seed 0), the folder copy of the test split, two of its query images
+    book = workbook.open_workbook(profile="tiny", data_root="data", runs_dir="r")
+    folder = tmp_path / "r" / "your_images" / "synthetic"
+    assert params[7] == {"run": str(book.run_dir((4,), 0)), "folder": str(folder), "device": "auto",
+                         "query": params[7]["query"], "figures_dir": str(tmp_path / "f")}
+    assert len(params[7]["query"]) == 2 and all(folder / "query" in Path(q).parents for q in params[7]["query"])
     assert all(c[3] == "python3" and c[4] == "1" for c in calls)
     lines = [r.getMessage() for r in caplog.records]
-    assert sum("done in" in line for line in lines) == 7
-    assert "[4/7] 03_ablation depth=4 ..." in lines and "notebooks in" in lines[-1]
+    assert sum("done in" in line for line in lines) == 8
+    assert "[4/8] 03_ablation depth=4 ..." in lines and "notebooks in" in lines[-1]
     assert params[3]["seeds"] == "0" and "seeds" not in params[4]
     calls.clear()
-    workbook.run_workbook(profile="tiny", runs_dir="r", figures_dir="f", depths="0 4", retrain=True, seeds="0,1")
+    workbook.run_workbook(profile="tiny", data_root="data", runs_dir="r", figures_dir="f", depths="0 4",
+                          retrain=True, seeds="0,1")
     params = [c[2] for c in calls]
     # 03 depth=0 retrains: seed 1 of the baseline is not among what 02 retrained
-    assert [p["retrain"] for p in params] == [False, True, True, True, False, False, True]
+    assert [p["retrain"] for p in params[:7]] == [False, True, True, True, False, False, True]
     assert params[2]["seeds"] == params[3]["seeds"] == params[6]["seeds"] == "0,1"
 
 
-def test_run_workbook_checks_parameters_before_running_anything(monkeypatch):
+def test_run_workbook_checks_parameters_before_running_anything(monkeypatch, tmp_path):
     import papermill
 
     monkeypatch.setattr(papermill, "execute_notebook", lambda *a, **k: pytest.fail("must not run"))
@@ -167,6 +178,9 @@ def test_run_workbook_checks_parameters_before_running_anything(monkeypatch):
         workbook.run_workbook(depths="0 9")
     with pytest.raises(ValueError, match="unknown notebook"):
         workbook.run_workbook(notebooks=["06_extra"])
+    with pytest.raises(FileNotFoundError, match=r"notebook 07_your_images searches with the run .*-D4-.*, which is "
+                                                r"not finished: run notebook 04_sota_tables"):
+        workbook.run_workbook(profile="tiny", runs_dir=str(tmp_path / "runs"), notebooks=["07_your_images"])
     for bad in ("0,0", "-1", "a", "", True, 1.5):
         with pytest.raises(ValueError, match="seeds must be one or more distinct non-negative integers"):
             workbook.run_workbook(seeds=bad)

@@ -14,6 +14,7 @@ import sagkit
 from sagkit.cli import main
 from sagkit.config import get_profile
 from sagkit.data import load_dataset
+from sagkit.data.folder_copy import write_folder_copy
 from sagkit.search.embedding import Embeddings
 from sagkit.engine.feature_cache import FeatureCache
 from sagkit.engine.retrieval import EvalSettings, eval_model, retrieve_dataset
@@ -113,13 +114,8 @@ def _eval_json(argv, capsys) -> dict:
 def test_cross_dataset_eval_on_a_folder_copy_gives_the_readers_numbers(trained, tmp_path, capsys):
     run, dataset = trained
     own = _eval_json([str(run)], capsys)
-    rows = [f"{r.path},{r.pid},{r.camid},{split}" for split, recs in (("query", dataset.query),
-                                                                       ("gallery", dataset.gallery))
-            for r in recs if r.pid != -1]  # junk images are left out of every ranking (not of re-ranking's)
-    manifest = tmp_path / "copy" / "manifest.csv"
-    manifest.parent.mkdir()
-    manifest.write_text("path,identity,camera,split\n" + "\n".join(rows) + "\n")
-    copy = _eval_json([str(run), "--dataset", "folder", "--data-root", str(manifest.parent)], capsys)
+    folder = write_folder_copy(dataset, tmp_path / "copy")  # junk left out: it is left out of every ranking
+    copy = _eval_json([str(run), "--dataset", "folder", "--data-root", str(folder)], capsys)
     for key in ("rank1", "rank5", "rank10", "mAP", "mINP"):
         assert copy[key] == pytest.approx(own[key], abs=1e-9)
     assert copy["protocol"] == own["protocol"]

@@ -22,6 +22,7 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from sagkit.atomic import atomic_write
+from sagkit.config import sized_for_gpu
 from sagkit.data import ImageRecord
 from sagkit.data.records import IMAGE_EXTENSIONS
 from sagkit.engine.device import resolve_device
@@ -144,9 +145,9 @@ def load_source(source: str | Path, which: str = "best", flip: bool | None = Non
     ``flip`` / ``batch_size`` None: the run's ``flip_eval`` / ``eval_batch_size`` (an ONNX file: its
     ``flip_eval`` metadata, batch 64)."""
     source = Path(source)
-    dev = resolve_device(device)
     if source.is_dir():
         model, config = run_model(source, which)
+        dev = resolve_device(device, quiet=not sized_for_gpu(config))  # no CPU notice for a CPU-sized model
         model = eval_model(model, config, dev)
         changes = {k: v for k, v in (("flip", flip), ("batch_size", batch_size)) if v is not None}
         settings = EvalSettings.from_config(config, **changes)
@@ -154,7 +155,7 @@ def load_source(source: str | Path, which: str = "best", flip: bool | None = Non
         name, extra = source.resolve().name, {"checkpoint": which, "backbone": config.backbone,
                                               "depths": list(config.depths), "threads": config.num_threads}
     elif source.is_file() and source.suffix == ".onnx":
-        if dev.type != "cpu":
+        if resolve_device(device).type != "cpu":
             raise ValueError("an ONNX source runs on the CPU (onnxruntime): use device='cpu'")
         model = OnnxEmbedder(source)
         if flip is None and "flip_eval" not in model.props:
@@ -189,7 +190,7 @@ def embed(source, images: ImagesArg, *, which: str = "best", flip: bool | None =
         settings = dataclasses.replace(settings, num_workers=num_workers)
     paths = collect_images(images)
     records = [ImageRecord(p, 0, 0) for p in paths]
-    dev = resolve_device(device)
+    dev = resolve_device(device, quiet=True)  # load_source gave the notice, once
     step = settings.batch_size * CHUNK_BATCHES
     parts = []
     previous = torch.get_num_threads()

@@ -1,8 +1,9 @@
 """The workbook: what the notebooks call, in small modules.
 
 ``parameters`` (notebook parameter checks and path rules), ``session`` (the :class:`Workbook` object: runs,
-tables, retrieval), ``pictures`` (ranked lists, attention grids, the explorer's data) and ``runner``
-(:func:`run_workbook`, notebooks 01..05 under papermill). Notebooks call :func:`open_workbook` with their
+tables, retrieval), ``pictures`` (ranked lists, attention grids, the explorer's data), ``runner``
+(:func:`run_workbook`, notebooks 01..07 under papermill) and ``your_images`` (what notebook 07 gets there:
+a folder copy of the test split, the run, the queries). Notebooks call :func:`open_workbook` with their
 parameters, then ``wb.train(depths)``, ``wb.table1()``, ``wb.save_figure`` ...
 """
 

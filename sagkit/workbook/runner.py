@@ -1,7 +1,9 @@
-"""The papermill runner: :func:`run_workbook` executes notebooks 01..06 in order (03 once per configuration),
-each training what it needs or reusing finished runs, and logs one line per notebook. What the whole plan needs
-(the kernel, the ImageNet weights of the runs still to train) is checked before the first notebook, and a
-notebook that fails is reported as :class:`NotebookFailed`, one line naming the executed notebook."""
+"""The papermill runner: :func:`run_workbook` executes notebooks 01..07 in order (03 once per configuration),
+each training what it needs or reusing finished runs (07 searches a folder copy of the test split with 04's
+D4 run, :mod:`.your_images`), and logs one line per notebook. What the whole plan needs
+(the kernel, the ImageNet weights of the runs still to train, the run 07 searches with) is checked before the
+first notebook, and a notebook that fails is reported as :class:`NotebookFailed`, one line naming the executed
+notebook."""
 
 from __future__ import annotations
 
@@ -24,6 +26,7 @@ from sagkit.report.tables import config_label
 from sagkit.workbook.parameters import (WorkbookParameters, check_parameters, parse_depth_list, parse_depths, resolve_path,
                          workbook_base)
 from sagkit.workbook.session import Workbook
+from sagkit.workbook.your_images import SEARCH_RUN, YOUR_IMAGES, search_run_dir, your_images_parameters
 
 __all__ = ["DEFAULT_DEPTHS", "NOTEBOOKS", "NotebookFailed", "check_workbook_needs", "last_ablation_copy",
            "notebooks_dir", "run_workbook", "workbook_plan"]
@@ -37,6 +40,7 @@ NOTEBOOKS = (
     "04_sota_tables",
     "05_attention_heatmaps",
     "06_controls",
+    YOUR_IMAGES,
 )
 DEFAULT_DEPTHS = ((), (1,), (2,), (3,), (4,))
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -52,8 +56,9 @@ class NotebookFailed(RuntimeError):
 
 def check_workbook_needs(params: WorkbookParameters, plan: Sequence[tuple[str, dict, str]],
                          kernel_name: str = "python3") -> None:
-    """Raise (one line, naming what is missing and where it goes) unless the kernel exists, a real dataset loads
-    and every run the plan still has to train finds its ImageNet weights, before the first notebook starts."""
+    """Raise (one line, naming what is missing and where it goes) unless the kernel exists, a real dataset loads,
+    every run the plan still has to train finds its ImageNet weights and notebook 07's run is finished or
+    trained by the plan, before the first notebook starts."""
     from jupyter_client.kernelspec import KernelSpecManager, NoSuchKernel  # papermill's dependency, like papermill
 
     try:
@@ -79,6 +84,10 @@ def check_workbook_needs(params: WorkbookParameters, plan: Sequence[tuple[str, d
         elif config.pretrained is not None and not Path(config.pretrained).is_file():
             raise FileNotFoundError(f"pretrained weights file {config.pretrained} (ExperimentConfig.pretrained) does "
                                     "not exist")
+    searches = any(name == YOUR_IMAGES for name, _, _ in plan)
+    if searches and (*SEARCH_RUN, ()) not in runs and not is_complete(search_run_dir(params)):
+        raise FileNotFoundError(f"notebook {YOUR_IMAGES} searches with the run {search_run_dir(params)}, which is not "
+                                "finished: run notebook 04_sota_tables (it trains it) or the whole workbook first")
 
 
 def notebooks_dir() -> Path:
@@ -95,7 +104,8 @@ def notebooks_dir() -> Path:
 def workbook_plan(configs: Sequence[tuple[int, ...]] = DEFAULT_DEPTHS,
                   seeds: Sequence[int] = DEFAULT_SEEDS) -> list[tuple[str, dict, str]]:
     """(notebook, extra parameters, output stem) in execution order: 01, 02, 03 per config (each training
-    every seed of ``seeds``), 04, 05, 06 (D4's controls for every seed)."""
+    every seed of ``seeds``), 04, 05, 06 (D4's controls for every seed), 07 (its parameters are made when it
+    runs: :func:`.your_images.your_images_parameters`)."""
     plan: list[tuple[str, dict, str]] = [("01_data_exploration", {}, "01_data_exploration"),
                                          ("02_baseline", {}, "02_baseline")]
     for depths in configs:
@@ -107,6 +117,7 @@ def workbook_plan(configs: Sequence[tuple[int, ...]] = DEFAULT_DEPTHS,
     plan.append(("05_attention_heatmaps", {"depths": ",".join(map(str, singles or [4])), "interactive": False},
                  "05_attention_heatmaps"))
     plan.append(("06_controls", {"seeds": ",".join(map(str, seeds))}, "06_controls"))
+    plan.append((YOUR_IMAGES, {}, YOUR_IMAGES))
     return plan
 
 
@@ -160,7 +171,7 @@ def run_workbook(
     parameters: Mapping[str, Any] | None = None,
     seeds: Any = DEFAULT_SEEDS,
 ) -> list[Path]:
-    """Execute notebooks 01..05 with papermill, in order; 03 once per configuration in ``depths``.
+    """Execute notebooks 01..07 with papermill, in order; 03 once per configuration in ``depths``.
 
     Each notebook trains what it needs or reuses finished runs (``retrain=True`` retrains each
     configuration once). ``seeds`` (e.g. "0,1,2"): notebook 03 trains every configuration once per seed, and
@@ -168,7 +179,10 @@ def run_workbook(
     Executed notebooks go to ``output_dir`` (default ``<runs_dir>/notebooks/<dataset>/``), figures and
     tables to ``figures_dir`` (default ``<runs_dir>/figures/<dataset>/``, git-ignored; a given folder gets
     ``/<dataset>`` for real data), never to the committed figures unless asked.
-    ``notebooks`` restricts to some of :data:`NOTEBOOKS`; ``parameters`` are passed to every notebook.
+    Notebook 07 searches ``<runs_dir>/your_images/<dataset>/``, a folder copy of the test split (links to the
+    images, built before 07 and reused), with notebook 04's D4 run.
+    ``notebooks`` restricts to some of :data:`NOTEBOOKS`; ``parameters`` are passed to notebooks 01..06
+    (07 takes its own: run, folder, query, device, figures_dir).
     Logs one line per notebook and the total time; returns the executed notebooks' paths.
     Stops at the first failing notebook (papermill's PapermillExecutionError, naming the output file).
     """
@@ -202,15 +216,18 @@ def run_workbook(
     executed = []
     start = time.perf_counter()
     for i, (name, extra, stem) in enumerate(plan, start=1):
-        step_params = {**common, **extra}
-        trains = _trained_runs(name, extra, DEFAULT_SEEDS[0])
-        step_params["retrain"] = bool(retrain and trains and not trains <= retrained)
-        retrained |= trains
         shown = {k: v for k, v in extra.items() if k != "interactive" and not (k == "seeds" and v == "0")}
         label = name + "".join(f" {k}={v}" for k, v in shown.items())
         output = out_dir / f"{stem}.ipynb"
         log.info("[%d/%d] %s ...", i, len(plan), label)
         t0 = time.perf_counter()
+        if name == YOUR_IMAGES:  # the folder copy is built here, after 01 made the data and 04 trained the run
+            step_params = your_images_parameters(params)
+        else:
+            step_params = {**common, **extra}
+            trains = _trained_runs(name, extra, DEFAULT_SEEDS[0])
+            step_params["retrain"] = bool(retrain and trains and not trains <= retrained)
+            retrained |= trains
         with _environment(SAGKIT_HEADLESS="1"):
             try:
                 papermill.execute_notebook(
