@@ -16,10 +16,10 @@ import logging
 import platform
 import sys
 
+from sagkit.choices import BN_STATS
 from sagkit.config import get_profile
 from sagkit.engine import train
 from sagkit.evaluation.intervals import rank_interval
-from sagkit.models.branch_norm import BN_STATS
 
 # The CUHK01 studies' two recipes over the cpu profile, shared with measure_depths and measure_recipes:
 # everything trainable for 15 epochs, and the cpu profile before issue 12 (stem and stages 1-3 frozen).

@@ -7,6 +7,7 @@ from typing import Callable, Sequence
 import torch
 from torch.utils.data import DataLoader, DistributedSampler, RandomSampler
 
+from sagkit.choices import SAMPLERS
 from sagkit.data.images import ImageDataset
 from sagkit.data.records import ImageRecord
 from sagkit.data.samplers import IdentitySampler
@@ -88,7 +89,7 @@ def build_train_loader(records: Sequence[ImageRecord] | ImageDataset, transform:
         else:
             smp = RandomSampler(ds, generator=torch.Generator().manual_seed(seed))
     else:
-        raise ValueError(f"sampler must be 'random' or 'identity', got {sampler!r}")
+        raise ValueError(f"sampler must be one of {SAMPLERS}, got {sampler!r}")
     gen = torch.Generator().manual_seed(augmentation_seed(seed, rk))  # seeds workers' augmentation RNG
     return DataLoader(ds, batch_size=batch_size, sampler=smp, drop_last=drop_last, generator=gen,
                       **_loader_kwargs(num_workers, pin_memory, persistent=True))

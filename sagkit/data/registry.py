@@ -5,6 +5,7 @@ import inspect
 from pathlib import Path
 from typing import Callable
 
+from sagkit.choices import canonical_dataset, register_dataset_name
 from sagkit.data.cuhk01 import load_cuhk01
 from sagkit.data.cuhk03 import load_cuhk03
 from sagkit.data.dukemtmc import load_dukemtmc
@@ -14,6 +15,7 @@ from sagkit.data.msmt17 import load_msmt17
 from sagkit.data.records import ReIDDataset
 from sagkit.data.synthetic import load_synthetic
 
+# Keyed by sagkit.choices.DATASET_NAMES.
 DATASETS: dict[str, Callable[..., ReIDDataset]] = {
     "synthetic": load_synthetic,
     "market1501": load_market1501,
@@ -23,18 +25,6 @@ DATASETS: dict[str, Callable[..., ReIDDataset]] = {
     "msmt17": load_msmt17,
     "folder": load_folder,
 }
-ALIASES = {"market": "market1501", "market-1501": "market1501", "duke": "dukemtmc", "dukemtmc-reid": "dukemtmc",
-           "dukemtmcreid": "dukemtmc", "cuhk-03": "cuhk03", "cuhk-01": "cuhk01", "msmt": "msmt17",
-           "msmt-17": "msmt17", "synth": "synthetic"}
-
-
-def canonical_name(name: str) -> str:
-    """Registry key for ``name`` (case-insensitive, common aliases accepted)."""
-    key = name.strip().lower()
-    key = ALIASES.get(key, key)
-    if key not in DATASETS:
-        raise ValueError(f"unknown dataset {name!r}; choose one of {sorted(DATASETS)}")
-    return key
 
 
 def load_dataset(name: str, root: str | Path | None = None, **protocol_options) -> ReIDDataset:
@@ -51,7 +41,7 @@ def load_dataset(name: str, root: str | Path | None = None, **protocol_options) 
     * ``synthetic``: ``seed``, ``cache_root`` and the size options of ``SyntheticConfig``;
       ``root=None`` uses the cache (``$SAGKIT_CACHE`` or ``~/.cache/sagkit``).
     """
-    key = canonical_name(name)
+    key = canonical_dataset(name)
     if root is None and key != "synthetic":
         raise ValueError(f"load_dataset({name!r}) needs root= the folder that holds the dataset")
     check_options(key, protocol_options)
@@ -73,3 +63,4 @@ def check_options(key: str, options: dict) -> None:
 def register_dataset(name: str, reader: Callable[..., ReIDDataset]) -> None:
     """Add a reader ``reader(root, **options) -> ReIDDataset`` under ``name``."""
     DATASETS[name.lower()] = reader
+    register_dataset_name(name.lower())

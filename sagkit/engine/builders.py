@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import inspect
 from dataclasses import dataclass
 from typing import Any
 
@@ -16,29 +15,7 @@ from sagkit.models.cost import count_parameters, forward_gflops
 from sagkit.engine.retrieval import check_scorable
 
 __all__ = ["RunData", "build_model", "model_cost", "build_data", "attach_transforms", "make_train_loader", "per_rank_batch_size",
-           "check_model_options", "convert_sync_batchnorm", "model_option_names"]
-
-# The SAGNet keywords that build_model fills from ExperimentConfig fields of the same name (``model_options``
-# may give only the others).
-MODEL_FIELDS = ("depths", "backbone", "pretrained", "l2norm", "share_weights", "bn_stats", "attention",
-                "scale_factor", "upsample", "embedding", "neck", "last_stride", "sag_output", "input_scale")
-
-
-def model_option_names() -> tuple[str, ...]:
-    """The SAGNet keywords ``model_options`` may set (read from its signature, so they never go stale)."""
-    params = inspect.signature(SAGNet.__init__).parameters
-    return tuple(name for name in params if name not in ("self", "num_classes", *MODEL_FIELDS))
-
-
-def check_model_options(config: ExperimentConfig) -> None:
-    """ValueError naming a ``model_options`` key SAGNet does not take, before any model or file is made."""
-    allowed = model_option_names()
-    unknown = sorted(k for k in config.model_options if k not in allowed)
-    if unknown:
-        fields = [k for k in unknown if k in MODEL_FIELDS]
-        hint = f" ({', '.join(fields)}: set the ExperimentConfig field itself)" if fields else ""
-        raise ValueError(f"ExperimentConfig.model_options has unknown key(s) {', '.join(map(repr, unknown))}{hint}: "
-                         f"SAGNet takes {', '.join(allowed)}")
+           "convert_sync_batchnorm"]
 
 
 def build_model(config: ExperimentConfig, num_classes: int, pretrained: bool = True) -> torch.nn.Module:
@@ -46,7 +23,6 @@ def build_model(config: ExperimentConfig, num_classes: int, pretrained: bool = T
 
     ``pretrained=False`` skips the ImageNet weights (for loading a trained checkpoint over the model).
     """
-    check_model_options(config)
     model = SAGNet(
         num_classes,
         depths=config.depths,

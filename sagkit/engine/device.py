@@ -15,6 +15,8 @@ from typing import Optional
 import numpy as np
 import torch
 
+from sagkit.choices import AMP_CHOICES, DEVICE_RULE
+
 __all__ = [
     "DeviceUnavailableError",
     "Precision",
@@ -72,7 +74,7 @@ def resolve_device(spec: str = "auto", local_rank: int = 0, quiet: bool = False,
                 "use device='cuda' or device='auto'"
             )
         return torch.device("cuda", index)
-    raise ValueError(f"device={spec!r} is invalid: use 'auto', 'cpu', 'cuda' or 'cuda:N'")
+    raise ValueError(f"device={spec!r} is invalid: {DEVICE_RULE}")
 
 
 BF16_MIN_CAPABILITY = (8, 0)  # Ampere: the first CUDA GPUs with bf16 tensor cores
@@ -116,7 +118,7 @@ def resolve_precision(amp: str, device: torch.device) -> Precision:
         if kind != "cuda":
             raise ValueError("amp='fp16' needs a CUDA device; on the CPU use amp='bf16' or amp='off'")
         return Precision(kind, torch.float16, True)
-    raise ValueError(f"amp={amp!r} is invalid: use 'auto', 'bf16', 'fp16' or 'off'")
+    raise ValueError(f"amp={amp!r} is invalid: use one of {AMP_CHOICES}")
 
 
 def autocast(precision: Precision):

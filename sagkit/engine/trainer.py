@@ -28,7 +28,7 @@ from sagkit.evaluation.bootstrap import interval_method, run_intervals
 
 from sagkit.runs import folder as rd
 from sagkit.runs import lock as run_lock
-from sagkit.engine.builders import (attach_transforms, build_data, build_model, check_model_options, convert_sync_batchnorm,
+from sagkit.engine.builders import (attach_transforms, build_data, build_model, convert_sync_batchnorm,
                        make_train_loader)
 from sagkit.engine.checkpoint import MODEL_ENTRIES, atomic_torch_save, load_checkpoint, load_weights, make_checkpoint, set_rng_state
 from sagkit.engine.device import (
@@ -354,7 +354,6 @@ def _setup(config: ExperimentConfig, device: torch.device, info: DistInfo, retra
         raise ValueError("sync_bn=True needs CUDA devices (SyncBatchNorm runs on GPUs only); set sync_bn=False "
                          "for DDP on the CPU")
     configure_determinism(config.deterministic)
-    check_model_options(config)
     # Data, model and optimiser before the run folder: a bad data root, option or model leaves no folder.
     data = build_data(config)
     seed_everything(config.seed)  # the same initial weights on every rank and every resume

@@ -11,19 +11,19 @@ from typing import Callable, Optional
 import torch
 from torch import nn
 
+from sagkit.choices import LOSS_NAMES
 from sagkit.losses.center import CenterLoss
 from sagkit.losses.cross_entropy import CrossEntropyLoss
 from sagkit.losses.triplet import TripletLoss
 
 __all__ = ["LOSS_NAMES", "Criterion", "build_criterion"]
 
-# name -> builder(config, num_classes, feature_dim)
+# name (one of LOSS_NAMES) -> builder(config, num_classes, feature_dim)
 _BUILDERS: dict[str, Callable[..., nn.Module]] = {
     "ce": lambda config, num_classes, feature_dim: CrossEntropyLoss(config.label_smoothing),
     "triplet": lambda config, num_classes, feature_dim: TripletLoss(config.triplet_margin),
     "center": lambda config, num_classes, feature_dim: CenterLoss(num_classes, feature_dim, config.center_alpha),
 }
-LOSS_NAMES = tuple(_BUILDERS)
 
 
 class Criterion(nn.Module):

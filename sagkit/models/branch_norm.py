@@ -16,9 +16,6 @@ from contextlib import contextmanager
 import torch
 from torch import nn
 
-# "per_branch": each branch normalises with statistics collected from that branch (sagkit's default).
-# "shared": one set for both branches, as in the authors' code (a running average over both inputs).
-BN_STATS = ("per_branch", "shared")
 STAT_BUFFERS = ("running_mean", "running_var", "num_batches_tracked")
 # Where SAGNet keeps them, and the shared backbone they mirror, in its state dict.
 BRANCH_STATS_PREFIX = "branch_stats."

@@ -15,7 +15,8 @@ from typing import NamedTuple, Optional
 import torch
 from torch import nn
 
-NECKS = ("paper", "bnneck")
+from sagkit.choices import check_head_options
+
 # The paper head's bottleneck width and dropout (Section 4.3 and the authors' code).
 PAPER_DIM = 512
 PAPER_DROPOUT = 0.5
@@ -87,10 +88,8 @@ def build_neck(neck: str, in_features: int, num_classes: int, bottleneck_dim: Op
                dropout: Optional[float] = None) -> nn.Module:
     """The head named ``neck``. ``bottleneck_dim`` and ``dropout`` are options of the paper's head only
     (None: ``PAPER_DIM``, ``PAPER_DROPOUT``)."""
+    check_head_options(neck, bottleneck_dim, dropout)
     if neck == "bnneck":
-        if bottleneck_dim is not None or dropout is not None:
-            raise ValueError(f"bottleneck_dim={bottleneck_dim} and dropout={dropout} are options of neck='paper'; "
-                             "neck='bnneck' has no bottleneck layer and no dropout: leave them out")
         return BNNeckHead(in_features, num_classes)
     return EmbeddingHead(in_features, num_classes, dim=PAPER_DIM if bottleneck_dim is None else bottleneck_dim,
                          dropout=PAPER_DROPOUT if dropout is None else dropout)

@@ -10,17 +10,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from sagkit.choices import ATTENTIONS
+from sagkit.choices import ATTENTIONS, GRID_SCALES, L2NORM_DIMS, check_choice, check_grid_options
 
-L2NORM_DIMS = ("map", "channel")
-GRID_SCALES = ("none", "area")
 L2_EPS = 1e-12
-
-
-def check_choice(name: str, value: object, choices: tuple[str, ...]) -> None:
-    """ValueError naming the option and its allowed values unless ``value`` is one of ``choices``."""
-    if value not in choices:
-        raise ValueError(f"{name}={value!r} is not known; choose one of {choices}")
 
 
 class SelfAttentionGrid(nn.Module):
@@ -42,9 +34,7 @@ upper branch and the max filter and takes the learned grid away. v = maxpool_{s√
         check_choice("attention", attention, ATTENTIONS)
         check_choice("l2norm_dim", l2norm_dim, L2NORM_DIMS)
         check_choice("grid_scale", grid_scale, GRID_SCALES)
-        if attention == "sigmoid" and grid_scale != "none":
-            raise ValueError("grid_scale applies to the softmax grid only; use grid_scale='none' with "
-                             "attention='sigmoid'")
+        check_grid_options(attention, grid_scale)
         self.attention = attention
         self.l2norm = bool(l2norm)
         self.l2norm_dim = l2norm_dim

@@ -1,70 +1,25 @@
-"""SAGNet: a backbone with Self Attention Grid modules after chosen residual stages, plus the re-id head.
-
-This module is longer than ~300 lines: the forward pass, the per-branch statistics swap around it and the
-parameter groups all read the same stage layout, which is clearest in one class."""
+"""SAGNet: a backbone with Self Attention Grid modules after chosen residual stages, plus the re-id head."""
 from __future__ import annotations
 
 import contextlib
 import copy
 import logging
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from sagkit.choices import INPUT_SCALES, SAG_OUTPUTS, VALID_DEPTHS, check_depths
+from sagkit.choices import (ATTENTIONS, BN_STATS, EMBEDDINGS, GRID_SCALES, INPUT_SCALES, L2NORM_DIMS, LAST_STRIDES,
+                            NECKS, SAG_OUTPUTS, UPSAMPLE_MODES, check_choice, check_depths, check_input_size,
+                            parse_l2norm)
 
-from sagkit.models.backbones import LAST_STRIDES, build_backbone, set_last_stride
-from sagkit.models.branch_norm import BN_STATS, BRANCH_STATS_PREFIX, BranchStatistics, shared_statistic_key
-from sagkit.models.neck import NECKS, TrainOutput, build_neck
-from sagkit.models.sag import ATTENTIONS, GRID_SCALES, L2NORM_DIMS, SelfAttentionGrid, check_choice
-
-# Section 4.6: Eq. 7 helps at D1-D3 and hurts at D4.
-DEFAULT_L2NORM_DEPTHS = (1, 2, 3)
-UPSAMPLE_MODES = ("bilinear", "nearest")
-EMBEDDINGS = ("bottleneck", "pool")
-STRIDE = 32
+from sagkit.models.backbones import build_backbone, set_last_stride
+from sagkit.models.branch_norm import BRANCH_STATS_PREFIX, BranchStatistics, shared_statistic_key
+from sagkit.models.neck import TrainOutput, build_neck
+from sagkit.models.sag import SelfAttentionGrid
 
 log = logging.getLogger("sagkit.models")
-
-
-def parse_l2norm(l2norm: object, depths: tuple[int, ...]) -> tuple[int, ...]:
-    """Depths (among `depths`) whose SAG output is L2-normalised.
-
-    None: D1-D3 on, D4 off (Section 4.6). True/False: all/none. A mapping {depth: bool} overrides the
-    default per depth; any other iterable lists exactly the normalised depths.
-    """
-    if l2norm is None:
-        chosen = set(DEFAULT_L2NORM_DEPTHS)
-    elif isinstance(l2norm, bool):
-        chosen = set(VALID_DEPTHS) if l2norm else set()
-    elif isinstance(l2norm, Mapping):
-        bad = [k for k in l2norm if k not in VALID_DEPTHS or not isinstance(l2norm[k], bool)]
-        if bad:
-            raise ValueError(f"l2norm mapping must be {{depth in 1..4: bool}}; bad entries for {bad}")
-        chosen = {d for d in VALID_DEPTHS if l2norm.get(d, d in DEFAULT_L2NORM_DEPTHS)}
-    elif isinstance(l2norm, Iterable) and not isinstance(l2norm, (str, bytes)):
-        chosen = set(l2norm)
-        if not chosen <= set(VALID_DEPTHS):
-            raise ValueError(f"l2norm depths must be from {{1, 2, 3, 4}}; got {sorted(chosen, key=str)}")
-    else:
-        raise ValueError(f"l2norm must be None, a bool, a {{depth: bool}} mapping or an iterable of depths; "
-                         f"got {l2norm!r}")
-    return tuple(d for d in depths if d in chosen)
-
-
-def check_input_size(height: int, width: int) -> None:
-    """ValueError naming the size and the nearest valid sizes unless both sides are multiples of 32."""
-    if height % STRIDE == 0 and width % STRIDE == 0 and height > 0 and width > 0:
-        return
-
-    def near(n: int) -> list[int]:
-        return sorted({max(STRIDE, n // STRIDE * STRIDE), max(STRIDE, -(-n // STRIDE) * STRIDE)})
-
-    options = ", ".join(f"{h}×{w}" for h in near(height) for w in near(width))
-    raise ValueError(f"input size {height}×{width} (height×width) is not supported: both sides must be "
-                     f"multiples of {STRIDE}, the backbone's output stride; nearest valid sizes: {options}")
 
 
 class SAGNet(nn.Module):

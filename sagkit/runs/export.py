@@ -31,7 +31,7 @@ from torch import nn
 from torch.onnx._constants import ONNX_TORCHSCRIPT_EXPORTER_MAX_OPSET
 
 from sagkit.atomic import atomic_write
-from sagkit.models.sagnet import check_input_size
+from sagkit.choices import check_input_size
 
 from sagkit.runs.folder import run_model
 
