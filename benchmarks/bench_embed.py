@@ -34,10 +34,10 @@ import torch  # noqa: E402
 
 from sagkit.config import get_profile  # noqa: E402
 from sagkit.data import ImageRecord, build_test_loader, load_dataset  # noqa: E402
-from sagkit.search.embedding import embed  # noqa: E402
+from sagkit.images.embedding import embed  # noqa: E402
 from sagkit.engine.builders import build_model  # noqa: E402
 from sagkit.engine.retrieval import EvalSettings, eval_model, eval_transform  # noqa: E402
-from sagkit.search.gallery import CHUNK, QUERY_BLOCK, exact_topk  # noqa: E402
+from sagkit.images.gallery import CHUNK, QUERY_BLOCK, exact_topk  # noqa: E402
 
 QUERIES, DIM, TOPK = 100, 512, 10
 

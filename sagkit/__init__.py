@@ -9,10 +9,10 @@ from importlib import import_module
 
 __version__ = "0.1.0"
 
-_SUBMODULES = ("config", "data", "engine", "evaluation", "models", "report", "runs", "search", "viz", "workbook")
+_SUBMODULES = ("config", "data", "engine", "evaluation", "models", "images", "report", "runs", "viz", "workbook")
 
 
-_FUNCTIONS = {"embed": "sagkit.search.embedding", "search": "sagkit.search.gallery"}  # sagkit.embed(...), sagkit.search(...)
+_FUNCTIONS = {"embed": "sagkit.images.embedding", "search": "sagkit.images.gallery"}  # sagkit.embed(...), sagkit.search(...)
 
 
 def __getattr__(name):

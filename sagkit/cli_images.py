@@ -37,7 +37,7 @@ def add_embed(sub) -> None:
 
 
 def _cmd_embed(args: argparse.Namespace) -> int:
-    from sagkit.search.embedding import embed
+    from sagkit.images.embedding import embed
 
     done = embed(args.source, args.images, which=args.which, flip=args.flip, batch_size=args.batch_size,
                  device=args.device, progress=not args.no_progress, threads=args.threads,
@@ -67,7 +67,7 @@ def add_search(sub) -> None:
 
 
 def _cmd_search(args: argparse.Namespace) -> int:
-    from sagkit.search.gallery import search
+    from sagkit.images.gallery import search
 
     result = search(args.source, args.query, args.gallery, args.topk, rerank=args.rerank, which=args.which,
                     flip=args.flip, batch_size=args.batch_size, device=args.device, progress=not args.no_progress,

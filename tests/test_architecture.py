@@ -107,14 +107,14 @@ LAYERS = (
     ("sagkit.viz",),
     ("sagkit.engine",),
     ("sagkit.runs",),
-    ("sagkit.diagnostics", "sagkit.report", "sagkit.search"),
+    ("sagkit.diagnostics", "sagkit.report", "sagkit.images"),
     ("sagkit.workbook",),
     ("sagkit.cli", "sagkit.__main__"),
 )
 LAYER_OF = {package: depth for depth, layer in enumerate(LAYERS) for package in layer}
 # sagkit imports inside a function, each with its reason; none may exist to dodge an import cycle.
 LAZY_IMPORTS = {
-    ("sagkit.search.embedding", "sagkit.runs.export"): "onnx and onnxruntime come with the optional [export] extra",
+    ("sagkit.images.embedding", "sagkit.runs.export"): "onnx and onnxruntime come with the optional [export] extra",
 }
 
 
@@ -145,8 +145,8 @@ def test_packages_import_only_earlier_layers():
 
 def test_the_layer_check_finds_an_upward_import():
     assert _upward_imports({"sagkit.engine.trainer": {"sagkit.runs.folder", "sagkit.models.sagnet"},
-                            "sagkit.report.tables": {"sagkit.search.gallery"}}) == [
-        "sagkit.engine.trainer -> sagkit.runs.folder", "sagkit.report.tables -> sagkit.search.gallery"]
+                            "sagkit.report.tables": {"sagkit.images.gallery"}}) == [
+        "sagkit.engine.trainer -> sagkit.runs.folder", "sagkit.report.tables -> sagkit.images.gallery"]
 
 
 def _function_level_imports(path: Path) -> set[str]:

@@ -1,4 +1,4 @@
-"""Exact top-k search in chunks (sagkit.search.gallery), image collection and embeddings files (sagkit.search.embedding):
+"""Exact top-k search in chunks (sagkit.images.gallery), image collection and embeddings files (sagkit.images.embedding):
 no model needed."""
 from __future__ import annotations
 
@@ -9,9 +9,9 @@ import pytest
 from data_fixtures import write_image
 
 from sagkit.cli import main
-from sagkit.search.embedding import Embeddings, collect_images
+from sagkit.images.embedding import Embeddings, collect_images
 from sagkit.evaluation import compute_distance_matrix
-from sagkit.search.gallery import SearchResult, _check_comparable, exact_topk, topk_of_matrix
+from sagkit.images.gallery import SearchResult, _check_comparable, exact_topk, topk_of_matrix
 
 
 def tied_features(seed: int = 0, q: int = 9, g: int = 53, d: int = 6):

@@ -9,13 +9,13 @@ import numpy as np
 import pytest
 import torch
 
-import sagkit.search.maps as search_maps_module
+import sagkit.images.maps as search_maps_module
 from sagkit.cli import main
 from sagkit.data import load_dataset
 from sagkit.config import get_profile
 from sagkit.data.images import read_image
-from sagkit.search.embedding import load_source
-from sagkit.search.gallery import search
+from sagkit.images.embedding import load_source
+from sagkit.images.gallery import search
 from sagkit.viz.activation import grad_cam
 
 pytestmark = [pytest.mark.usefixtures("one_thread"), pytest.mark.slow]

@@ -15,7 +15,7 @@ from sagkit.cli import main
 from sagkit.config import get_profile
 from sagkit.data import load_dataset
 from sagkit.data.folder_copy import write_folder_copy
-from sagkit.search.embedding import Embeddings
+from sagkit.images.embedding import Embeddings
 from sagkit.engine.feature_cache import FeatureCache
 from sagkit.engine.retrieval import EvalSettings, eval_model, retrieve_dataset
 from sagkit.runs.folder import checkpoint_path, run_model

@@ -17,7 +17,7 @@ import torch
 
 from sagkit.data import ImageRecord
 from sagkit.data.images import ImageDataset
-from sagkit.search.embedding import OnnxEmbedder
+from sagkit.images.embedding import OnnxEmbedder
 from sagkit.viz.activation import ACTIVATION_LABELS, named_activation_maps
 from sagkit.viz.heatmaps import overlay_heatmap
 
@@ -52,7 +52,7 @@ def _batches(loaded, paths: Sequence[str]):
 
 
 def search_maps(loaded, paths: Sequence[str]) -> Optional[SearchMaps]:
-    """Maps of ``paths`` (unique image files) by the model ``loaded`` (:func:`sagkit.search.embedding.load_source`'s
+    """Maps of ``paths`` (unique image files) by the model ``loaded`` (:func:`sagkit.images.embedding.load_source`'s
     tuple): SAG run -> its deepest depth's grids, baseline -> Grad-CAM of each image's top identity, ONNX
     file -> None (logged)."""
     model = loaded[0]

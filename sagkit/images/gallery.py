@@ -18,10 +18,10 @@ from typing import Iterable, Sequence
 import numpy as np
 import torch
 
-from sagkit.search.embedding import Embeddings, ImagesArg, embed, load_source
+from sagkit.images.embedding import Embeddings, ImagesArg, embed, load_source
 from sagkit.evaluation import compute_distance_matrix, re_rank_features
 from sagkit.evaluation.streaming_topk import StreamingTopK, row_hits
-from sagkit.search.maps import NO_MAPS_ONNX, overlay, search_maps
+from sagkit.images.maps import NO_MAPS_ONNX, overlay, search_maps
 from sagkit.viz.images import resize_image, to_uint8_image
 from sagkit.viz.ranked_list import plot_ranked_lists
 
@@ -128,7 +128,7 @@ class SearchResult:
                maps: bool = True):
         """A matplotlib Figure: one row per query, its ranked gallery images labelled with rank, distance and
         file name; borders green/red when ``matches`` (Q x k flags) is given, grey otherwise. With ``maps`` and
-        a run's model every image carries its map (:mod:`sagkit.search.maps`), named under the images."""
+        a run's model every image carries its map (:mod:`sagkit.images.maps`), named under the images."""
         shown = list(self.query.paths) + [self.gallery.paths[i] for row in self.indices for i in row]
         drawn = search_maps(self.model, shown) if maps and self.model is not None else None
 
