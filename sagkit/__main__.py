@@ -1,4 +1,4 @@
-"""``python -m sagkit {train,eval,synth,bench,workbook}`` — see ``sagkit.cli``."""
+"""``python -m sagkit {train,eval,export,embed,search,synth,bench,workbook,results}``: see ``sagkit.cli``."""
 
 import sys
 

@@ -4,13 +4,12 @@ import json
 import os
 import subprocess
 import sys
-import types
 from pathlib import Path
 
 import pytest
 import torch
 
-from sagkit.cli import main, parse_overrides
+from sagkit.cli import bench as bench_handler, main, parse_overrides, workbook as workbook_handler
 
 REPO = Path(__file__).resolve().parents[1]
 COMMANDS = ("train", "eval", "synth", "bench", "workbook")
@@ -80,11 +79,9 @@ def test_cuda_request_without_gpu(monkeypatch, tmp_path, capsys):
     assert "no CUDA device" in capsys.readouterr().err
 
 
-def test_workbook_subcommand_calls_run_workbook_lazily(monkeypatch, capsys):
+def test_workbook_subcommand_calls_run_workbook(monkeypatch, capsys):
     calls = []
-    fake = types.ModuleType("sagkit.workbook")
-    fake.run_workbook = lambda **kwargs: calls.append(kwargs)
-    monkeypatch.setitem(sys.modules, "sagkit.workbook", fake)
+    monkeypatch.setattr(workbook_handler, "run_workbook", lambda **kwargs: calls.append(kwargs))
     rc = main(["workbook", "--dataset", "synthetic", "--data-root", "", "--profile", "tiny", "--device", "cpu",
                "--runs-dir", "r", "--figures-dir", "f"])
     assert rc == 0
@@ -137,10 +134,8 @@ def test_tiny_train_then_eval_via_cli(tmp_path, capsys):
 
 def test_bench_takes_a_benchmark_whose_main_returns_its_results(tmp_path, monkeypatch):
     """bench_embed and bench_synthetic_probe return a dict from main(): `sagkit bench` must not fail on it."""
-    import sagkit.cli as cli
-
     (tmp_path / "bench_dict.py").write_text("def main(argv):\n    return {'rows': [1]}\n")
     (tmp_path / "bench_failing.py").write_text("def main(argv):\n    return 3\n")
-    monkeypatch.setattr(cli, "benchmarks_dir", lambda: tmp_path)
-    assert cli.main(["bench", "dict"]) == 0
-    assert cli.main(["bench", "failing"]) == 3
+    monkeypatch.setattr(bench_handler, "benchmarks_dir", lambda: tmp_path)
+    assert main(["bench", "dict"]) == 0
+    assert main(["bench", "failing"]) == 3

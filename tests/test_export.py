@@ -162,6 +162,7 @@ def test_missing_run_folder_is_one_cli_line(tmp_path, capsys):
 
 def test_without_onnxruntime_the_command_says_what_to_install(monkeypatch, tmp_path, capsys):
     monkeypatch.delitem(sys.modules, "sagkit.runs.export")
+    monkeypatch.delitem(sys.modules, "sagkit.cli.export", raising=False)  # its handler imports it again
     monkeypatch.setitem(sys.modules, "onnxruntime", None)  # as if it were not installed
     assert main(["export", str(tmp_path)]) == 2
     assert "export needs the onnxruntime package: pip install -e '.[export]'" in capsys.readouterr().err

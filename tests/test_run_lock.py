@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from sagkit import workbook
-from sagkit.cli import _format_metrics
+from sagkit.cli.metrics import format_metrics
 from sagkit.config import get_profile
 from sagkit.data import load_dataset
 from sagkit.engine import train
@@ -338,7 +338,7 @@ def test_a_second_trainer_waits_for_the_first_and_reuses_its_run(tiny_data, tmp_
     assert [r["epoch"] for r in read_metrics(config.run_dir())] == [1]
     results = json.loads((config.run_dir() / "results.json").read_text())
     out = (tmp_path / "second.out").read_text()
-    assert f"run: {config.run_dir()}" in out and _format_metrics(results) in out
+    assert f"run: {config.run_dir()}" in out and format_metrics(results) in out
     assert not (config.run_dir() / LOCK_FILE).exists()
 
 

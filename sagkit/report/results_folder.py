@@ -19,11 +19,12 @@ from typing import Any
 
 import pandas as pd
 
-from sagkit.report import table_view
+from sagkit.report import measured, table_view
 
 from sagkit.report import tables
 from sagkit.atomic import atomic_write, check_folder
-from sagkit.config import ExperimentConfig, get_profile
+from sagkit.config import ExperimentConfig
+from sagkit.runs.config import run_config
 from sagkit.runs.per_query import ensure_per_query, evaluate_run, read_per_query
 from sagkit.runs.folder import CHECKPOINT_BEST, KEPT_ENTRIES, PER_QUERY_FILE, RESULTS_FILE, find_runs, read_results
 from sagkit.runs.grids import GRID_STATS_FILE, ensure_grid_stats
@@ -36,7 +37,6 @@ __all__ = ["KEPT_FILES", "compare_variants", "export_runs", "profile_runs", "rea
            "write_tables"]
 
 KEPT_FILES = (RESULTS_FILE, PER_QUERY_FILE, GRID_STATS_FILE)
-SOTA_CONFIGS = ((), (4,))  # the paper's tables compare the baseline and SAG at D4
 
 
 def _copy(source: Path, target: Path) -> None:
@@ -90,11 +90,8 @@ def profile_runs(kept: Iterable[tuple[dict, object]], profile: str,
     chosen = []
     for results, queries in kept:
         config = ExperimentConfig.from_run(dict(results["config"]))
-        fields: dict[str, Any] = {"dataset": config.dataset}
-        if config.dataset != "synthetic":
-            fields["dataset_options"] = {}
-        fields.update({**dict(overrides or {}), "depths": config.depths, "seed": config.seed})
-        if get_profile(profile, **fields).result_fields() == config.result_fields():
+        wanted = run_config(profile, config.dataset, config.depths, config.seed, **dict(overrides or {}))
+        if wanted.result_fields() == config.result_fields():
             chosen.append((results, queries))
     return sorted(chosen, key=lambda item: str(item[0].get("finished_at", "")))
 
@@ -118,25 +115,21 @@ def write_tables(results_dir: str | Path, dataset: str, profile: str, out_dir: s
     if not runs:
         raise FileNotFoundError(f"{Path(results_dir) / dataset} holds no finished run of profile {profile!r}"
                                 + (f" with seeds {sorted(wanted)}" if seeds is not None else ""))
-    table1 = tables.assemble_table1([tables.table1_row(r, q.scores["single"]) for r, q in runs], dataset)
-    title = f"Table 1. Impact of the SAG depth ({dataset}, no re-ranking)"
+    table1 = measured.table1(runs, dataset)
+    title = measured.table1_title(dataset)
     files = list(tables.write_table(table1, out_dir, "table1_ablation", title=title))
     files += tables.write_table(tables.table1_summary(table1), out_dir, "table1_summary", title=title)
     files += save_figure(plot_depth_effect(table1, title=f"Effect of the SAG position ({dataset})"), out_dir,
                          "fig3_depth_effect")
     first_seed = min(int(r["config"].get("seed", 0)) for r, _ in runs)
     sota = {tuple(r.get("depths") or ()): (r, q) for r, q in runs if int(r["config"].get("seed", 0)) == first_seed}
-    for number, name in tables.SOTA_NAMES.items():
-        rows = []
-        for depths in SOTA_CONFIGS:
-            if depths not in sota:
-                continue
-            results, queries = sota[depths]
-            method = "Baseline" if not depths else f"SAG {tables.config_label(depths)}"
-            note = f"{results.get('backbone')}, profile {profile}, run {results.get('name')}"
-            intervals = results.get("intervals") or run_intervals(queries.scores)
-            rows += tables.measured_sota_rows(number, method, dataset, _evaluations(results), note=note,
-                                              intervals=intervals)
+    measurements = {}
+    for depths in (d for d in measured.SOTA_CONFIGS if d in sota):
+        results, queries = sota[depths]
+        measurements[depths] = (results, _evaluations(results),
+                                results.get("intervals") or run_intervals(queries.scores))
+    for number in tables.SOTA_NAMES:
+        rows = measured.sota_rows(number, dataset, profile, measurements)
         files += table_view.write_sota_table(tables.assemble_sota_table(number, rows), out_dir, number, profile,
                                              seeds=(first_seed,))
     return {"table1": table1, "files": files}

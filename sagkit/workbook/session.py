@@ -12,12 +12,13 @@ from typing import Any
 import pandas as pd
 import torch
 
-from sagkit.report import tables
+from sagkit.report import measured, tables
 from sagkit.choices import VALID_DEPTHS
-from sagkit.config import ExperimentConfig, get_profile
+from sagkit.config import ExperimentConfig
 from sagkit.data import load_dataset
 from sagkit.data.synthetic import read_synthetic_metadata
 from sagkit.engine import resolve_device, train
+from sagkit.runs.config import run_config
 from sagkit.runs.folder import find_runs
 from sagkit.engine.device import retain_freed_memory
 from sagkit.engine.feature_cache import FeatureCache
@@ -72,19 +73,11 @@ class Workbook:
         """The ExperimentConfig of configuration ``depths`` trained with ``seed`` (None: the first of
         :attr:`seeds`) under this workbook's profile and dataset."""
         p = self.params
-        fields: dict[str, Any] = {
-            "dataset": p.dataset,
-            "data_root": str(p.data_root) if p.data_root else None,
-            "runs_dir": str(p.runs_dir),
-            "device": p.device,
-            "depths": tuple(depths),
-        }
-        if p.dataset != "synthetic":
-            fields["dataset_options"] = {}
-        fields.update(p.overrides)
         if seed is not None or "seed" not in p.overrides:  # seed 0 is the config's default: the same run key
-            fields["seed"] = self.seeds[0] if seed is None else int(seed)
-        return get_profile(p.profile, **fields)
+            seed = self.seeds[0] if seed is None else int(seed)
+        fields = {"data_root": str(p.data_root) if p.data_root else None, "runs_dir": str(p.runs_dir),
+                  "device": p.device, **p.overrides}
+        return run_config(p.profile, p.dataset, tuple(depths), seed, **fields)
 
     def run_dir(self, depths: Iterable[int] = (), seed: int | None = None) -> Path:
         return Path(self.config(depths, seed).run_dir())
@@ -174,28 +167,19 @@ class Workbook:
         """Table 1 from every finished configuration in runs_dir trained with one of :attr:`seeds`, paper
         order, beside the paper's numbers: means over seeds, their spread and interval, and the paired
         comparison with the baseline (``sagkit.report.seed_stats``)."""
-        rows = []
-        for results in self.finished_runs():
-            depths, seed = tuple(results.get("depths") or ()), int(results["config"].get("seed", 0))
-            rows.append(tables.table1_row(results, self.per_query(depths, seed).scores["single"]))
-        return tables.assemble_table1(rows, self.params.dataset, paper_dataset=paper_dataset)
+        runs = [(results, self.per_query(tuple(results.get("depths") or ()), int(results["config"].get("seed", 0))))
+                for results in self.finished_runs()]
+        return measured.table1(runs, self.params.dataset, paper_dataset=paper_dataset)
 
     def table2(self, dataset=None) -> pd.DataFrame:
         """Table 2: this dataset's counts (``source = measured``) above the paper's three rows."""
         return tables.assemble_table2(dataset if dataset is not None else self.load_dataset(), self.params.dataset)
 
-    def sota_rows(self, number: int, configs: Sequence[Iterable[int]] = ((), (4,))) -> list[dict]:
+    def sota_rows(self, number: int, configs: Sequence[Iterable[int]] = measured.SOTA_CONFIGS) -> list[dict]:
         """Measured rows of comparison table ``number`` (3-5) for the finished ``configs``."""
-        rows = []
-        for depths in map(tuple, configs):
-            if not self.is_finished(depths):
-                continue
-            name = "Baseline" if not depths else f"SAG {tables.config_label(depths)}"
-            config = self.config(depths)
-            note = f"{config.backbone}, profile {self.params.profile}, run {config.run_name()}"
-            rows += tables.measured_sota_rows(number, name, self.params.dataset, self.measurements(depths), note=note,
-                                              intervals=self.intervals(depths))
-        return rows
+        runs = {depths: (self.results(depths), self.measurements(depths), self.intervals(depths))
+                for depths in map(tuple, configs) if self.is_finished(depths)}
+        return measured.sota_rows(number, self.params.dataset, self.params.profile, runs)
 
     # ------------------------------------------------------------------ output files
     def save_figure(self, fig, name: str) -> list[Path]:

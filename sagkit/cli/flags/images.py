@@ -1,13 +1,8 @@
-"""``sagkit embed`` and ``sagkit search``: the flags and handlers, wired into ``sagkit.cli``'s parser.
-
-As in ``sagkit.cli``, torch and the library load inside the handlers, so ``--help`` and argument errors stay
-fast; a bad input raises ValueError or FileNotFoundError, which ``sagkit.cli.main`` prints as one line.
-"""
+"""``sagkit embed`` and ``sagkit search`` (your own images): their flags."""
 
 from __future__ import annotations
 
 import argparse
-import sys
 
 SOURCE_HELP = "run folder (runs/<name>: its best checkpoint, or --which) or an ONNX file from sagkit export"
 
@@ -33,20 +28,7 @@ def add_embed(sub) -> None:
     p.add_argument("images", metavar="IMAGES", nargs="+", help="image files, folders or glob patterns")
     p.add_argument("--out", metavar="FILE", required=True, help="the .npz file to write")
     _model_flags(p)
-    p.set_defaults(func=_cmd_embed)
-
-
-def _cmd_embed(args: argparse.Namespace) -> int:
-    from sagkit.images.embedding import embed
-
-    done = embed(args.source, args.images, which=args.which, flip=args.flip, batch_size=args.batch_size,
-                 device=args.device, progress=not args.no_progress, threads=args.threads,
-                 num_workers=args.num_workers)
-    path = done.save(args.out)
-    print(path)
-    print(f"{len(done)} images, {done.vectors.shape[1]}-d embeddings of {done.model} "
-          f"(flip {'on' if done.settings['flip'] else 'off'}), {done.images_per_s:.1f} images/s")
-    return 0
+    p.set_defaults(handler="embed")
 
 
 def add_search(sub) -> None:
@@ -63,16 +45,4 @@ def add_search(sub) -> None:
                    "(builds the whole query x gallery matrix)")
     p.add_argument("--png", metavar="FILE", help="also draw the ranked lists into this PNG")
     _model_flags(p)
-    p.set_defaults(func=_cmd_search)
-
-
-def _cmd_search(args: argparse.Namespace) -> int:
-    from sagkit.images.gallery import search
-
-    result = search(args.source, args.query, args.gallery, args.topk, rerank=args.rerank, which=args.which,
-                    flip=args.flip, batch_size=args.batch_size, device=args.device, progress=not args.no_progress,
-                    threads=args.threads, num_workers=args.num_workers)
-    sys.stdout.write("\n".join(result.lines()) + "\n")
-    if args.png:
-        print(result.save_png(args.png))
-    return 0
+    p.set_defaults(handler="search")
