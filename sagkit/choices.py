@@ -4,6 +4,7 @@ readers take their names from here. Profile names belong to ``sagkit.config``.""
 
 from __future__ import annotations
 
+import importlib
 import re
 from collections.abc import Iterable, Mapping
 from typing import Any
@@ -31,8 +32,31 @@ FOLDER_LAYOUTS = ("auto", "identities", "manifest", "market")
 DEVICE_RE = re.compile(r"^(auto|cpu|cuda|cuda:\d+)$")
 DEVICE_RULE = "use 'auto', 'cpu', 'cuda' or 'cuda:N'"
 
-# Data sets sagkit reads (``sagkit.data.registry`` keys its readers by these) and the other names they go by.
-DATASET_NAMES = ("synthetic", "market1501", "dukemtmc", "cuhk03", "cuhk01", "msmt17", "folder")
+# Where each data set, backbone and loss is built, as "module:callable" (imported when its registry loads): a new
+# one is its own module plus one line in these tables.
+DATASET_READERS = {
+    "synthetic": "sagkit.data.synthetic:load_synthetic",
+    "market1501": "sagkit.data.market1501:load_market1501",
+    "dukemtmc": "sagkit.data.dukemtmc:load_dukemtmc",
+    "cuhk03": "sagkit.data.cuhk03:load_cuhk03",
+    "cuhk01": "sagkit.data.cuhk01:load_cuhk01",
+    "msmt17": "sagkit.data.msmt17:load_msmt17",
+    "folder": "sagkit.data.folder:load_folder",
+}
+BACKBONE_BUILDERS = {
+    "resnet18": "sagkit.models.backbones:resnet18",
+    "resnet34": "sagkit.models.backbones:resnet34",
+    "resnet50": "sagkit.models.backbones:resnet50",
+    "efficientnet_lite0": "sagkit.models.backbones:efficientnet_lite0",
+}
+LOSS_BUILDERS = {  # each callable: (config, num_classes, feature_dim) -> nn.Module
+    "ce": "sagkit.losses.cross_entropy:build_cross_entropy",
+    "triplet": "sagkit.losses.triplet:build_triplet",
+    "center": "sagkit.losses.center:build_center",
+}
+# Data sets sagkit reads and the other names they go by; how the paper's tables spell them.
+DATASET_NAMES = tuple(DATASET_READERS)
+PAPER_DATASET_TITLES = {"market1501": "Market-1501", "cuhk03": "CUHK03", "dukemtmc": "DukeMTMC-reID"}
 DATASET_ALIASES = {"market": "market1501", "market-1501": "market1501", "duke": "dukemtmc", "dukemtmc-reid": "dukemtmc",
                    "dukemtmcreid": "dukemtmc", "cuhk-03": "cuhk03", "cuhk-01": "cuhk01", "msmt": "msmt17",
                    "msmt-17": "msmt17", "synth": "synthetic"}
@@ -40,7 +64,7 @@ DATASET_ALIASES = {"market": "market1501", "market-1501": "market1501", "duke": 
 _REGISTERED_DATASETS: list[str] = []
 
 # The model (``sagkit.models``): backbones, what SAG and the head may be, and the input's size rule.
-BACKBONE_NAMES = ("resnet18", "resnet34", "resnet50", "efficientnet_lite0")
+BACKBONE_NAMES = tuple(BACKBONE_BUILDERS)
 # Upper-branch BatchNorm statistics over a shared backbone: its own ("per_branch") or one set for both
 # branches, as the authors' code has it ("shared").
 BN_STATS = ("per_branch", "shared")
@@ -56,7 +80,7 @@ INPUT_MULTIPLE = 32  # both input sides must be multiples of the backbones' outp
 MODEL_OPTIONS = ("l2norm_dim", "grid_scale", "bottleneck_dim", "dropout")
 
 # Training and evaluation.
-LOSS_NAMES = ("ce", "triplet", "center")  # ``sagkit.losses.registry`` builds each
+LOSS_NAMES = tuple(LOSS_BUILDERS)
 SAMPLERS = ("random", "identity")
 OPTIMIZERS = ("sgd", "adam", "adamw")
 LR_SCHEDULES = ("step", "multistep", "cosine")
@@ -213,3 +237,9 @@ def check_grid_options(attention: str, grid_scale: str) -> None:
     if attention == "sigmoid" and grid_scale != "none":
         raise ValueError("grid_scale applies to the softmax grid only; use grid_scale='none' with "
                          "attention='sigmoid'")
+
+
+def load_entry(spec: str) -> Any:
+    """The callable that a ``"module:callable"`` entry of the tables above names, its module imported now."""
+    module, name = spec.split(":")
+    return getattr(importlib.import_module(module), name)

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from sagkit.cli import main, synth as synth_handler
-from sagkit.cli.parser import HANDLERS, LIBRARY_ERRORS, build_parser, load
+from sagkit.cli.parser import LIBRARY_ERRORS, build_parser, flag_modules, load
 from sagkit.config import ExperimentConfig, get_profile
 from sagkit.engine.device import DeviceUnavailableError
 from sagkit.report.results_folder import profile_runs
@@ -62,13 +62,22 @@ def _leaf_parsers(parser: argparse.ArgumentParser, path: str = ""):
             yield from _leaf_parsers(child, f"{path} {name}".strip())
 
 
-def test_each_parser_names_its_own_handler_in_the_table():
-    handlers = {path: parser.get_default("handler") for path, parser in _leaf_parsers(build_parser())}
-    assert handlers == {key: key for key in HANDLERS}
+HANDLERS = {path: parser.get_default("handler") for path, parser in _leaf_parsers(build_parser())}
+
+
+def test_every_subcommand_names_a_handler_of_its_own():
+    assert set(HANDLERS) == {"train", "eval", "export", "embed", "search", "synth", "bench", "workbook",
+                             "results export", "results tables", "results compare", "results controls"}
+    assert len(set(HANDLERS.values())) == len(HANDLERS)
+
+
+def test_the_subcommands_keep_their_help_order():
+    assert [m.__name__.rsplit(".", 1)[1] for m in flag_modules()] == [
+        "train", "evaluate", "export", "images", "synth", "bench", "workbook", "results"]
 
 
 @pytest.mark.parametrize("dotted", [*HANDLERS.values(), LIBRARY_ERRORS])
-def test_the_table_names_existing_modules_and_functions(dotted):
+def test_the_handlers_name_existing_modules_and_functions(dotted):
     module, name = dotted.split(":")
     assert module.startswith("sagkit.cli.")
     target = load(dotted)

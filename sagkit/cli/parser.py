@@ -2,8 +2,8 @@
 subcommand's handler module, and the one-line error report.
 
 Torch-free: ``--help`` and argument errors import neither torch nor the library. The handler modules
-(``sagkit.cli.train``, ``sagkit.cli.evaluate``, ...) import the library at their top; :data:`HANDLERS` names
-them and :func:`load` imports the one a command runs (and, for an error that may be the library's,
+(``sagkit.cli.train``, ``sagkit.cli.evaluate``, ...) import the library at their top; each parser names its
+handler as ``"module:function"`` and :func:`load` imports the one a command runs (and, for an error that may be the library's,
 ``sagkit.cli.library_errors``): the only place where the command line imports lazily.
 """
 
@@ -12,30 +12,16 @@ from __future__ import annotations
 import argparse
 import errno
 import importlib
+import pkgutil
 import sys
 from typing import Any, Callable, Optional, Sequence
 
 from sagkit.atomic import WriteError
 from sagkit.cli.common import CLIError
-from sagkit.cli.flags import bench, evaluate, export, images, results, synth, train, workbook
+from sagkit.cli import flags
 
-__all__ = ["HANDLERS", "build_parser", "load", "main"]
+__all__ = ["build_parser", "flag_modules", "load", "main"]
 
-# Each parser's ``handler`` key (set by its flags module) -> "module:function" run with the parsed arguments.
-HANDLERS = {
-    "train": "sagkit.cli.train:run",
-    "eval": "sagkit.cli.evaluate:run",
-    "export": "sagkit.cli.export:run",
-    "embed": "sagkit.cli.images:run_embed",
-    "search": "sagkit.cli.images:run_search",
-    "synth": "sagkit.cli.synth:run",
-    "bench": "sagkit.cli.bench:run",
-    "workbook": "sagkit.cli.workbook:run",
-    "results export": "sagkit.cli.results:run_export",
-    "results tables": "sagkit.cli.results:run_tables",
-    "results compare": "sagkit.cli.results:run_compare",
-    "results controls": "sagkit.cli.results:run_controls",
-}
 LIBRARY_ERRORS = "sagkit.cli.library_errors:LIBRARY_ERRORS"
 # Packages of an optional extra (pip install -e '.[extra]') that a handler module imports.
 EXTRAS = {"onnx": "export", "onnxruntime": "export"}
@@ -47,6 +33,13 @@ def load(dotted: str) -> Any:
     return getattr(importlib.import_module(module), name)
 
 
+def flag_modules() -> list:
+    """The modules of ``sagkit.cli.flags`` in their ``ORDER``: a new subcommand is one module there (and its
+    handler module) and needs no line here."""
+    found = [importlib.import_module(f"{flags.__name__}.{info.name}") for info in pkgutil.iter_modules(flags.__path__)]
+    return sorted(found, key=lambda module: module.ORDER)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="sagkit",
@@ -54,25 +47,18 @@ def build_parser() -> argparse.ArgumentParser:
         "embed and search your own images, generate synthetic data, benchmark, run the workbook, keep results "
         "and rebuild the tables from them.",
     )
-    sub = parser.add_subparsers(dest="command",
-                                metavar="{train,eval,export,embed,search,synth,bench,workbook,results}")
+    sub = parser.add_subparsers(dest="command")
     sub.required = True
-    train.add(sub)
-    evaluate.add(sub)
-    export.add(sub)
-    images.add_embed(sub)
-    images.add_search(sub)
-    synth.add(sub)
-    bench.add(sub)
-    workbook.add(sub)
-    results.add(sub)
+    for module in flag_modules():
+        module.add(sub)
+    sub.metavar = "{" + ",".join(sub.choices) + "}"
     return parser
 
 
 def _handler(args: argparse.Namespace) -> Callable[[argparse.Namespace], Optional[int]]:
     """The handler of the parsed command; CLIError naming the extra to install when its module needs one."""
     try:
-        return load(HANDLERS[args.handler])
+        return load(args.handler)
     except ModuleNotFoundError as err:
         if err.name not in EXTRAS:
             raise

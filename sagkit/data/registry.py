@@ -5,26 +5,11 @@ import inspect
 from pathlib import Path
 from typing import Callable
 
-from sagkit.choices import canonical_dataset, register_dataset_name
-from sagkit.data.cuhk01 import load_cuhk01
-from sagkit.data.cuhk03 import load_cuhk03
-from sagkit.data.dukemtmc import load_dukemtmc
-from sagkit.data.folder import load_folder
-from sagkit.data.market1501 import load_market1501
-from sagkit.data.msmt17 import load_msmt17
+from sagkit.choices import DATASET_READERS, canonical_dataset, load_entry, register_dataset_name
 from sagkit.data.records import ReIDDataset
-from sagkit.data.synthetic import load_synthetic
 
-# Keyed by sagkit.choices.DATASET_NAMES.
-DATASETS: dict[str, Callable[..., ReIDDataset]] = {
-    "synthetic": load_synthetic,
-    "market1501": load_market1501,
-    "dukemtmc": load_dukemtmc,
-    "cuhk03": load_cuhk03,
-    "cuhk01": load_cuhk01,
-    "msmt17": load_msmt17,
-    "folder": load_folder,
-}
+# Each reader as sagkit.choices.DATASET_READERS names it, then those added by register_dataset.
+DATASETS: dict[str, Callable[..., ReIDDataset]] = {name: load_entry(spec) for name, spec in DATASET_READERS.items()}
 
 
 def load_dataset(name: str, root: str | Path | None = None, **protocol_options) -> ReIDDataset:

@@ -43,3 +43,8 @@ class CenterLoss(nn.Module):
             dist.all_reduce(delta)
             dist.all_reduce(counts)
         self.centers -= self.alpha * delta / (1.0 + counts)[:, None]
+
+
+def build_center(config, num_classes: int | None, feature_dim: int | None) -> nn.Module:
+    """The loss as ``config`` sets it (``sagkit.choices.LOSS_BUILDERS`` names this builder)."""
+    return CenterLoss(num_classes, feature_dim, config.center_alpha)

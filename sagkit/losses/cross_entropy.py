@@ -23,3 +23,8 @@ class CrossEntropyLoss(nn.Module):
 
     def forward(self, logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
         return F.cross_entropy(logits.float(), targets, label_smoothing=self.smoothing)
+
+
+def build_cross_entropy(config, num_classes: int | None, feature_dim: int | None) -> nn.Module:
+    """The loss as ``config`` sets it (``sagkit.choices.LOSS_BUILDERS`` names this builder)."""
+    return CrossEntropyLoss(config.label_smoothing)

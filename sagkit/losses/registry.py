@@ -11,19 +11,12 @@ from typing import Callable, Optional
 import torch
 from torch import nn
 
-from sagkit.choices import LOSS_NAMES
-from sagkit.losses.center import CenterLoss
-from sagkit.losses.cross_entropy import CrossEntropyLoss
-from sagkit.losses.triplet import TripletLoss
+from sagkit.choices import LOSS_BUILDERS, LOSS_NAMES, load_entry
 
 __all__ = ["LOSS_NAMES", "Criterion", "build_criterion"]
 
-# name (one of LOSS_NAMES) -> builder(config, num_classes, feature_dim)
-_BUILDERS: dict[str, Callable[..., nn.Module]] = {
-    "ce": lambda config, num_classes, feature_dim: CrossEntropyLoss(config.label_smoothing),
-    "triplet": lambda config, num_classes, feature_dim: TripletLoss(config.triplet_margin),
-    "center": lambda config, num_classes, feature_dim: CenterLoss(num_classes, feature_dim, config.center_alpha),
-}
+# name -> builder(config, num_classes, feature_dim), as sagkit.choices.LOSS_BUILDERS names them
+_BUILDERS: dict[str, Callable[..., nn.Module]] = {name: load_entry(spec) for name, spec in LOSS_BUILDERS.items()}
 
 
 class Criterion(nn.Module):

@@ -55,3 +55,8 @@ class TripletLoss(nn.Module):
         if self.margin is None:
             return F.softplus(gap).mean()
         return F.relu(gap + self.margin).mean()
+
+
+def build_triplet(config, num_classes: int | None, feature_dim: int | None) -> nn.Module:
+    """The loss as ``config`` sets it (``sagkit.choices.LOSS_BUILDERS`` names this builder)."""
+    return TripletLoss(config.triplet_margin)

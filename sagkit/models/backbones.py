@@ -15,7 +15,7 @@ import torch
 from torch import nn
 from torchvision import models as tv_models
 
-from sagkit.choices import LAST_STRIDES
+from sagkit.choices import BACKBONE_BUILDERS, LAST_STRIDES, load_entry
 
 from sagkit.models.efficientnet_lite import LITE0_STAGE_ENDS, EfficientNetLite0, conv_bn, relu6
 from sagkit.models.pretrained import load_pretrained
@@ -151,16 +151,28 @@ def _out_channels(layer: nn.Sequential) -> int:
     return bn.num_features
 
 
-def _resnet(arch: str) -> Callable[..., nn.Module]:
-    return lambda include_classifier=False: ResNetBackbone(arch, include_classifier)
+def resnet18(include_classifier: bool = False) -> nn.Module:
+    """torchvision's ResNet-18 as a SAG backbone; ``include_classifier`` keeps its ImageNet head."""
+    return ResNetBackbone("resnet18", include_classifier)
 
 
-BACKBONES: dict[str, Callable[..., nn.Module]] = {
-    "resnet18": _resnet("resnet18"),
-    "resnet34": _resnet("resnet34"),
-    "resnet50": _resnet("resnet50"),
-    "efficientnet_lite0": lambda include_classifier=False: Lite0Backbone(include_classifier),
-}
+def resnet34(include_classifier: bool = False) -> nn.Module:
+    """torchvision's ResNet-34 as a SAG backbone; ``include_classifier`` keeps its ImageNet head."""
+    return ResNetBackbone("resnet34", include_classifier)
+
+
+def resnet50(include_classifier: bool = False) -> nn.Module:
+    """torchvision's ResNet-50 (the paper's) as a SAG backbone; ``include_classifier`` keeps its ImageNet head."""
+    return ResNetBackbone("resnet50", include_classifier)
+
+
+def efficientnet_lite0(include_classifier: bool = False) -> nn.Module:
+    """EfficientNet-Lite0 (the cpu profile's) as a SAG backbone; ``include_classifier`` keeps its ImageNet head."""
+    return Lite0Backbone(include_classifier)
+
+
+# name -> builder(include_classifier), as sagkit.choices.BACKBONE_BUILDERS names them
+BACKBONES: dict[str, Callable[..., nn.Module]] = {name: load_entry(spec) for name, spec in BACKBONE_BUILDERS.items()}
 
 
 def build_backbone(name: str, pretrained: str | None = None, include_classifier: bool = False) -> nn.Module:

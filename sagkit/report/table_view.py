@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from sagkit.choices import PAPER_DATASET_TITLES
 from sagkit.report import reference
 
 from sagkit.report import tables
@@ -20,7 +21,6 @@ from sagkit.atomic import atomic_write_text
 __all__ = ["Blocks", "show_sota", "show_table1", "sota_blocks", "table1_caption", "table1_note",
            "table1_seeds", "write_sota_table"]
 
-PAPER_DATASET_NAMES = {"market1501": "Market-1501", "cuhk03": "CUHK03", "dukemtmc": "DukeMTMC-reID"}
 
 
 class Blocks:
@@ -99,7 +99,7 @@ def sota_blocks(number: int, frame: pd.DataFrame, profile: str, seeds: Iterable[
     """Comparison table ``number`` (3-5, from :func:`sagkit.report.tables.assemble_sota_table`) as two blocks: the
     published rows under the paper's title, then the measured rows under a caption naming the dataset they
     were measured on (and that it is not the paper's), the profile and the seeds."""
-    paper = PAPER_DATASET_NAMES[reference.SOTA_TABLE_DATASET[number]]
+    paper = PAPER_DATASET_TITLES[reference.SOTA_TABLE_DATASET[number]]
     published = frame[frame["source"] == "reported"].copy()
     published["method"] = [m + ("*" if arxiv else "") for m, arxiv in zip(published["method"], published["arxiv_only"])]
     published = published.drop(columns=["source", "dataset", "arxiv_only"])

@@ -11,6 +11,8 @@ from os import PathLike
 import numpy as np
 import pandas as pd
 
+from sagkit.choices import PAPER_DATASET_TITLES
+
 SINGLE_DEPTH_ORDER = ("Baseline", "D1", "D2", "D3", "D4")
 
 
@@ -222,7 +224,6 @@ def plot_cmc(curves, max_rank: int = 20, title: str = "CMC curve", ax=None, band
     return fig
 
 
-PAPER_DATASET_NAMES = {"market1501": "Market-1501", "cuhk03": "CUHK03", "dukemtmc": "DukeMTMC-reID"}
 
 
 def _plot_measured(ax, x: np.ndarray, rows: pd.DataFrame, metric: str, marker: str, color: str) -> None:
@@ -267,7 +268,7 @@ def plot_depth_effect(table: pd.DataFrame, title: str | None = None):
     panels = [(axes[0, 0], "measured here" + _seed_note(rows), "", 0.0)]
     if paper_cols:
         name = str(table["paper_dataset"].dropna().iloc[0]) if "paper_dataset" in table else ""
-        panels.append((axes[0, 1], f"published: {PAPER_DATASET_NAMES.get(name, name)}, ResNet50, 200 epochs",
+        panels.append((axes[0, 1], f"published: {PAPER_DATASET_TITLES.get(name, name)}, ResNet50, 200 epochs",
                        "paper_", 0.0))
     for ax, panel_title, prefix, _ in panels:
         for metric, marker, color, shift in (("R1", "o", "tab:blue", -0.08), ("mAP", "s", "tab:orange", 0.08)):

@@ -5,6 +5,8 @@ from __future__ import annotations
 GPU_CHECK = "gpu"  # `sagkit bench gpu`: the library's GPU check, not a file in benchmarks/
 
 
+ORDER = 6  # place among the subcommands of ``sagkit --help``
+
 def add(sub) -> None:
     p = sub.add_parser(
         "bench",
@@ -24,4 +26,4 @@ def add(sub) -> None:
     p.add_argument("--quick", action="store_true",
                    help="pass --quick to each benchmark (smaller, faster); bench gpu: fewer steps and compiled cases")
     p.add_argument("--list", action="store_true", help="list the benchmarks and exit")
-    p.set_defaults(handler="bench")
+    p.set_defaults(handler="sagkit.cli.bench:run")

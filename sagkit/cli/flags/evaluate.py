@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 
 
+ORDER = 2  # place among the subcommands of ``sagkit --help``
+
 def add(sub) -> None:
     p = sub.add_parser(
         "eval",
@@ -31,4 +33,4 @@ def add(sub) -> None:
     p.add_argument("--allow-train-overlap", action="store_true", help="evaluate even when the test split shares "
                    "identities with the model's training split (e.g. --set split=1 on a split-0 run); the "
                    "output and the JSON (train_overlap) then say how many")
-    p.set_defaults(handler="eval")
+    p.set_defaults(handler="sagkit.cli.evaluate:run")

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 
+ORDER = 3  # place among the subcommands of ``sagkit --help``
+
 def add(sub) -> None:
     p = sub.add_parser(
         "export",
@@ -17,4 +19,4 @@ def add(sub) -> None:
                    help="ONNX opset version (default: DEFAULT_OPSET of sagkit.runs.export, printed with the result); "
                    "a value outside the supported range is refused, naming the range")
     p.add_argument("--which", choices=("best", "last"), default="best", help="checkpoint of the run folder")
-    p.set_defaults(handler="export")
+    p.set_defaults(handler="sagkit.cli.export:run")

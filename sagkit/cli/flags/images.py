@@ -7,6 +7,8 @@ import argparse
 SOURCE_HELP = "run folder (runs/<name>: its best checkpoint, or --which) or an ONNX file from sagkit export"
 
 
+ORDER = 4  # place among the subcommands of ``sagkit --help``
+
 def _model_flags(p) -> None:
     p.add_argument("--which", choices=("best", "last"), default="best", help="checkpoint of a run folder")
     p.add_argument("--flip", action=argparse.BooleanOptionalAction, default=None,
@@ -16,6 +18,11 @@ def _model_flags(p) -> None:
     p.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: the run's num_threads)")
     p.add_argument("--num-workers", type=int, default=None, help="image-decoding processes (default: the run's)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
+
+
+def add(sub) -> None:
+    add_embed(sub)
+    add_search(sub)
 
 
 def add_embed(sub) -> None:
@@ -28,7 +35,7 @@ def add_embed(sub) -> None:
     p.add_argument("images", metavar="IMAGES", nargs="+", help="image files, folders or glob patterns")
     p.add_argument("--out", metavar="FILE", required=True, help="the .npz file to write")
     _model_flags(p)
-    p.set_defaults(handler="embed")
+    p.set_defaults(handler="sagkit.cli.images:run_embed")
 
 
 def add_search(sub) -> None:
@@ -45,4 +52,4 @@ def add_search(sub) -> None:
                    "(builds the whole query x gallery matrix)")
     p.add_argument("--png", metavar="FILE", help="also draw the ranked lists into this PNG")
     _model_flags(p)
-    p.set_defaults(handler="search")
+    p.set_defaults(handler="sagkit.cli.images:run_search")

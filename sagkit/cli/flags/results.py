@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 
+ORDER = 8  # place among the subcommands of ``sagkit --help``
+
 def add(sub) -> None:
     p = sub.add_parser(
         "results",
@@ -19,7 +21,7 @@ def add(sub) -> None:
     export.add_argument("runs_dir", metavar="RUNS_DIR", help="folder holding run folders (e.g. runs)")
     export.add_argument("--results-dir", default="results")
     export.add_argument("--device", default="cpu", help="for runs that predate per_query.npz and lack kept features")
-    export.set_defaults(handler="results export")
+    export.set_defaults(handler="sagkit.cli.results:run_export")
     tabs = actions.add_parser("tables", help="rebuild Table 1, Figure 3 and Tables 3-5 from the results folder")
     tabs.add_argument("--results-dir", default="results")
     tabs.add_argument("--dataset", default="synthetic")
@@ -28,7 +30,7 @@ def add(sub) -> None:
     tabs.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                       help="config fields the runs were trained with on top of the profile (as for train)")
     tabs.add_argument("--out", default=None, help="output folder (default: figures, or figures/<dataset>)")
-    tabs.set_defaults(handler="results tables")
+    tabs.set_defaults(handler="sagkit.cli.results:run_tables")
     comp = actions.add_parser("compare", help="pair the runs of one change with the runs without it, per configuration")
     comp.add_argument("--results-dir", default="results")
     comp.add_argument("--dataset", default="synthetic")
@@ -38,7 +40,7 @@ def add(sub) -> None:
     comp.add_argument("--against", action="append", default=[], metavar="KEY=VALUE",
                       help="config fields of the other side (default: the profile as it is)")
     comp.add_argument("--out", default=None, help="also write the table as <out>.csv and <out>.md")
-    comp.set_defaults(handler="results compare")
+    comp.set_defaults(handler="sagkit.cli.results:run_compare")
     ctrl = actions.add_parser("controls", help="the controls table: why D4 wins (x2 input, OS16, uniform grid)")
     ctrl.add_argument("--results-dir", default="results")
     ctrl.add_argument("--dataset", default="synthetic")
@@ -46,4 +48,4 @@ def add(sub) -> None:
     ctrl.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                       help="config fields the runs were trained with on top of the profile (as for train)")
     ctrl.add_argument("--out", default=None, help="output folder (default: <results-dir>/tables/<dataset>/<profile>)")
-    ctrl.set_defaults(handler="results controls")
+    ctrl.set_defaults(handler="sagkit.cli.results:run_controls")

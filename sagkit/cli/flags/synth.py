@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 
+ORDER = 5  # place among the subcommands of ``sagkit --help``
+
 def add(sub) -> None:
     p = sub.add_parser(
         "synth",
@@ -16,4 +18,4 @@ def add(sub) -> None:
                    help="size option, e.g. --set num_train_ids=50 --set images_per_id=4")
     p.add_argument("--overwrite", action="store_true", help="replace a different synthetic set that sagkit wrote in "
                    "ROOT (only the files its manifest.json lists; a folder holding other files is refused)")
-    p.set_defaults(handler="synth")
+    p.set_defaults(handler="sagkit.cli.synth:run")

@@ -21,6 +21,8 @@ CONFIG_FLAGS = {
 }
 
 
+ORDER = 1  # place among the subcommands of ``sagkit --help``
+
 def add(sub) -> None:
     p = sub.add_parser(
         "train",
@@ -63,4 +65,4 @@ def add(sub) -> None:
                    "killed process is taken over either way")
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
     p.add_argument("--print-config", action="store_true", help="print the resolved config as JSON and exit")
-    p.set_defaults(handler="train")
+    p.set_defaults(handler="sagkit.cli.train:run")

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 
+ORDER = 7  # place among the subcommands of ``sagkit --help``
+
 def add(sub) -> None:
     p = sub.add_parser(
         "workbook",
@@ -19,4 +21,4 @@ def add(sub) -> None:
                    "<runs-dir>/figures/<dataset>/, git-ignored; the committed ones come from `make figures`)")
     p.add_argument("--seeds", default="0", help="training seeds of the ablation, e.g. 0,1,2 (one run each; "
                    "Table 1 gives their mean, spread and 95%% interval)")
-    p.set_defaults(handler="workbook")
+    p.set_defaults(handler="sagkit.cli.workbook:run")
