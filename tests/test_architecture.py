@@ -108,7 +108,8 @@ LAYERS = (
     ("sagkit.runs",),
     ("sagkit.diagnostics", "sagkit.report", "sagkit.images"),
     ("sagkit.workbook",),
-    ("sagkit.cli", "sagkit.__main__"),
+    ("sagkit.cli",),
+    ("sagkit.__main__",),
 )
 LAYER_OF = {package: depth for depth, layer in enumerate(LAYERS) for package in layer}
 # sagkit imports inside a function, each with its reason; none may exist to dodge an import cycle.

@@ -20,6 +20,7 @@ import subprocess
 from pathlib import Path
 from typing import Any, Optional, Sequence
 
+import sagkit
 from sagkit.config import ExperimentConfig
 
 from sagkit.engine.builders import build_model
@@ -69,8 +70,6 @@ log = logging.getLogger("sagkit.engine")
 
 def code_version() -> dict:
     """``{"sagkit": __version__, "git_commit": sha or None, "git_dirty": bool or None}``."""
-    import sagkit
-
     info: dict[str, Any] = {"sagkit": getattr(sagkit, "__version__", None), "git_commit": None, "git_dirty": None}
     repo = Path(sagkit.__file__).resolve().parents[1]
     try:
