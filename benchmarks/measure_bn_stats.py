@@ -17,7 +17,7 @@ import platform
 import sys
 
 from sagkit.config import get_profile
-from sagkit.engine import train
+from sagkit.runs import train
 from sagkit.evaluation.intervals import rank_interval
 from sagkit.models.branch_norm import BN_STATS
 

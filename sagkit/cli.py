@@ -200,7 +200,7 @@ def _cmd_train(args: argparse.Namespace) -> int:
         print(config.to_json())
         return 0
     from sagkit.atomic import check_folder
-    from sagkit.engine import train
+    from sagkit.runs import train
     from sagkit.engine.distributed import env_dist_info
 
     check_folder(config.runs_dir, "--runs-dir")  # a --runs-dir that is a file: one line naming it
@@ -271,7 +271,7 @@ def _add_eval(sub) -> None:
 
 def _cmd_eval(args: argparse.Namespace) -> int:
     from sagkit.data.overlap import overlap_text
-    from sagkit.runs.evaluate import evaluate_model, split_name
+    from sagkit.runs.evaluate import evaluate_run, split_name
     from sagkit.runs.per_query import retrieval_queries
     from sagkit.evaluation.bootstrap import interval_method, run_intervals
 
@@ -283,7 +283,7 @@ def _cmd_eval(args: argparse.Namespace) -> int:
         if getattr(args, key) is not None:
             changes[key] = getattr(args, key)
     options = parse_overrides(args.overrides) if args.overrides else None
-    retrieval, dataset = evaluate_model(args.path, which=args.which, dataset=args.dataset,
+    retrieval, dataset = evaluate_run(args.path, which=args.which, dataset=args.dataset,
                                         data_root=args.data_root, options=options, device=args.device, use_cache=not args.no_cache,
                                         allow_train_overlap=args.allow_train_overlap, **changes)
     metrics = {**retrieval.summary(), "intervals": run_intervals(retrieval_queries(retrieval).scores),

@@ -111,7 +111,7 @@ def test_a_finished_run_is_not_reused_across_world_sizes(tmp_path):
 
     from sagkit.config import get_profile
     from sagkit.runs import folder as rd
-    from sagkit.engine import train
+    from sagkit.runs import train
 
     config = get_profile("tiny", runs_dir=str(tmp_path))
     rd.prepare_run_dir(config)
@@ -189,12 +189,12 @@ def test_the_loss_is_checked_every_n_steps_and_the_first_bad_batch_is_named(monk
 
 def test_sync_bn_under_ddp_on_the_cpu_is_refused_before_anything_is_written(tmp_path):
     from sagkit.config import get_profile
-    from sagkit.engine import trainer
     from sagkit.engine.distributed import DistInfo
+    from sagkit.engine.session import setup_session
 
     config = get_profile("tiny", runs_dir=str(tmp_path), sync_bn=True)
     with pytest.raises(ValueError, match="sync_bn=True needs CUDA devices.*set sync_bn=False"):
-        trainer._setup(config, torch.device("cpu"), DistInfo(0, 2, 0), retrain=False)
+        setup_session(config, torch.device("cpu"), DistInfo(0, 2, 0), files=None)
     assert not any(tmp_path.iterdir())
 
 

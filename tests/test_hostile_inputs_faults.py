@@ -22,7 +22,7 @@ from sagkit import atomic, cli
 from sagkit.atomic import WriteError, check_folder, remove_stale_temporaries
 from sagkit.config import ExperimentConfig, get_profile
 from sagkit.data import BadImageError, read_image
-from sagkit.engine import train
+from sagkit.runs import train
 from sagkit.runs import lock as run_lock
 from sagkit.engine.builders import build_data, model_option_names
 from sagkit.runs.folder import (CHECKPOINT_LAST, METRICS_FILE, RESULTS_FILE, prepare_run_dir, read_metrics,

@@ -24,7 +24,8 @@ from sagkit.report import table_view
 from sagkit.report import tables
 from sagkit.atomic import atomic_write, check_folder
 from sagkit.config import ExperimentConfig, get_profile
-from sagkit.runs.per_query import ensure_per_query, evaluate_run, read_per_query
+from sagkit.runs.evaluate import evaluate_run
+from sagkit.runs.per_query import ensure_per_query, read_per_query
 from sagkit.runs.folder import CHECKPOINT_BEST, KEPT_ENTRIES, PER_QUERY_FILE, RESULTS_FILE, find_runs, read_results
 from sagkit.runs.grids import GRID_STATS_FILE, ensure_grid_stats
 from sagkit.evaluation.bootstrap import SUMMARY_PREFIXES, run_intervals
@@ -53,7 +54,7 @@ def export_runs(runs_dir: str | Path, results_dir: str | Path = "results", devic
     written = []
     for results in find_runs(runs_dir, required=tuple(KEPT_ENTRIES)):
         run = runs_dir / results["name"] if (runs_dir / results["name"]).is_dir() else Path(results["run_dir"])
-        ensure_per_query(run, lambda run=run: evaluate_run(run, device))
+        ensure_per_query(run, lambda run=run: evaluate_run(run, device=device)[0])
         if (run / CHECKPOINT_BEST).is_file():
             ensure_grid_stats(run, device)
         target = results_dir / str(results["dataset"]) / run.name

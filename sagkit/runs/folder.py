@@ -23,6 +23,7 @@ from typing import Any, Optional, Sequence
 from sagkit.config import ExperimentConfig
 
 from sagkit.engine.builders import build_model
+from sagkit.engine.device import place_model
 from sagkit.engine.checkpoint import MODEL_ENTRIES, atomic_write_json, atomic_write_text, load_checkpoint, load_weights
 from sagkit.engine.feature_cache import FEATURES_DIR
 from sagkit.runs.results_check import KEPT_ENTRIES, RESULTS_ADVICE, check_results
@@ -269,13 +270,15 @@ def model_from_checkpoint(path: str | Path) -> tuple[Any, ExperimentConfig, dict
 
 
 def load_model_from_run(run_dir: str | Path, which: str = "best", device: Any = "cpu"):
-    """The trained ``SAGNet`` of a run, weights from ``checkpoint_<which>.pt``, in eval mode on ``device``.
+    """The trained ``SAGNet`` of a run, weights from ``checkpoint_<which>.pt``, in eval mode on ``device`` (in the
+    run's memory layout, :func:`~sagkit.engine.device.place_model`).
 
     ``which``: "best" or "last". A checkpoint of another experiment than the run's ``config.json`` (copied
     from another run folder) raises ValueError instead of returning a model the run did not train.
     Raises ``RunLocked`` while another process is still training the run.
     """
-    return run_model(run_dir, which)[0].to(device).eval()
+    model, config = run_model(run_dir, which)
+    return place_model(model, config, device).eval()
 
 
 def checkpoint_path(run_dir: str | Path, which: str = "best") -> Path:

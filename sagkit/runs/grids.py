@@ -16,7 +16,7 @@ from sagkit.data import build_transforms, load_dataset, read_image
 from sagkit.evaluation.grid_stats import grid_statistics, summarise_grid_statistics
 
 from sagkit.engine.checkpoint import atomic_write_json
-from sagkit.engine.device import resolve_device
+from sagkit.engine.device import place_model, run_device
 from sagkit.runs.folder import RESULTS_FILE, read_results, run_model
 
 __all__ = ["GRID_STATS_FILE", "compute_grid_stats", "ensure_grid_stats", "read_grid_stats"]
@@ -34,8 +34,8 @@ def compute_grid_stats(run_dir: str | Path, device: str = "cpu") -> dict:
     if not (read_results(run_dir) or {}).get("depths", True):  # a baseline: no grid, no model to load
         return {"format": FORMAT_VERSION, "run": name, "depths": {}}
     model, config = run_model(run_dir)
-    target = resolve_device(device, quiet=True)
-    model = model.to(target).eval()
+    target = run_device(config, device, quiet=True)
+    model = place_model(model, config, target).eval()
     dataset = load_dataset(config.dataset, config.data_root, **config.dataset_options)
     paths = list(dict.fromkeys(r.path for r in list(dataset.query) + list(dataset.gallery)))
     transform = build_transforms(config.height, config.width, train=False, mean=model.input_mean,

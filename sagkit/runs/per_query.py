@@ -24,16 +24,13 @@ from typing import Callable
 import numpy as np
 
 from sagkit.atomic import atomic_write
-from sagkit.data import load_dataset
 from sagkit.evaluation.bootstrap import SUMMARY_PREFIXES
 from sagkit.evaluation.query_scores import QueryScores
 
-from sagkit.engine.device import resolve_device
-from sagkit.engine.feature_cache import FeatureCache
-from sagkit.engine.retrieval import Retrieval, retrieve_dataset
-from sagkit.runs.folder import CHECKPOINT_BEST, CONFIG_FILE, PER_QUERY_FILE, load_model_from_run, read_config, read_results
+from sagkit.engine.retrieval import Retrieval
+from sagkit.runs.folder import CONFIG_FILE, PER_QUERY_FILE, read_config, read_results
 
-__all__ = ["FORMAT_VERSION", "PER_QUERY_FILE", "RunQueries", "ensure_per_query", "evaluate_run", "read_per_query",
+__all__ = ["FORMAT_VERSION", "PER_QUERY_FILE", "RunQueries", "ensure_per_query", "read_per_query",
            "retrieval_queries", "write_per_query"]
 
 FORMAT_VERSION = 2
@@ -156,21 +153,11 @@ def _check_owner(path: Path, queries: RunQueries) -> None:
 
 def ensure_per_query(run_dir: str | Path, evaluate: Callable[[], Retrieval]) -> RunQueries:
     """The run's per-query results: read from its file, or (a run that predates it) computed once with
-    ``evaluate()`` (the retrieval pipeline on the run's kept test features) and written."""
+    ``evaluate()`` (the run's test again, ``sagkit.runs.evaluate.evaluate_run``, from its kept features) and
+    written."""
     if (Path(run_dir) / PER_QUERY_FILE).is_file():
         return read_per_query(run_dir)
     queries = retrieval_queries(evaluate())
     queries.run_key, queries.run_name = _folder_identity(Path(run_dir))
     write_per_query(run_dir, queries)
     return queries
-
-
-
-def evaluate_run(run_dir: str | Path, device: str = "cpu") -> Retrieval:
-    """The final test of a finished run again, as the trainer ran it (its dataset, protocol, re-ranking
-    setting, multi-query), from the features kept in the run folder (the model is loaded only if they are not)."""
-    config = read_config(run_dir)
-    dataset = load_dataset(config.dataset, config.data_root, **config.dataset_options)
-    target = resolve_device(device, quiet=True)
-    return retrieve_dataset(lambda: load_model_from_run(run_dir, device=target), dataset, config, device=target,
-                            cache=FeatureCache(Path(run_dir) / CHECKPOINT_BEST), multi_query=True)

@@ -24,8 +24,8 @@ from tqdm.auto import tqdm
 from sagkit.atomic import atomic_write
 from sagkit.data import ImageRecord
 from sagkit.data.records import IMAGE_EXTENSIONS
-from sagkit.engine.device import resolve_device
-from sagkit.engine.retrieval import EvalSettings, eval_model, eval_transform, extract_split_features
+from sagkit.engine.device import place_model, resolve_device
+from sagkit.engine.retrieval import EvalSettings, eval_transform, extract_split_features
 from sagkit.runs.folder import run_model
 
 __all__ = ["Embeddings", "collect_images", "embed", "load_source"]
@@ -147,7 +147,7 @@ def load_source(source: str | Path, which: str = "best", flip: bool | None = Non
     dev = resolve_device(device)
     if source.is_dir():
         model, config = run_model(source, which)
-        model = eval_model(model, config, dev)
+        model = place_model(model, config, dev).eval()
         changes = {k: v for k, v in (("flip", flip), ("batch_size", batch_size)) if v is not None}
         settings = EvalSettings.from_config(config, **changes)
         size = (config.height, config.width)

@@ -9,7 +9,7 @@ import pandas as pd
 
 from sagkit.config import ExperimentConfig
 from sagkit.report.controls import CONTROLS, SHALLOW_CONTROLS, Control, control_by_label, controls_frame, controls_title
-from sagkit.engine import train
+from sagkit.runs import train
 from sagkit.engine.builders import model_cost
 from sagkit.runs.grids import ensure_grid_stats
 from sagkit.report.results_folder import read_runs

@@ -17,13 +17,12 @@ from sagkit.choices import VALID_DEPTHS
 from sagkit.config import ExperimentConfig, get_profile
 from sagkit.data import load_dataset
 from sagkit.data.synthetic import read_synthetic_metadata
-from sagkit.engine import resolve_device, train
-from sagkit.runs.folder import find_runs
-from sagkit.engine.device import retain_freed_memory
-from sagkit.engine.feature_cache import FeatureCache
+from sagkit.engine.device import run_device
+from sagkit.engine.retrieval import Retrieval
+from sagkit.runs import train
+from sagkit.runs.evaluate import evaluate_run
+from sagkit.runs.folder import METRICS_FILE, find_runs, is_complete, load_model_from_run, read_metrics, read_results
 from sagkit.runs.per_query import RunQueries, ensure_per_query
-from sagkit.engine.retrieval import Retrieval, retrieve_dataset
-from sagkit.runs.folder import CHECKPOINT_BEST, METRICS_FILE, is_complete, load_model_from_run, read_metrics, read_results
 from sagkit.runs.lock import check_not_training
 from sagkit.evaluation.bootstrap import run_intervals
 from sagkit.viz import is_headless, save_figure
@@ -234,11 +233,8 @@ class Workbook:
 
     # ------------------------------------------------------------------ models and retrieval
     def device(self) -> torch.device:
-        """The workbook's torch device; on the CPU, glibc malloc is set to retain freed memory as in training."""
-        device = resolve_device(self.params.device, quiet=True)
-        if device.type == "cpu" and self.config(()).retain_memory:
-            retain_freed_memory()
-        return device
+        """The workbook's torch device, with the memory settings of its configs (as in training)."""
+        return run_device(self.config(()), self.params.device, quiet=True)
 
     def load_model(self, depths: Iterable[int] = (), seed: int | None = None):
         """The trained model of a finished run (best checkpoint), eval mode, on the workbook's device."""
@@ -247,8 +243,6 @@ class Workbook:
         stamp = self.results(depths, seed).get("finished_at")
         if self._model is None or self._model[:3] != (depths, config.seed, stamp):
             model = load_model_from_run(config.run_dir(), device=self.device())
-            if config.channels_last:
-                model = model.to(memory_format=torch.channels_last)
             self._model = (depths, config.seed, stamp, model)
         return self._model[3]
 
@@ -261,9 +255,8 @@ class Workbook:
         stamp = str(self.results(depths, seed).get("finished_at"))
         if key in self._retrievals and self._retrievals[key][0] == stamp:
             return self._retrievals[key][1]
-        cache = FeatureCache(config.run_dir() / CHECKPOINT_BEST)
-        result = retrieve_dataset(lambda: self.load_model(depths, seed), self.load_dataset(), config,
-                                  device=self.device(), cache=cache, multi_query=True)
+        result, _ = evaluate_run(config.run_dir(), device=self.device(), data_root=config.data_root or "",
+                                 options=config.dataset_options, model=lambda: self.load_model(depths, seed))
         self._retrievals[key] = (stamp, result)
         return result
 

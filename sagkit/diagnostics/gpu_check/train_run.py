@@ -20,7 +20,7 @@ import torch
 from sagkit.config import ExperimentConfig
 
 from sagkit.runs import folder as rd
-from sagkit.engine.trainer import FAULT_ENV
+from sagkit.engine.fault import FAULT_ENV
 from sagkit.diagnostics.gpu_check.data import check_config
 from sagkit.diagnostics.gpu_check.ddp import _run_group
 from sagkit.diagnostics.gpu_check.plan import CheckPlan
