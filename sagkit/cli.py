@@ -208,7 +208,7 @@ def _cmd_train(args: argparse.Namespace) -> int:
     results = train(config, resume=not args.no_resume, retrain=args.retrain, progress=not args.no_progress,
                     wait=not args.no_wait, any_world_size=args.any_world_size)
     if env_dist_info().is_main:
-        print(f"run: {results['run_dir']}")
+        print(f"run: {results.run_dir}")
         print(_format_metrics(results))
     return 0
 

@@ -28,7 +28,8 @@ from sagkit.evaluation.bootstrap import SUMMARY_PREFIXES
 from sagkit.evaluation.query_scores import QueryScores
 
 from sagkit.engine.retrieval import Retrieval
-from sagkit.runs.folder import CONFIG_FILE, PER_QUERY_FILE, read_config, read_results
+from sagkit.runs.folder import CONFIG_FILE, PER_QUERY_FILE, read_config
+from sagkit.runs.record import RESULTS_FILE, read_results
 
 __all__ = ["FORMAT_VERSION", "PER_QUERY_FILE", "RunQueries", "ensure_per_query", "read_per_query",
            "retrieval_queries", "write_per_query"]
@@ -119,8 +120,8 @@ def read_per_query(run_dir: str | Path) -> RunQueries:
 def _folder_identity(folder: Path) -> tuple[str | None, str | None]:
     """(run key, run name) of a run folder: from its results.json, else its config.json; (None, None) if neither."""
     results = read_results(folder)
-    if results is not None and results.get("run_key"):
-        return str(results["run_key"]), str(results.get("name") or folder.name)
+    if results is not None and results.run_key:
+        return results.run_key, results.name or folder.name
     if (folder / CONFIG_FILE).is_file():
         config = read_config(folder)
         return config.run_key(), config.run_name()
@@ -142,12 +143,13 @@ def _check_owner(path: Path, queries: RunQueries) -> None:
         raise ValueError(f"{path} does not say which run it belongs to (an old file) and {folder} has no "
                          "results.json to check it against: delete it and it is computed again")
     # the single-query metrics results.json has (older ones lack mINP; re-ranking was recomputed since)
-    expected = {k: v for k, v in queries.scores["single"].metrics().items() if k in results}
-    differ = sorted(k for k, v in expected.items() if not isinstance(results[k], (int, float))
-                    or not math.isclose(v, float(results[k]), rel_tol=0.0, abs_tol=_OLD_TOLERANCE))
-    if differ or int(results.get("num_query", len(queries.query_pids))) != len(queries.query_pids):
+    kept = results.metrics
+    expected = {k: v for k, v in queries.scores["single"].metrics().items() if k in kept}
+    differ = sorted(k for k, v in expected.items()
+                    if not math.isclose(v, float(kept[k]), rel_tol=0.0, abs_tol=_OLD_TOLERANCE))
+    if differ or results.num_query != len(queries.query_pids):
         raise ValueError(f"{path} does not say which run it belongs to (an old file) and its metrics differ from "
-                         f"{folder / 'results.json'} ({', '.join(differ) or 'num_query'}): it belongs to another "
+                         f"{folder / RESULTS_FILE} ({', '.join(differ) or 'num_query'}): it belongs to another "
                          "run; copy this run's own file, or delete it and it is computed again")
 
 

@@ -30,6 +30,7 @@ from sagkit.runs import folder as rd
 from sagkit.runs import lock as run_lock
 from sagkit.runs.evaluate import score_test_split
 from sagkit.runs.per_query import retrieval_queries, write_per_query
+from sagkit.runs.record import RunResults, is_complete, read_results, write_results
 
 __all__ = ["RESUME_ENTRIES", "train"]
 
@@ -45,8 +46,8 @@ def train(
     progress: bool = True,
     wait: bool = True,
     any_world_size: bool = False,
-) -> dict:
-    """Train ``config`` and return its results (the content of ``results.json``).
+) -> RunResults:
+    """Train ``config`` and return its results record (``results.json``, :class:`RunResults`).
 
     - A finished run with the same key is reused (its ``results.json`` returned) unless ``retrain=True``; it is
       only read, without taking the lock, so a read-only runs folder serves it.
@@ -90,15 +91,15 @@ def train(
 
 
 def _finished_run(config: ExperimentConfig, retrain: bool, info: DistInfo,
-                  any_world_size: bool = False) -> Optional[dict]:
+                  any_world_size: bool = False) -> Optional[RunResults]:
     """The results of the finished run of ``config`` when it is to be reused, else None; ValueError when it
     was trained by another number of processes (unless ``any_world_size``)."""
-    if retrain or not rd.is_complete(config.run_dir()):
+    if retrain or not is_complete(config.run_dir()):
         return None
     if rd.differing_fields(rd.read_config(config.run_dir()), config):
         return None
-    results = rd.read_results(config.run_dir())
-    trained = int(results.get("world_size", 1))
+    results = read_results(config.run_dir())
+    trained = results.processes
     if trained != info.world_size and not any_world_size:
         raise ValueError(
             f"the finished run {config.run_dir()} was trained by {trained} process(es), this job has "
@@ -111,7 +112,7 @@ def _finished_run(config: ExperimentConfig, retrain: bool, info: DistInfo,
 
 
 def _train(config: ExperimentConfig, device: torch.device, info: DistInfo, *, resume: bool, retrain: bool,
-           progress: bool) -> dict:
+           progress: bool) -> RunResults:
     wall_start = time.perf_counter()
     run_dir = config.run_dir()
     files = RunFiles(run_dir / rd.CHECKPOINT_LAST, run_dir / rd.CHECKPOINT_BEST, run_dir / rd.TENSORBOARD_DIR,
@@ -159,7 +160,7 @@ def _resume(s: Session) -> Progress:
     return progress
 
 
-def _test(s: Session, p: Progress, wall_start: float) -> dict:
+def _test(s: Session, p: Progress, wall_start: float) -> RunResults:
     """Evaluate the selected checkpoint on the test split; write ``per_query.npz`` then ``results.json``
     (with bootstrap intervals over the queries) on rank 0."""
     config, run_dir = s.config, s.config.run_dir()
@@ -174,44 +175,43 @@ def _test(s: Session, p: Progress, wall_start: float) -> dict:
     p.timings["total_s"] += time.perf_counter() - wall_start
     rows = p.rows
     trained = [r for r in rows if r.get("time_s")]
-    results = {
-        "complete": True,
-        "name": config.run_name(),
-        "run_dir": str(run_dir),
-        "run_key": config.run_key(),
-        "dataset": config.dataset,
-        "backbone": config.backbone,
-        "depths": list(config.depths),
-        **retrieval.summary(),
-        "cmc": retrieval.single.cmc.tolist(),
-        "intervals": run_intervals(queries.scores),
-        "interval_method": interval_method(),
-        "protocol": retrieval.protocol.describe(),
-        "best_epoch": best.get("best_epoch", best["epoch"]),
-        "select_metric": config.select_metric,
-        "best_val": best.get("best_val"),
-        "epochs": config.epochs,
-        "final_train_loss": rows[-1]["loss"] if rows else None,
-        "final_train_acc": rows[-1]["acc"] if rows else None,
-        "num_classes": s.data.num_classes,
-        "num_train_images": len(s.data.train),
-        "num_query": len(s.data.query),
-        "num_gallery": len(s.data.gallery),
-        "timings": {
+    results = RunResults(
+        name=config.run_name(),
+        run_dir=str(run_dir),
+        run_key=config.run_key(),
+        dataset=config.dataset,
+        backbone=config.backbone,
+        depths=tuple(config.depths),
+        metrics=retrieval.summary(),
+        cmc=retrieval.single.cmc.tolist(),
+        intervals=run_intervals(queries.scores),
+        interval_method=interval_method(),
+        protocol=retrieval.protocol.describe(),
+        best_epoch=best.get("best_epoch", best["epoch"]),
+        select_metric=config.select_metric,
+        best_val=best.get("best_val"),
+        epochs=config.epochs,
+        final_train_loss=rows[-1]["loss"] if rows else None,
+        final_train_acc=rows[-1]["acc"] if rows else None,
+        num_classes=s.data.num_classes,
+        num_train_images=len(s.data.train),
+        num_query=len(s.data.query),
+        num_gallery=len(s.data.gallery),
+        timings={
             **{k: round(v, 3) for k, v in p.timings.items()},
             "epoch_s_mean": round(sum(r["time_s"] for r in trained) / len(trained), 3) if trained else None,
             "img_per_s_mean": round(sum(r["img_per_s"] for r in trained) / len(trained), 2) if trained else None,
         },
-        "device": str(s.device),
-        "precision": s.precision.name,
-        "world_size": s.info.world_size,
-        "torch": torch.__version__,
-        "code_version": rd.code_version(),
-        "config": json.loads(config.to_json()),
-        "finished_at": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
-    }
+        device=str(s.device),
+        precision=s.precision.name,
+        world_size=s.info.world_size,
+        torch=torch.__version__,
+        code_version=rd.code_version(),
+        config=json.loads(config.to_json()),
+        finished_at=_dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+    )
     if s.info.is_main:
         write_per_query(run_dir, queries)  # before results.json, whose presence marks the run finished
-        rd.write_results(run_dir, results)
+        write_results(run_dir, results)
     barrier(s.info)
     return results
