@@ -3,8 +3,9 @@
 The file is a flat JSON object: the run's identity (``name``, ``run_key``, ``dataset``, ``depths`` ...), the test
 metrics in percent named ``<prefix><metric>`` (prefixes :data:`SUMMARY_PREFIXES`: ``rank1``, ``rerank_mAP``,
 ``multi_rank1`` ...), what the run took (``timings``, ``device`` ...) and its ``config``. Files of older versions
-lack some entries (``mINP``, ``cmc``, ``intervals``, ``interval_method``, ``protocol``, ``world_size``): they read
-back as None and are written back without them, so an old file round-trips unchanged. A file that is not such an
+lack some entries (``cmc``, ``intervals``, ``interval_method``, ``protocol``, ``world_size``; the ``mINP`` metrics):
+they read back as None (absent from ``metrics``) and are written back without them, so an old file round-trips
+unchanged. A file that is not such an
 object (a required entry missing, a value of the wrong type) is one ValueError naming it.
 """
 
@@ -21,27 +22,21 @@ from sagkit.evaluation.bootstrap import INTERVAL_METRICS, SUMMARY_PREFIXES
 
 from sagkit.engine.checkpoint import atomic_write_json
 
-__all__ = ["METRIC_NAMES", "RESULTS_ADVICE", "RESULTS_FILE", "RunResults", "SUMMARY_PREFIXES", "is_complete",
-           "read_results", "write_results"]
+__all__ = ["METRIC_NAMES", "RESULTS_ADVICE", "RESULTS_FILE", "RunResults", "is_complete", "read_results",
+           "write_results"]
 
 RESULTS_FILE = "results.json"
 RESULTS_ADVICE = "restore it (results export copies it again), or train the run again (sagkit train --retrain)"
 METRIC_NAMES = INTERVAL_METRICS + ("mINP",)  # the metrics of each evaluation (``Retrieval.summary``), percent
 _REQUIRED_METRICS = INTERVAL_METRICS  # single-query, in every results.json sagkit wrote
 _NUMBER = (int, float)
-# JSON types of the entries: (type(s), may be null); ``None`` for a field that is not read from one entry
-_KINDS = {
-    "complete": (bool, False), "name": (str, False), "run_dir": (str, False), "run_key": (str, False),
-    "dataset": (str, False), "backbone": (str, False), "depths": (list, False), "best_epoch": (int, False),
-    "select_metric": (str, False), "best_val": (dict, True), "epochs": (int, False),
-    "final_train_loss": (_NUMBER, True), "final_train_acc": (_NUMBER, True), "num_classes": (int, False),
-    "num_train_images": (int, False), "num_query": (int, False), "num_gallery": (int, False),
-    "timings": (dict, False), "device": (str, False), "precision": (str, False), "torch": (str, False),
-    "code_version": (dict, False), "config": (dict, False), "finished_at": (str, False),
-    "world_size": (int, True), "cmc": (list, True), "intervals": (dict, True), "interval_method": (dict, True),
-    "protocol": (str, True),
-}
-_LATER = ("world_size", "cmc", "intervals", "interval_method", "protocol")  # absent from older files
+
+
+def _entry(kind, nullable: bool = False, later: bool = False):
+    """A field read from the entry of its name: its JSON type(s), whether it may be null, and whether files of
+    older versions lack it (then it is None, and left out when written back)."""
+    meta = {"kind": kind, "nullable": nullable or later, "later": later}
+    return field(default=None, metadata=meta) if later else field(metadata=meta)
 
 
 @dataclass(frozen=True, eq=False)
@@ -52,36 +47,36 @@ class RunResults(Mapping):
     Also a read-only mapping over :meth:`to_json` (``results["rank1"]``, equal to the dict of its file), as
     ``train()`` returned that dict before; sagkit itself reads the fields."""
 
-    name: str
-    run_dir: str
-    run_key: str
-    dataset: str
-    backbone: str
-    depths: tuple
     metrics: dict
-    best_epoch: int
-    select_metric: str
-    best_val: Optional[dict]
-    epochs: int
-    final_train_loss: Optional[float]
-    final_train_acc: Optional[float]
-    num_classes: int
-    num_train_images: int
-    num_query: int
-    num_gallery: int
-    timings: dict
-    device: str
-    precision: str
-    torch: str
-    code_version: dict
-    config: dict
-    finished_at: str
-    complete: bool = True
-    world_size: Optional[int] = None  # None: written before it was recorded (one process)
-    cmc: Optional[list] = None
-    intervals: Optional[dict] = None
-    interval_method: Optional[dict] = None
-    protocol: Optional[str] = None
+    complete: bool = _entry(bool)
+    name: str = _entry(str)
+    run_dir: str = _entry(str)
+    run_key: str = _entry(str)
+    dataset: str = _entry(str)
+    backbone: str = _entry(str)
+    depths: tuple = _entry(list)
+    best_epoch: int = _entry(int)
+    select_metric: str = _entry(str)
+    best_val: Optional[dict] = _entry(dict, nullable=True)
+    epochs: int = _entry(int)
+    final_train_loss: Optional[float] = _entry(_NUMBER, nullable=True)
+    final_train_acc: Optional[float] = _entry(_NUMBER, nullable=True)
+    num_classes: int = _entry(int)
+    num_train_images: int = _entry(int)
+    num_query: int = _entry(int)
+    num_gallery: int = _entry(int)
+    timings: dict = _entry(dict)
+    device: str = _entry(str)
+    precision: str = _entry(str)
+    torch: str = _entry(str)
+    code_version: dict = _entry(dict)
+    config: dict = _entry(dict)
+    finished_at: str = _entry(str)
+    world_size: Optional[int] = _entry(int, later=True)  # None: written before it was recorded (one process)
+    cmc: Optional[list] = _entry(list, later=True)
+    intervals: Optional[dict] = _entry(dict, later=True)
+    interval_method: Optional[dict] = _entry(dict, later=True)
+    protocol: Optional[str] = _entry(str, later=True)
     extra: dict = field(default_factory=dict)
 
     @property
@@ -102,11 +97,9 @@ class RunResults(Mapping):
 
     def to_json(self) -> dict:
         """The JSON object of ``results.json`` (entries an older file lacked are left out)."""
-        out = {f.name: getattr(self, f.name) for f in dataclasses.fields(self) if f.name not in ("metrics", "extra")}
+        out = {f.name: getattr(self, f.name) for f in _ENTRIES
+               if not (f.metadata["later"] and getattr(self, f.name) is None)}
         out["depths"] = list(self.depths)
-        for name in _LATER:
-            if out[name] is None:
-                del out[name]
         return {**self.extra, **out, **self.metrics}
 
     @classmethod
@@ -117,14 +110,13 @@ class RunResults(Mapping):
         metric_keys = {prefix + m for prefix in SUMMARY_PREFIXES.values() for m in METRIC_NAMES}
         for key in sorted(metric_keys & set(data)) + [k for k in _REQUIRED_METRICS if k not in data]:
             _check(path, key, data, _NUMBER, False)
-        for key, (kind, nullable) in _KINDS.items():
-            if key not in _LATER or key in data:
-                _check(path, key, data, kind, nullable)
-        known = {f.name for f in dataclasses.fields(cls)}
-        values = {k: data.get(k) for k in known - {"metrics", "extra"}}
+        for f in _ENTRIES:
+            if not f.metadata["later"] or f.name in data:
+                _check(path, f.name, data, f.metadata["kind"], f.metadata["nullable"])
+        values = {f.name: data.get(f.name) for f in _ENTRIES}
         values["depths"] = tuple(data["depths"])
         return cls(**values, metrics={k: data[k] for k in data if k in metric_keys},
-                   extra={k: v for k, v in data.items() if k not in known and k not in metric_keys})
+                   extra={k: v for k, v in data.items() if k not in values and k not in metric_keys})
 
     def __getitem__(self, key: str) -> Any:
         return self.to_json()[key]
@@ -134,6 +126,9 @@ class RunResults(Mapping):
 
     def __len__(self) -> int:
         return len(self.to_json())
+
+
+_ENTRIES = tuple(f for f in dataclasses.fields(RunResults) if "kind" in f.metadata)
 
 
 def _check(path, key: str, data: dict, kind, nullable: bool) -> None:

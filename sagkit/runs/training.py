@@ -176,6 +176,7 @@ def _test(s: Session, p: Progress, wall_start: float) -> RunResults:
     rows = p.rows
     trained = [r for r in rows if r.get("time_s")]
     results = RunResults(
+        complete=True,
         name=config.run_name(),
         run_dir=str(run_dir),
         run_key=config.run_key(),
