@@ -209,7 +209,7 @@ def _cmd_train(args: argparse.Namespace) -> int:
                     wait=not args.no_wait, any_world_size=args.any_world_size)
     if env_dist_info().is_main:
         print(f"run: {results.run_dir}")
-        print(_format_metrics(results))
+        print(_format_metrics(results.to_json()))
     return 0
 
 
