@@ -22,6 +22,7 @@ from sagkit.runs import train
 from sagkit.runs import training as training_module
 from sagkit.runs.folder import find_runs, load_model_from_run, load_run
 from sagkit.engine import session as session_module
+from sagkit.engine.fault import FAULT_ENV
 from sagkit.engine import tb_log
 from sagkit.runs.folder import read_metrics
 
@@ -136,7 +137,7 @@ def test_resume_after_a_kill_equals_an_uninterrupted_run(data_root, tmp_path):
     reference = train(base.replace(runs_dir=str(tmp_path / "a")), progress=False)
 
     killed = base.replace(runs_dir=str(tmp_path / "b"))
-    proc = _run_script(killed, tmp_path, {"SAGKIT_TEST_EXIT_AFTER_BATCHES": "5"})
+    proc = _run_script(killed, tmp_path, {FAULT_ENV: "5"})
     assert proc.returncode == 3, proc.stderr[-2000:]  # died in the middle of epoch 2
     run_b = killed.run_dir()
     assert load_checkpoint(run_b / "checkpoint_last.pt")["epoch"] == 1
