@@ -36,7 +36,8 @@ from sagkit.config import get_profile  # noqa: E402
 from sagkit.data import ImageRecord, build_test_loader, load_dataset  # noqa: E402
 from sagkit.images.embedding import embed  # noqa: E402
 from sagkit.engine.builders import build_model  # noqa: E402
-from sagkit.engine.retrieval import EvalSettings, eval_model, eval_transform  # noqa: E402
+from sagkit.engine.device import place_model  # noqa: E402
+from sagkit.engine.retrieval import EvalSettings, eval_transform  # noqa: E402
 from sagkit.images.gallery import CHUNK, QUERY_BLOCK, exact_topk  # noqa: E402
 
 QUERIES, DIM, TOPK = 100, 512, 10
@@ -66,7 +67,7 @@ def crops(count: int) -> tuple[str, list[str]]:
 def bench_embed(count: int, repeats: int) -> list[dict]:
     """Images/s of embed (0 and 1 workers) and of the forward pass alone, best of ``repeats``."""
     config = get_profile("cpu", depths=(4,))
-    model = eval_model(build_model(config, 10, pretrained=False), config, torch.device("cpu"))
+    model = place_model(build_model(config, 10, pretrained=False), config, torch.device("cpu")).eval()
     size = (config.height, config.width)
     settings = EvalSettings.from_config(config)
     source = (model, eval_transform(model, size), settings, {"model": "cpu-profile-D4", "threads": 1})

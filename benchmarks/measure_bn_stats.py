@@ -18,7 +18,7 @@ import sys
 
 from sagkit.choices import BN_STATS
 from sagkit.config import get_profile
-from sagkit.engine import train
+from sagkit.runs import train
 from sagkit.evaluation.intervals import rank_interval
 
 # The CUHK01 studies' two recipes over the cpu profile, shared with measure_depths and measure_recipes:

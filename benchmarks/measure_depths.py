@@ -34,7 +34,7 @@ from measure_bn_stats import TRAINABLE, cpu_model
 from sagkit.choices import parse_seeds
 from sagkit.cli import parse_overrides
 from sagkit.config import PROFILES, get_profile
-from sagkit.engine import train
+from sagkit.runs import train
 from sagkit.evaluation.intervals import rank_interval
 from sagkit.report.tables import config_label
 

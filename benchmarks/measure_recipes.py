@@ -30,7 +30,7 @@ from measure_bn_stats import OLD_CPU, TRAINABLE, cpu_model
 
 from sagkit.cli import parse_overrides
 from sagkit.config import PROFILES, get_profile
-from sagkit.engine import train
+from sagkit.runs import train
 from sagkit.evaluation.intervals import rank_interval
 
 TRIPLET = {**TRAINABLE, "label_smoothing": 0.1, "neck": "bnneck", "sampler": "identity", "num_instances": 4,

@@ -8,6 +8,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from record_fixtures import results_entries
 from sagkit.config import ExperimentConfig, get_profile
 from sagkit.engine.builders import build_model
 from sagkit.models import SAGNet
@@ -225,12 +226,12 @@ def test_workbook_lists_runs_of_the_fixed_model_not_those_made_before_it(tmp_pat
         if drop_field:
             del fields["bn_stats"]
         (tmp_path / name).mkdir()
-        (tmp_path / name / "results.json").write_text(json.dumps({"complete": True, "config": fields}))
+        (tmp_path / name / "results.json").write_text(json.dumps(results_entries(name=name, config=fields)))
 
     finished("old-baseline", wb.config(()), drop_field=True)   # unchanged by the fix: still counts
     finished("old-D4", wb.config((4,)), drop_field=True)       # trained with shared statistics: not this model
     finished("new-D4", wb.config((4,)), drop_field=False)
-    listed = [ExperimentConfig.from_run(r["config"]) for r in wb.finished_runs()]
+    listed = [ExperimentConfig.from_run(r.config) for r in wb.finished_runs()]
     assert sorted((c.depths, c.bn_stats) for c in listed) == [((), "shared"), ((4,), "per_branch")]
 
 

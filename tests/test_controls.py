@@ -127,8 +127,10 @@ def test_flop_count_of_a_tiny_model_against_a_hand_count():
 
 
 def _runs_for(control: Control, seeds, hits, name):
-    """Fake (results.json, RunQueries) pairs of a control: ``hits`` per seed, 20 queries of one identity each."""
+    """Fake (RunResults, RunQueries) pairs of a control: ``hits`` per seed, 20 queries of one identity each."""
+    from record_fixtures import results_entries
     from sagkit.runs.per_query import RunQueries
+    from sagkit.runs.record import RunResults
 
     out = []
     for seed, hit in zip(seeds, hits):
@@ -137,9 +139,9 @@ def _runs_for(control: Control, seeds, hits, name):
         scores = QueryScores(ap=rank1.astype(float), inp=rank1.astype(float), first_hit=np.where(rank1, 1, 3),
                              hits=np.stack([rank1, np.ones(20, bool), np.ones(20, bool)], axis=1).astype(float),
                              valid=np.ones(20, bool))
-        results = {"config": config.to_dict(), "depths": list(control.depths), "name": f"{name}-{seed}",
-                   "rank1": 5.0 * hit, "rank5": 100.0, "rank10": 100.0, "mAP": 5.0 * hit, "num_classes": 8,
-                   "timings": {"img_per_s_mean": 10.0 + seed}}
+        results = RunResults.from_json(results_entries(
+            config=config.to_dict(), depths=list(control.depths), name=f"{name}-{seed}", rank1=5.0 * hit, rank5=100.0,
+            rank10=100.0, mAP=5.0 * hit, num_classes=8, timings={"img_per_s_mean": 10.0 + seed}))
         out.append((results, RunQueries({"single": scores}, np.arange(20), np.zeros(20, int))))
     return out
 

@@ -17,11 +17,13 @@ from sagkit.engine import (
     TrainingDiverged,
     load_checkpoint,
     retrieve_dataset,
-    train,
 )
+from sagkit.runs import train
+from sagkit.runs import training as training_module
 from sagkit.runs.folder import find_runs, load_model_from_run, load_run
+from sagkit.engine import session as session_module
+from sagkit.engine.fault import FAULT_ENV
 from sagkit.engine import tb_log
-from sagkit.engine import trainer as trainer_module
 from sagkit.runs.folder import read_metrics
 
 REPO = Path(__file__).resolve().parents[1]
@@ -102,7 +104,7 @@ def test_finished_run_is_reused_unless_retrain(tiny_run, monkeypatch):
     def must_not_train(*args, **kwargs):
         raise AssertionError("a finished run was trained again")
 
-    monkeypatch.setattr(trainer_module, "_train", must_not_train)
+    monkeypatch.setattr(training_module, "_train", must_not_train)
     again = train(cfg.replace(num_workers=2, device="auto"))  # execution fields do not change the key
     assert again == results
     assert [r["name"] for r in find_runs(cfg.runs_dir)] == [results["name"]]
@@ -110,7 +112,7 @@ def test_finished_run_is_reused_unless_retrain(tiny_run, monkeypatch):
     assert info["complete"] and info["config"] == cfg and len(info["metrics"]) == 2
 
     calls = []
-    monkeypatch.setattr(trainer_module, "_train", lambda *a, **k: calls.append(k) or {"retrained": True})
+    monkeypatch.setattr(training_module, "_train", lambda *a, **k: calls.append(k) or {"retrained": True})
     assert train(cfg, retrain=True) == {"retrained": True}
     assert calls and calls[0]["retrain"] is True and calls[0]["resume"] is False
 
@@ -121,7 +123,7 @@ def _run_script(config: ExperimentConfig, tmp_path: Path, env_extra: dict) -> su
     script = (
         "import sys\n"
         "from sagkit.config import ExperimentConfig\n"
-        "from sagkit.engine import train\n"
+        "from sagkit.runs import train\n"
         "train(ExperimentConfig.from_json(sys.argv[1]), progress=False)\n"
     )
     env = {**os.environ, "PYTHONPATH": str(REPO), **env_extra}
@@ -135,7 +137,7 @@ def test_resume_after_a_kill_equals_an_uninterrupted_run(data_root, tmp_path):
     reference = train(base.replace(runs_dir=str(tmp_path / "a")), progress=False)
 
     killed = base.replace(runs_dir=str(tmp_path / "b"))
-    proc = _run_script(killed, tmp_path, {"SAGKIT_TEST_EXIT_AFTER_BATCHES": "5"})
+    proc = _run_script(killed, tmp_path, {FAULT_ENV: "5"})
     assert proc.returncode == 3, proc.stderr[-2000:]  # died in the middle of epoch 2
     run_b = killed.run_dir()
     assert load_checkpoint(run_b / "checkpoint_last.pt")["epoch"] == 1
@@ -163,7 +165,7 @@ def test_resume_after_a_kill_equals_an_uninterrupted_run(data_root, tmp_path):
 def test_nan_loss_stops_with_a_clear_error_and_keeps_the_last_good_checkpoint(data_root, tmp_path, monkeypatch):
     cfg = get_profile("tiny", data_root=data_root, runs_dir=str(tmp_path), depths=(), epochs=3,
                       max_train_batches=2, device="cpu")
-    real = trainer_module.build_criterion
+    real = session_module.build_criterion
 
     class Poisoned(torch.nn.Module):
         def __init__(self, inner):
@@ -178,7 +180,7 @@ def test_nan_loss_stops_with_a_clear_error_and_keeps_the_last_good_checkpoint(da
     def poisoned(config, *args):
         return Poisoned(real(config, *args))
 
-    monkeypatch.setattr(trainer_module, "build_criterion", poisoned)
+    monkeypatch.setattr(session_module, "build_criterion", poisoned)
     with pytest.raises(TrainingDiverged) as info:
         train(cfg, progress=False)
     message = str(info.value)

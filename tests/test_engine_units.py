@@ -11,10 +11,12 @@ import pytest
 import torch
 from torch import nn
 
+from record_fixtures import results_entries
 from sagkit.config import get_profile
 from sagkit.engine import checkpoint as ck
 from sagkit.engine import device as dv
 from sagkit.runs import folder as rd
+from sagkit.runs.record import RunResults, write_results
 from sagkit.engine.distributed import DistInfo, all_gather_padded, shard_range
 from sagkit.engine.optim import build_optimizer, build_scheduler, current_lrs
 
@@ -204,10 +206,9 @@ def test_metrics_csv_round_trip_and_find_runs(tmp_path):
     assert back[0] == {"epoch": 1, "lr": 0.1, "loss": 2.5, "acc": 10.0, "val_mAP": None}
     assert back[1]["val_mAP"] == 33.3 and isinstance(back[1]["epoch"], int)
     assert rd.find_runs(tmp_path) == []  # not finished
-    assert [r["complete"] for r in rd.find_runs(tmp_path, complete_only=False)] == [False]
-    rd.write_results(run, {"complete": True, "name": run.name, "rank1": 50.0})
+    write_results(run, RunResults.from_json(results_entries(name=run.name, rank1=55.0)))
     assert rd.is_complete(run)
-    assert [r["rank1"] for r in rd.find_runs(tmp_path)] == [50.0]
+    assert [(r.name, r.metrics["rank1"]) for r in rd.find_runs(tmp_path)] == [(run.name, 55.0)]
     info = rd.load_run(run)
     assert info["config"] == cfg and info["complete"] and len(info["metrics"]) == 2
     # the same name with another experiment is refused

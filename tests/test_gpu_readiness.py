@@ -110,17 +110,20 @@ def test_a_finished_run_is_not_reused_across_world_sizes(tmp_path):
     import json
 
     from sagkit.config import get_profile
+    from record_fixtures import results_entries
     from sagkit.runs import folder as rd
-    from sagkit.engine import train
+    from sagkit.runs import train
+    from sagkit.runs.record import RunResults, write_results
 
     config = get_profile("tiny", runs_dir=str(tmp_path))
     rd.prepare_run_dir(config)
-    rd.write_results(config.run_dir(), {"complete": True, "world_size": 2, "rank1": 50.0})
+    write_results(config.run_dir(), RunResults.from_json(results_entries(world_size=2, rank1=50.0)))
     with pytest.raises(ValueError, match=r"trained by 2 process\(es\), this job has 1.*any_world_size=True\) "
                                          r"\(sagkit train --any-world-size\).*retrain=True"):
         train(config, progress=False)
     assert train(config, progress=False, any_world_size=True)["rank1"] == 50.0
-    old = {"complete": True, "rank1": 40.0}  # written before world_size was recorded: one process
+    old = results_entries(rank1=40.0)
+    del old["world_size"]  # written before world_size was recorded: one process
     (config.run_dir() / rd.RESULTS_FILE).write_text(json.dumps(old))
     assert train(config, progress=False)["rank1"] == 40.0
 
@@ -189,12 +192,12 @@ def test_the_loss_is_checked_every_n_steps_and_the_first_bad_batch_is_named(monk
 
 def test_sync_bn_under_ddp_on_the_cpu_is_refused_before_anything_is_written(tmp_path):
     from sagkit.config import get_profile
-    from sagkit.engine import trainer
     from sagkit.engine.distributed import DistInfo
+    from sagkit.engine.session import setup_session
 
     config = get_profile("tiny", runs_dir=str(tmp_path), sync_bn=True)
     with pytest.raises(ValueError, match="sync_bn=True needs CUDA devices.*set sync_bn=False"):
-        trainer._setup(config, torch.device("cpu"), DistInfo(0, 2, 0), retrain=False)
+        setup_session(config, torch.device("cpu"), DistInfo(0, 2, 0), files=None)
     assert not any(tmp_path.iterdir())
 
 

@@ -22,7 +22,7 @@ VALIDATE_SCRIPT = """
 import json, sys, types, torch
 import torch.distributed as dist
 from sagkit.config import get_profile
-from sagkit.engine import trainer
+from sagkit.engine import session, trainer
 from sagkit.engine.builders import build_model
 from sagkit.engine.distributed import cleanup_distributed, init_distributed
 from sagkit.diagnostics.gpu_check.data import CycledBatches
@@ -55,11 +55,11 @@ def probe(model_, *args, **kwargs):
     return types.SimpleNamespace(summary=lambda: {"mAP": 1.0})
 
 
-trainer.retrieve = probe
-session = types.SimpleNamespace(model=model, info=info, device=cpu, config=cfg,
+session.retrieve = probe
+state = types.SimpleNamespace(model=model, info=info, device=cpu, config=cfg,
                                 data=types.SimpleNamespace(val_query=[], val_gallery=[], test_transform=None,
                                                            dataset=types.SimpleNamespace(protocol=None)))
-assert trainer._Session.validate(session) == {"mAP": 1.0}
+assert session.Session.validate(state) == {"mAP": 1.0}
 with open(sys.argv[1] + f"/rank{info.rank}.json", "w") as f:
     json.dump(seen, f)
 cleanup_distributed(info)

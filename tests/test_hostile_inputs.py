@@ -23,7 +23,7 @@ from data_fixtures import make_cuhk01, make_cuhk03_mat, make_market, write_image
 from sagkit.config import ExperimentConfig, get_profile
 from sagkit.data import (BadImageError, DatasetFormatError, ImageDataset, build_test_loader, build_transforms,
                          load_dataset)
-from sagkit.engine import train
+from sagkit.runs import train
 from sagkit.runs.folder import load_model_from_run
 from sagkit.engine.builders import build_model
 from sagkit.engine.checkpoint import atomic_torch_save, load_weights, make_checkpoint

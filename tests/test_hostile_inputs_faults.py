@@ -22,7 +22,7 @@ from sagkit import atomic, cli
 from sagkit.atomic import WriteError, check_folder, remove_stale_temporaries
 from sagkit.config import ExperimentConfig, get_profile
 from sagkit.data import BadImageError, read_image
-from sagkit.engine import train
+from sagkit.runs import train
 from sagkit.runs import lock as run_lock
 from sagkit.engine.builders import build_data
 from sagkit.runs.folder import (CHECKPOINT_LAST, METRICS_FILE, RESULTS_FILE, prepare_run_dir, read_metrics,
@@ -211,12 +211,14 @@ def test_a_model_option_that_is_a_config_field_says_so(tiny):
 
 
 # ---------------------------------------------------------------- damaged results.json and metrics.csv
-BAD_RESULTS = {  # (content, message); the entries are required where the results folder reads them
+BAD_RESULTS = {  # (content, message)
     "a list": ("[1, 2]", "must hold a JSON object, not list"),
     "no dataset": ({"drop": "dataset"}, "entry 'dataset' is missing"),
     "no config": ({"drop": "config"}, "entry 'config' is missing"),
     "truncated": ('{"complete": true, "rank1": 5', "is not valid JSON"),
     "a string for a number": ({"rank1": "95.0"}, "entry 'rank1' is '95.0', not a number"),
+    "a number for the depths": ({"depths": 4}, "entry 'depths' is 4, not a list"),
+    "text for the world size": ({"world_size": "2"}, "entry 'world_size' is '2', not a whole number"),
     "binary": (b"\x89PNG\r\n\x00\xff", "is not valid JSON"),
 }
 
@@ -240,7 +242,7 @@ def test_damaged_results_json_is_one_error_naming_it(case, finished, tmp_path):
     spec, message = BAD_RESULTS[case]
     write_bad(run / RESULTS_FILE, results, spec)
     with pytest.raises(ValueError, match=f"{run / RESULTS_FILE}.*{message}"):
-        read_results(run, required=("name", "dataset", "config"))
+        read_results(run)
 
 
 def test_damaged_results_json_in_the_results_folder_is_one_line(finished, tmp_path, capsys):

@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from sagkit.config import LEGACY_VALUES, ExperimentConfig, get_profile
-from sagkit.engine import train
+from sagkit.runs import train
 from sagkit.engine.builders import build_data
 from sagkit.engine.checkpoint import load_checkpoint
 from sagkit.engine.optim import build_optimizer, build_scheduler, lr_factor

@@ -9,7 +9,7 @@ from PIL import Image
 
 from sagkit.config import get_profile
 from sagkit.data import ImageRecord, build_train_loader
-from sagkit.engine import train
+from sagkit.runs import train
 
 PINNED_CPU = "Intel(R) Xeon(R) Processor"
 

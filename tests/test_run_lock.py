@@ -19,7 +19,7 @@ from sagkit import workbook
 from sagkit.cli.metrics import format_metrics
 from sagkit.config import get_profile
 from sagkit.data import load_dataset
-from sagkit.engine import train
+from sagkit.runs import train
 from sagkit.runs.folder import load_model_from_run, load_run
 from sagkit.runs.lock import RunLocked
 from sagkit.runs import lock as run_lock
@@ -52,17 +52,17 @@ sys.stdin.read()
 lock.release(run_dir, info)
 """
 
-# A real training process that stops at trainer.<gate> (holding the run lock) until the file <go> exists,
+# A real training process that stops at training.<gate> (holding the run lock) until the file <go> exists,
 # after touching <go>.reached.
 GATED_TRAIN = """
 import logging, sys, time
 from pathlib import Path
 from sagkit.config import ExperimentConfig
-from sagkit.engine import trainer
+from sagkit.runs import training
 
 logging.basicConfig(level=logging.INFO, format="%(message)s")
 config_file, gate, go = sys.argv[1], sys.argv[2], Path(sys.argv[3])
-real = getattr(trainer, gate)
+real = getattr(training, gate)
 
 def gated(*args, **kwargs):
     go.with_suffix(".reached").touch()
@@ -70,8 +70,8 @@ def gated(*args, **kwargs):
         time.sleep(0.02)
     return real(*args, **kwargs)
 
-setattr(trainer, gate, gated)
-trainer.train(ExperimentConfig.from_json(config_file), progress=False)
+setattr(training, gate, gated)
+training.train(ExperimentConfig.from_json(config_file), progress=False)
 """
 
 
@@ -292,7 +292,7 @@ def _train_argv(config, *extra: str) -> list[str]:
 
 
 def _start_gated(config, tmp_path: Path, gate: str) -> tuple[subprocess.Popen, Path, Path]:
-    """A training process of ``config`` that waits at ``trainer.<gate>`` until the returned go file exists."""
+    """A training process of ``config`` that waits at ``training.<gate>`` until the returned go file exists."""
     cfg_file, go = tmp_path / "config.json", tmp_path / "go"
     config.to_json(cfg_file)
     err = tmp_path / "holder.err"
@@ -321,7 +321,7 @@ def _until(condition, proc: subprocess.Popen, err: Path) -> None:
 @pytest.mark.slow
 def test_a_second_trainer_waits_for_the_first_and_reuses_its_run(tiny_data, tmp_path):
     config = _config(tiny_data, tmp_path)
-    holder, go, holder_err = _start_gated(config, tmp_path, "_setup")
+    holder, go, holder_err = _start_gated(config, tmp_path, "setup_session")
     second, second_err = _cli(tmp_path, "second", *_train_argv(config))
     try:
         _until(lambda: "waiting for it to finish" in second_err.read_text(), second, second_err)
@@ -375,7 +375,7 @@ def test_no_wait_and_readers_of_a_run_in_training_fail_with_one_clear_line(tiny_
 @pytest.mark.slow
 def test_the_lock_of_a_killed_trainer_is_taken_over(tiny_data, tmp_path, caplog):
     config = _config(tiny_data, tmp_path)
-    holder, go, _ = _start_gated(config, tmp_path, "_setup")
+    holder, go, _ = _start_gated(config, tmp_path, "setup_session")
     holder.kill()  # SIGKILL: no clean-up, the lock file stays
     holder.wait(timeout=30)
     assert read_lock(config.run_dir()).pid == holder.pid

@@ -11,8 +11,9 @@ import numpy as np
 import pytest
 
 from sagkit.config import get_profile
-from sagkit.engine import tb_log, train
-from sagkit.engine import trainer as trainer_module
+from sagkit.engine import session as session_module
+from sagkit.engine import tb_log
+from sagkit.runs import train
 from sagkit.runs.folder import CHECKPOINT_LAST, TENSORBOARD_DIR, prepare_run_dir, read_metrics
 
 pytestmark = pytest.mark.usefixtures("one_thread")
@@ -70,21 +71,21 @@ class _Killed(Exception):
 def test_a_resumed_run_continues_without_duplicate_steps(data_root, tmp_path, monkeypatch):
     cfg = get_profile("tiny", data_root=data_root, runs_dir=str(tmp_path), depths=(), epochs=3,
                       max_train_batches=2, device="cpu")
-    real_save = trainer_module.atomic_torch_save
+    real_save = session_module.atomic_torch_save
 
     def dies_before_the_epoch_2_checkpoint(obj, path):
         if Path(path).name == CHECKPOINT_LAST and obj["epoch"] == 2:
             raise _Killed  # metrics.csv and the event file already hold epoch 2, the checkpoint does not
         return real_save(obj, path)
 
-    monkeypatch.setattr(trainer_module, "atomic_torch_save", dies_before_the_epoch_2_checkpoint)
+    monkeypatch.setattr(session_module, "atomic_torch_save", dies_before_the_epoch_2_checkpoint)
     with pytest.raises(_Killed):
         train(cfg, progress=False)
     log_dir = cfg.run_dir() / TENSORBOARD_DIR
     first = _scalars(log_dir)
     assert [step for step, _ in first["loss/loss"]] == [1, 2]
 
-    monkeypatch.setattr(trainer_module, "atomic_torch_save", real_save)
+    monkeypatch.setattr(session_module, "atomic_torch_save", real_save)
     train(cfg, progress=False)  # resumes after epoch 1 and trains epochs 2 and 3 again
     rows = read_metrics(cfg.run_dir())
     assert [r["epoch"] for r in rows] == [1, 2, 3]

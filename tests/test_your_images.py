@@ -17,7 +17,8 @@ from sagkit.data import load_dataset
 from sagkit.data.folder_copy import write_folder_copy
 from sagkit.images.embedding import Embeddings
 from sagkit.engine.feature_cache import FeatureCache
-from sagkit.engine.retrieval import EvalSettings, eval_model, retrieve_dataset
+from sagkit.engine.device import place_model
+from sagkit.engine.retrieval import EvalSettings, retrieve_dataset
 from sagkit.runs.folder import checkpoint_path, run_model
 from sagkit.evaluation import compute_distance_matrix
 
@@ -54,7 +55,7 @@ def test_embed_equals_the_features_the_runs_test_used(trained):
 def test_embed_with_flip_equals_the_evaluation_with_flip(trained):
     run, dataset = trained
     model, config = run_model(run)
-    evaluation = retrieve_dataset(eval_model(model, config, torch.device("cpu")), dataset, config,
+    evaluation = retrieve_dataset(place_model(model, config, torch.device("cpu")).eval(), dataset, config,
                                   device=torch.device("cpu"), flip=True)
     got = sagkit.embed(run, [r.path for r in dataset.gallery], flip=True, progress=False)
     assert got.settings["flip"] is True

@@ -10,7 +10,7 @@ from sagkit.cli.common import check_at_least, configure_logging, parse_overrides
 from sagkit.cli.metrics import format_metrics
 from sagkit.data.overlap import overlap_text
 from sagkit.evaluation.bootstrap import interval_method, run_intervals
-from sagkit.runs.evaluate import evaluate_model, split_name
+from sagkit.runs.evaluate import evaluate_run, split_name
 from sagkit.runs.per_query import retrieval_queries
 
 
@@ -23,7 +23,7 @@ def run(args: argparse.Namespace) -> int:
         if getattr(args, key) is not None:
             changes[key] = getattr(args, key)
     options = parse_overrides(args.overrides) if args.overrides else None
-    retrieval, dataset = evaluate_model(args.path, which=args.which, dataset=args.dataset,
+    retrieval, dataset = evaluate_run(args.path, which=args.which, dataset=args.dataset,
                                         data_root=args.data_root, options=options, device=args.device, use_cache=not args.no_cache,
                                         allow_train_overlap=args.allow_train_overlap, **changes)
     metrics = {**retrieval.summary(), "intervals": run_intervals(retrieval_queries(retrieval).scores),

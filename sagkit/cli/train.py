@@ -13,7 +13,7 @@ from sagkit.cli.common import CLIError, configure_logging, depths_flag, optional
 from sagkit.cli.flags.train import CONFIG_FLAGS
 from sagkit.cli.metrics import format_metrics
 from sagkit.config import PROFILE_COSTS, ExperimentConfig
-from sagkit.engine import train
+from sagkit.runs import train
 from sagkit.engine.distributed import env_dist_info
 from sagkit.runs.config import run_config
 
@@ -65,6 +65,6 @@ def run(args: argparse.Namespace) -> int:
     results = train(config, resume=not args.no_resume, retrain=args.retrain, progress=not args.no_progress,
                     wait=not args.no_wait, any_world_size=args.any_world_size)
     if env_dist_info().is_main:
-        print(f"run: {results['run_dir']}")
-        print(format_metrics(results))
+        print(f"run: {results.run_dir}")
+        print(format_metrics(results.to_json()))
     return 0

@@ -1,20 +1,20 @@
-"""Training engine: ``train(config)`` runs an experiment into ``runs/<name>/``; helpers read runs back.
+"""Training engine: the epoch loop, validation during training, optimisation, checkpoints and DDP; the one
+retrieval pipeline. Running an experiment into its run folder is ``sagkit.runs.train``.
 
-Modules: ``trainer`` (train loop), ``retrieval`` (the one evaluation pipeline: features, distances, metrics,
-re-ranking, multi-query), ``feature_cache`` (features of a checkpoint on disk), ``checkpoint`` (atomic files,
-RNG states), ``device`` (device, mixed precision, seeds), ``distributed`` (DDP), ``optim`` (optimizers,
-schedules, the criterion), ``run_dir`` (run folders), ``run_lock`` (one trainer per run folder), ``builders`` (model and data
-from a config),
-``tb_log`` (TensorBoard event files), ``export`` (ONNX files; imported on its own, since it needs onnx and
-onnxruntime).
+Modules: ``trainer`` (one training epoch), ``session`` (a training session: set-up, resume, the epochs and
+their checkpoints), ``fault`` (the tests' kill switch), ``retrieval`` (the one evaluation pipeline: features,
+distances, metrics, re-ranking, multi-query), ``feature_cache`` (features of a checkpoint on disk),
+``checkpoint`` (atomic files, RNG states), ``device`` (device, model placement, mixed precision, seeds),
+``distributed`` (DDP), ``optim`` (optimizers, schedules, the criterion), ``builders`` (model and data from a
+config), ``tb_log`` (TensorBoard event files).
 """
 
 from sagkit.engine.checkpoint import load_checkpoint
-from sagkit.engine.device import DeviceUnavailableError, resolve_device, resolve_precision
+from sagkit.engine.device import DeviceUnavailableError, place_model, resolve_device, resolve_precision, run_device
 from sagkit.engine.distributed import DistInfo
 from sagkit.engine.feature_cache import FeatureCache
 from sagkit.engine.retrieval import EvalSettings, Retrieval, extract_split_features, retrieve, retrieve_dataset
-from sagkit.engine.trainer import TrainingDiverged, train, train_one_epoch
+from sagkit.engine.trainer import TrainingDiverged, train_one_epoch
 
 __all__ = [
     "DeviceUnavailableError",
@@ -25,10 +25,11 @@ __all__ = [
     "TrainingDiverged",
     "extract_split_features",
     "load_checkpoint",
+    "place_model",
     "resolve_device",
     "resolve_precision",
     "retrieve",
     "retrieve_dataset",
-    "train",
+    "run_device",
     "train_one_epoch",
 ]

@@ -1,4 +1,5 @@
-"""Device choice, mixed precision, seeding and deterministic mode."""
+"""Device choice (:func:`run_device`), placing a model on it (:func:`place_model`), mixed precision, seeding and
+deterministic mode."""
 
 from __future__ import annotations
 
@@ -16,11 +17,14 @@ import numpy as np
 import torch
 
 from sagkit.choices import AMP_CHOICES, DEVICE_RULE
+from sagkit.config import sized_for_gpu
 
 __all__ = [
     "DeviceUnavailableError",
     "Precision",
+    "place_model",
     "resolve_device",
+    "run_device",
     "resolve_precision",
     "has_native_bf16",
     "autocast",
@@ -75,6 +79,27 @@ def resolve_device(spec: str = "auto", local_rank: int = 0, quiet: bool = False,
             )
         return torch.device("cuda", index)
     raise ValueError(f"device={spec!r} is invalid: {DEVICE_RULE}")
+
+
+def run_device(config, spec: Optional[str] = None, *, local_rank: int = 0, world_size: int = 1,
+               quiet: Optional[bool] = None) -> torch.device:
+    """The device that trains or evaluates ``config`` (``spec`` overrides ``config.device``), with the config's
+    CPU memory setting applied (``retain_memory``: :func:`retain_freed_memory`). ``quiet`` None: the CPU notice
+    only for a config sized for a GPU."""
+    quiet = not sized_for_gpu(config) if quiet is None else quiet
+    device = resolve_device(spec or config.device, local_rank, quiet=quiet, world_size=world_size)
+    if device.type == "cpu" and config.retain_memory:
+        retain_freed_memory()
+    return device
+
+
+def place_model(model: torch.nn.Module, config, device: torch.device) -> torch.nn.Module:
+    """``model`` on ``device`` in the memory layout of ``config`` (channels-last when ``config.channels_last``):
+    the layout it trains in, so that every evaluation extracts features from the same one."""
+    model = model.to(device)
+    if config.channels_last:
+        model = model.to(memory_format=torch.channels_last)
+    return model
 
 
 BF16_MIN_CAPABILITY = (8, 0)  # Ampere: the first CUDA GPUs with bf16 tensor cores

@@ -30,7 +30,7 @@ from sagkit.engine.feature_cache import FeatureCache
 
 log = logging.getLogger("sagkit.engine")
 
-__all__ = ["EvalSettings", "Retrieval", "Scores", "check_scorable", "eval_model", "eval_transform",
+__all__ = ["EvalSettings", "Retrieval", "Scores", "check_scorable", "eval_transform",
            "extract_split_features", "people_only", "retrieve", "retrieve_dataset", "score", "scoring_device"]
 
 MAX_RANK = 50
@@ -88,7 +88,7 @@ class Retrieval:
     single_rr: Optional[Scores] = None
     multi: Optional[Scores] = None
     multi_rr: Optional[Scores] = None
-    train_overlap: Optional[dict] = None  # set by evaluate_model when the split shares the model's training people
+    train_overlap: Optional[dict] = None  # set by evaluate_run when the split shares the model's training people
 
     def evaluations(self) -> dict:
         """``{"single": {...}, "single_rr": ..., "multi": ..., "multi_rr": ...}`` metrics (those computed)."""
@@ -153,15 +153,6 @@ def extract_split_features(model: torch.nn.Module, records: Sequence, transform,
     if info.is_distributed:
         feats = gather_in_order(feats, info, len(records))
     return feats
-
-
-def eval_model(model: torch.nn.Module, config, device) -> torch.nn.Module:
-    """``model`` on ``device`` in eval mode, in channels-last layout when ``config.channels_last`` (as the
-    trainer holds it), so that every evaluation extracts features from the same layout."""
-    model = model.to(device).eval()
-    if config.channels_last:
-        model = model.to(memory_format=torch.channels_last)
-    return model
 
 
 def eval_transform(model: torch.nn.Module, input_size: tuple[int, int]):

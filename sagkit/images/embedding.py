@@ -22,11 +22,10 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from sagkit.atomic import atomic_write
-from sagkit.config import sized_for_gpu
 from sagkit.data import ImageRecord
 from sagkit.data.records import IMAGE_EXTENSIONS
-from sagkit.engine.device import resolve_device
-from sagkit.engine.retrieval import EvalSettings, eval_model, eval_transform, extract_split_features
+from sagkit.engine.device import place_model, resolve_device, run_device
+from sagkit.engine.retrieval import EvalSettings, eval_transform, extract_split_features
 from sagkit.runs.folder import run_model
 
 __all__ = ["Embeddings", "collect_images", "embed", "load_source"]
@@ -147,8 +146,8 @@ def load_source(source: str | Path, which: str = "best", flip: bool | None = Non
     source = Path(source)
     if source.is_dir():
         model, config = run_model(source, which)
-        dev = resolve_device(device, quiet=not sized_for_gpu(config))  # no CPU notice for a CPU-sized model
-        model = eval_model(model, config, dev)
+        dev = run_device(config, device)  # no CPU notice for a CPU-sized model
+        model = place_model(model, config, dev).eval()
         changes = {k: v for k, v in (("flip", flip), ("batch_size", batch_size)) if v is not None}
         settings = EvalSettings.from_config(config, **changes)
         size = (config.height, config.width)

@@ -34,6 +34,7 @@ from sagkit.report import tables
 from sagkit.config import ExperimentConfig
 from sagkit.engine.builders import model_cost
 from sagkit.runs.grids import read_grid_stats
+from sagkit.runs.record import RunResults
 from sagkit.report.results_folder import profile_runs, read_results_folder
 from sagkit.report.seed_stats import COMPARED, seed_statistics
 from sagkit.viz import save_figure
@@ -79,22 +80,21 @@ def control_by_label(label: str, controls: Iterable[Control] = CONTROLS + SHALLO
     return found[label]
 
 
-def match_controls(runs: Iterable[tuple[dict, Any]], profile: str, controls: Iterable[Control],
-                   overrides: Mapping[str, Any] | None = None) -> dict[str, dict[int, tuple[dict, Any]]]:
-    """{control label: {seed: (results.json, RunQueries)}} of the runs that ``profile`` with ``overrides`` and
+def match_controls(runs: Iterable[tuple[RunResults, Any]], profile: str, controls: Iterable[Control],
+                   overrides: Mapping[str, Any] | None = None) -> dict[str, dict[int, tuple[RunResults, Any]]]:
+    """{control label: {seed: (RunResults, RunQueries)}} of the runs that ``profile`` with ``overrides`` and
     the control's fields trains (the rule of :func:`sagkit.report.results_folder.profile_runs`)."""
     runs = list(runs)
-    out: dict[str, dict[int, tuple[dict, Any]]] = {}
+    out: dict[str, dict[int, tuple[RunResults, Any]]] = {}
     for control in controls:
         chosen = profile_runs(runs, profile, {**dict(overrides or {}), **dict(control.fields)})
         for results, queries in chosen:
-            if tuple(results.get("depths") or ()) == control.depths:
-                seed = int(results["config"].get("seed", 0))
-                out.setdefault(control.label, {})[seed] = (results, queries)
+            if results.depths == control.depths:
+                out.setdefault(control.label, {})[results.seed] = (results, queries)
     return out
 
 
-def _row(results: dict, queries: Any) -> dict:
+def _row(results: RunResults, queries: Any) -> dict:
     return tables.table1_row(results, queries.scores["single"])
 
 
@@ -109,10 +109,10 @@ def _grid_columns(grid_stats: Iterable[Mapping | None], depth: int) -> dict:
             "grid_peak": statistics.median(g["peak_median"] for g in found), "grid_runs": len(found)}
 
 
-def controls_frame(runs: Iterable[tuple[dict, Any]], profile: str, controls: Iterable[Control] = CONTROLS,
+def controls_frame(runs: Iterable[tuple[RunResults, Any]], profile: str, controls: Iterable[Control] = CONTROLS,
                    overrides: Mapping[str, Any] | None = None,
                    cost: Callable[[ExperimentConfig, int], Mapping[str, float]] | None = None,
-                   grid_stats: Callable[[dict], Mapping | None] | None = None,
+                   grid_stats: Callable[[RunResults], Mapping | None] | None = None,
                    speeds: Mapping[str, float] | None = None) -> pd.DataFrame:
     """One row per control with finished runs: R1/R5/R10/mAP means over seeds (percent) with ``*_sd`` and the
     95% interval ``*_low``/``*_high``; ``d{R1,mAP}_ref*`` against the control's ``against`` configuration and
@@ -149,14 +149,14 @@ def controls_frame(runs: Iterable[tuple[dict, Any]], profile: str, controls: Ite
                 row[f"verdict_{column}_{prefix}"] = paired[f"verdict_{column}"]
         first = pairs[0][0]
         if cost is not None:
-            row.update(cost(ExperimentConfig.from_run(dict(first["config"])), int(first["num_classes"])))
-        during = [float(r["timings"]["img_per_s_mean"]) for r, _ in pairs if (r.get("timings") or {}).get("img_per_s_mean")]
+            row.update(cost(ExperimentConfig.from_run(dict(first.config)), first.num_classes))
+        during = [float(r.timings["img_per_s_mean"]) for r, _ in pairs if r.timings.get("img_per_s_mean")]
         row["train_img_s"] = statistics.fmean(during) if during else math.nan
         if speeds is not None and control.label in speeds:
             row["train_img_s"] = float(speeds[control.label])
         if control.depths and grid_stats is not None:
             row.update(_grid_columns((grid_stats(r) for r, _ in pairs), control.depths[-1]))
-        row["runs"] = "; ".join(str(r.get("name", "")) for r, _ in pairs)
+        row["runs"] = "; ".join(r.name for r, _ in pairs)
         out.append(row)
     return pd.DataFrame(out)
 
@@ -235,7 +235,7 @@ def kept_controls(results_dir: str | Path, dataset: str, profile: str, out_dir: 
     done: dict[str, Any] = {"files": [], "speed_note": note}
     for name, controls in (("controls", CONTROLS), ("controls_shallow", SHALLOW_CONTROLS)):
         frame = controls_frame(kept, profile, controls, overrides, cost=model_cost,
-                               grid_stats=lambda results: read_grid_stats(folder / str(results["name"])),
+                               grid_stats=lambda results: read_grid_stats(folder / results.name),
                                speeds=speeds)
         if frame.empty or (name == "controls_shallow" and not frame["control"].str.contains("uniform").any()):
             continue

@@ -25,10 +25,12 @@ from sagkit.report import tables
 from sagkit.atomic import atomic_write, check_folder
 from sagkit.config import ExperimentConfig
 from sagkit.runs.config import run_config
-from sagkit.runs.per_query import ensure_per_query, evaluate_run, read_per_query
-from sagkit.runs.folder import CHECKPOINT_BEST, KEPT_ENTRIES, PER_QUERY_FILE, RESULTS_FILE, find_runs, read_results
+from sagkit.runs.evaluate import evaluate_run
+from sagkit.runs.per_query import ensure_per_query, read_per_query
+from sagkit.runs.folder import CHECKPOINT_BEST, PER_QUERY_FILE, find_runs
 from sagkit.runs.grids import GRID_STATS_FILE, ensure_grid_stats
-from sagkit.evaluation.bootstrap import SUMMARY_PREFIXES, run_intervals
+from sagkit.runs.record import RESULTS_FILE, RunResults, read_results
+from sagkit.evaluation.bootstrap import run_intervals
 from sagkit.report.seed_stats import COMPARED, seed_statistics
 from sagkit.viz import save_figure
 from sagkit.viz.plots import plot_depth_effect
@@ -51,12 +53,12 @@ def export_runs(runs_dir: str | Path, results_dir: str | Path = "results", devic
     if not runs_dir.is_dir():
         raise FileNotFoundError(f"runs folder {runs_dir} does not exist: give the folder holding the run folders")
     written = []
-    for results in find_runs(runs_dir, required=tuple(KEPT_ENTRIES)):
-        run = runs_dir / results["name"] if (runs_dir / results["name"]).is_dir() else Path(results["run_dir"])
-        ensure_per_query(run, lambda run=run: evaluate_run(run, device))
+    for results in find_runs(runs_dir):
+        run = runs_dir / results.name if (runs_dir / results.name).is_dir() else Path(results.run_dir)
+        ensure_per_query(run, lambda run=run: evaluate_run(run, device=device)[0])
         if (run / CHECKPOINT_BEST).is_file():
             ensure_grid_stats(run, device)
-        target = results_dir / str(results["dataset"]) / run.name
+        target = results_dir / results.dataset / run.name
         for name in KEPT_FILES:
             if name != GRID_STATS_FILE or (run / name).is_file():
                 _copy(run / name, target / name)
@@ -64,18 +66,18 @@ def export_runs(runs_dir: str | Path, results_dir: str | Path = "results", devic
     return written
 
 
-def read_runs(folder: str | Path) -> list[tuple[dict, object]]:
-    """``(results.json dict, RunQueries)`` of every finished run in ``folder`` (one sub-folder a run), by name."""
+def read_runs(folder: str | Path) -> list[tuple[RunResults, object]]:
+    """``(RunResults, RunQueries)`` of every finished run in ``folder`` (one sub-folder a run), by name."""
     found = []
     for run in sorted(p for p in Path(folder).iterdir() if (p / RESULTS_FILE).is_file()):
-        results = read_results(run, required=tuple(KEPT_ENTRIES))
-        if results.get("complete"):
+        results = read_results(run)
+        if results.complete:
             found.append((results, read_per_query(run)))
     return found
 
 
-def read_results_folder(results_dir: str | Path, dataset: str) -> list[tuple[dict, object]]:
-    """``(results.json dict, RunQueries)`` of every run kept in ``results_dir/<dataset>/``, by run name."""
+def read_results_folder(results_dir: str | Path, dataset: str) -> list[tuple[RunResults, object]]:
+    """``(RunResults, RunQueries)`` of every run kept in ``results_dir/<dataset>/``, by run name."""
     folder = Path(results_dir) / dataset
     if not folder.is_dir():
         raise FileNotFoundError(f"{folder} does not exist: export runs first (python -m sagkit results export "
@@ -83,23 +85,17 @@ def read_results_folder(results_dir: str | Path, dataset: str) -> list[tuple[dic
     return read_runs(folder)
 
 
-def profile_runs(kept: Iterable[tuple[dict, object]], profile: str,
-                 overrides: Mapping[str, Any] | None = None) -> list[tuple[dict, object]]:
+def profile_runs(kept: Iterable[tuple[RunResults, object]], profile: str,
+                 overrides: Mapping[str, Any] | None = None) -> list[tuple[RunResults, object]]:
     """The kept runs that profile ``profile`` with ``overrides`` (ExperimentConfig fields) trains, any depths and
     seed, as the workbook would train them."""
     chosen = []
     for results, queries in kept:
-        config = ExperimentConfig.from_run(dict(results["config"]))
+        config = ExperimentConfig.from_run(dict(results.config))
         wanted = run_config(profile, config.dataset, config.depths, config.seed, **dict(overrides or {}))
         if wanted.result_fields() == config.result_fields():
             chosen.append((results, queries))
-    return sorted(chosen, key=lambda item: str(item[0].get("finished_at", "")))
-
-
-def _evaluations(results: dict) -> dict:
-    """results.json's flat metrics back as ``{"single": {...}, "single_rr": ...}`` (those it has)."""
-    return {name: {m: results[prefix + m] for m in tables.METRICS} for name, prefix in SUMMARY_PREFIXES.items()
-            if prefix + "rank1" in results}
+    return sorted(chosen, key=lambda item: item[0].finished_at)
 
 
 def write_tables(results_dir: str | Path, dataset: str, profile: str, out_dir: str | Path,
@@ -111,7 +107,7 @@ def write_tables(results_dir: str | Path, dataset: str, profile: str, out_dir: s
     runs = profile_runs(read_results_folder(results_dir, dataset), profile, overrides)
     if seeds is not None:
         wanted = set(seeds)
-        runs = [(r, q) for r, q in runs if int(r["config"].get("seed", 0)) in wanted]
+        runs = [(r, q) for r, q in runs if r.seed in wanted]
     if not runs:
         raise FileNotFoundError(f"{Path(results_dir) / dataset} holds no finished run of profile {profile!r}"
                                 + (f" with seeds {sorted(wanted)}" if seeds is not None else ""))
@@ -121,13 +117,12 @@ def write_tables(results_dir: str | Path, dataset: str, profile: str, out_dir: s
     files += tables.write_table(tables.table1_summary(table1), out_dir, "table1_summary", title=title)
     files += save_figure(plot_depth_effect(table1, title=f"Effect of the SAG position ({dataset})"), out_dir,
                          "fig3_depth_effect")
-    first_seed = min(int(r["config"].get("seed", 0)) for r, _ in runs)
-    sota = {tuple(r.get("depths") or ()): (r, q) for r, q in runs if int(r["config"].get("seed", 0)) == first_seed}
+    first_seed = min(r.seed for r, _ in runs)
+    sota = {r.depths: (r, q) for r, q in runs if r.seed == first_seed}
     measurements = {}
     for depths in (d for d in measured.SOTA_CONFIGS if d in sota):
         results, queries = sota[depths]
-        measurements[depths] = (results, _evaluations(results),
-                                results.get("intervals") or run_intervals(queries.scores))
+        measurements[depths] = (results, results.evaluations(), results.intervals or run_intervals(queries.scores))
     for number in tables.SOTA_NAMES:
         rows = measured.sota_rows(number, dataset, profile, measurements)
         files += table_view.write_sota_table(tables.assemble_sota_table(number, rows), out_dir, number, profile,
@@ -135,7 +130,7 @@ def write_tables(results_dir: str | Path, dataset: str, profile: str, out_dir: s
     return {"table1": table1, "files": files}
 
 
-def _rows_by_config(runs: Iterable[tuple[dict, object]]) -> dict[str, dict[int, dict]]:
+def _rows_by_config(runs: Iterable[tuple[RunResults, object]]) -> dict[str, dict[int, dict]]:
     """{config label: {seed: Table 1 row with its single-query scores}}."""
     return tables.rows_by_config(tables.table1_row(results, queries.scores["single"]) for results, queries in runs)
 

@@ -21,6 +21,7 @@ from sagkit.report import reference
 from sagkit.atomic import atomic_write_text, make_folder
 from sagkit.evaluation.bootstrap import INTERVAL_METRICS, SUMMARY_PREFIXES
 from sagkit.report.seed_stats import seed_statistics, stat_columns
+from sagkit.runs.record import RunResults
 
 METRICS = INTERVAL_METRICS  # the four metrics of the paper's tables
 COLUMNS = {"rank1": "R1", "rank5": "R5", "rank10": "R10", "mAP": "mAP"}  # the paper's column names
@@ -108,12 +109,10 @@ def assemble_table1(
     return pd.DataFrame(out, columns=columns)
 
 
-def table1_row(results: Mapping, queries=None) -> dict:
-    """A measured Table 1 row from one run's results.json (``queries``: its single-query QueryScores)."""
-    config = results.get("config") or {}
-    row = {"depths": tuple(results.get("depths") or ()), "run": results.get("name", ""),
-           "seed": int(config.get("seed", 0))}
-    row.update({metric: results.get(metric) for metric in METRICS})
+def table1_row(results: RunResults, queries=None) -> dict:
+    """A measured Table 1 row from one run's results record (``queries``: its single-query QueryScores)."""
+    row = {"depths": results.depths, "run": results.name, "seed": results.seed}
+    row.update({metric: results.metrics[metric] for metric in METRICS})
     if queries is not None:
         row["queries"] = queries
     return row

@@ -1,5 +1,7 @@
-"""``evaluate_model``: a trained model (run folder or checkpoint file) scored on a dataset's test split, its own
-or another one (cross-dataset), under that dataset's protocol; what ``sagkit eval`` and notebook 07 call.
+"""Scoring a trained model on a test split, one way for every caller: :func:`score_test_split` (the retrieval
+pipeline with a run's settings, multi-query included), which the trainer's final test calls with its model in
+memory, and :func:`evaluate_run` (a run folder or checkpoint file), which ``sagkit eval``, the per-query back-fill
+and the workbook call.
 
 The classifier is not used: the model's retrieval embedding is scored, so a model trained on one dataset can
 be tested on any other, with any number of identities.
@@ -10,45 +12,62 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Optional
 
-from sagkit.config import sized_for_gpu
+import torch
+
 from sagkit.data import ReIDDataset, load_dataset
 from sagkit.data.overlap import overlap_text, train_overlap
 
-from sagkit.engine.device import resolve_device, retain_freed_memory
+from sagkit.engine.device import place_model, run_device
+from sagkit.engine.distributed import DistInfo
 from sagkit.engine.feature_cache import FeatureCache
-from sagkit.engine.retrieval import Retrieval, eval_model, retrieve_dataset
-from sagkit.runs.folder import checkpoint_path, model_from_checkpoint, run_model
+from sagkit.engine.retrieval import ModelSource, Retrieval, retrieve_dataset
+from sagkit.runs.folder import checkpoint_path, is_complete, model_from_checkpoint, read_config, run_model
+from sagkit.runs.lock import check_not_training
 
-__all__ = ["evaluate_model", "split_name"]
+__all__ = ["evaluate_run", "score_test_split", "split_name"]
 
 
-def evaluate_model(path: str | Path, *, which: str = "best", dataset: Optional[str] = None,
-                   data_root: Optional[str | Path] = None, options: Optional[dict] = None, device: str = "auto",
-                   use_cache: bool = True, allow_train_overlap: bool = False,
-                   **changes) -> tuple[Retrieval, ReIDDataset]:
+def score_test_split(model: ModelSource, config, dataset: ReIDDataset, *, device: torch.device,
+                     cache: Optional[FeatureCache] = None, dist_info: Optional[DistInfo] = None,
+                     **changes) -> Retrieval:
+    """``model`` (or a callable that loads it, placed on ``device``) on ``dataset``'s test split with the
+    evaluation settings of ``config``, multi-query pooling included: a run's final test. ``changes``:
+    :class:`EvalSettings` fields that differ (e.g. ``rerank=True``); ``cache``: the checkpoint's kept features."""
+    return retrieve_dataset(model, dataset, config, device=device, dist_info=dist_info, cache=cache,
+                            **{"multi_query": True, **changes})
+
+
+def evaluate_run(path: str | Path, *, which: str = "best", device: str | torch.device = "auto",
+                 dataset: Optional[str] = None, data_root: Optional[str | Path] = None,
+                 options: Optional[dict] = None, use_cache: bool = True, allow_train_overlap: bool = False,
+                 model: Optional[ModelSource] = None, **changes) -> tuple[Retrieval, ReIDDataset]:
     """``(retrieval, dataset)`` of the model at ``path`` (a run folder's ``which`` checkpoint, or a checkpoint
-    file) on ``dataset``'s test split (default: the dataset it was trained on).
+    file) on ``dataset``'s test split (default: the dataset it was trained on), as :func:`score_test_split`.
 
-    ``data_root`` None: the training config's root for its own dataset, none for another (the synthetic
-    set's cache); "" means none. ``options`` None: the training config's dataset options for its own
-    dataset, none for another. ``use_cache``: read/write the features kept in the run folder. ``changes``:
-    :class:`EvalSettings` fields (e.g. ``rerank=True``, ``flip=False``, ``multi_query=True``).
+    ``device``: a name (resolved with the run's memory settings) or a prepared ``torch.device``. ``data_root``
+    None: the training config's root for its own dataset, none for another (the synthetic set's cache); ""
+    means none. ``options`` None: the training config's dataset options for its own dataset, none for
+    another. ``use_cache``: read/write the features kept in the run folder; a run folder's model is loaded
+    only when they are not there (``model``: the run's model already loaded, or a callable loading it).
     A test split that shares people with the model's training split (another split of its own dataset) is
     refused with ValueError unless ``allow_train_overlap``; then ``retrieval.train_overlap`` says how much.
     """
     path = Path(path)
     cache = None
     if path.is_dir():
-        model, config = run_model(path, which)
-        cache = FeatureCache(checkpoint_path(path, which)) if use_cache else None
+        check_not_training(path, is_complete(path))
+        config = read_config(path)
+        if use_cache:
+            ckpt = checkpoint_path(path, which)
+            cache = FeatureCache(ckpt) if ckpt.is_file() else None
+        source = model if model is not None else (lambda: run_model(path, which)[0])
     elif path.is_file():
-        model, config, _ = model_from_checkpoint(path)
+        loaded, config, _ = model_from_checkpoint(path)
+        source = model if model is not None else loaded
     else:
         raise FileNotFoundError(f"{path} does not exist: give a run folder or a checkpoint file")
-    dev = resolve_device(device, quiet=not sized_for_gpu(config))
-    if dev.type == "cpu" and config.retain_memory:
-        retain_freed_memory()
-    model = eval_model(model, config, dev)
+    dev = device if isinstance(device, torch.device) else run_device(config, device)
+    placed = source if model is not None else _placed(source, config, dev)
     name = dataset or config.dataset
     same = name == config.dataset
     root = (data_root or None) if data_root is not None else (config.data_root if same else None)
@@ -58,9 +77,16 @@ def evaluate_model(path: str | Path, *, which: str = "best", dataset: Optional[s
     if overlap and not allow_train_overlap:
         raise ValueError(overlap_text(overlap, split_name(name, chosen)) + ": evaluate on a split the model did "
                          "not train on, or pass --allow-train-overlap (allow_train_overlap=True) to score it marked")
-    retrieval = retrieve_dataset(model, data, config, device=dev, cache=cache, **changes)
+    retrieval = score_test_split(placed, config, data, device=dev, cache=cache, **changes)
     retrieval.train_overlap = overlap
     return retrieval, data
+
+
+def _placed(source: ModelSource, config, device: torch.device) -> ModelSource:
+    """``source`` (a model, or a callable loading one) placed on ``device`` in eval mode when it is needed."""
+    if isinstance(source, torch.nn.Module):
+        return place_model(source, config, device).eval()
+    return lambda: place_model(source(), config, device).eval()
 
 
 def split_name(name: str, options: dict) -> str:

@@ -2,7 +2,7 @@
 
 Layout: ``config.json`` (the config it ran with), ``metrics.csv`` (one row per epoch), ``checkpoint_last.pt``
 (resume point), ``checkpoint_best.pt`` (selected on validation), ``results.json`` (written last: its presence
-with ``"complete": true`` marks a finished run), ``features/`` (test features of the best checkpoint,
+with ``"complete": true`` marks a finished run; ``sagkit.runs.record``), ``features/`` (test features of the best checkpoint,
 ``sagkit.engine.feature_cache``), ``tensorboard/`` (the metrics as TensorBoard event files when tensorboard
 is installed, ``sagkit.engine.tb_log``), ``per_query.npz`` (the test's per-query results, written just before
 ``results.json``, ``sagkit.runs.per_query``). ``.lock`` exists while a process trains the run
@@ -13,21 +13,21 @@ from __future__ import annotations
 
 import csv
 import io
-import json
 import logging
 import shutil
 import subprocess
 from pathlib import Path
-from typing import Any, Optional, Sequence
+from typing import Any, Optional
 
 import sagkit
 from sagkit.config import ExperimentConfig
 
 from sagkit.engine.builders import build_model
-from sagkit.engine.checkpoint import MODEL_ENTRIES, atomic_write_json, atomic_write_text, load_checkpoint, load_weights
+from sagkit.engine.device import place_model
+from sagkit.engine.checkpoint import MODEL_ENTRIES, atomic_write_text, load_checkpoint, load_weights
 from sagkit.engine.feature_cache import FEATURES_DIR
-from sagkit.runs.results_check import KEPT_ENTRIES, RESULTS_ADVICE, check_results
 from sagkit.runs.lock import check_not_training
+from sagkit.runs.record import RESULTS_FILE, RunResults, is_complete, read_results
 
 __all__ = [
     "CONFIG_FILE",
@@ -44,8 +44,6 @@ __all__ = [
     "read_metrics",
     "write_metrics",
     "read_results",
-    "check_results",
-    "KEPT_ENTRIES",
     "is_complete",
     "load_run",
     "find_runs",
@@ -58,7 +56,6 @@ __all__ = [
 
 CONFIG_FILE = "config.json"
 METRICS_FILE = "metrics.csv"
-RESULTS_FILE = "results.json"
 PER_QUERY_FILE = "per_query.npz"
 CHECKPOINT_BEST = "checkpoint_best.pt"
 CHECKPOINT_LAST = "checkpoint_last.pt"
@@ -175,40 +172,16 @@ def write_metrics(run_dir: str | Path, rows: list[dict]) -> Path:
     return atomic_write_text(Path(run_dir) / METRICS_FILE, buf.getvalue())
 
 
-def read_results(run_dir: str | Path, required: Sequence[str] = ()) -> Optional[dict]:
-    """``results.json`` as a dict, or None when the run has not finished; ValueError naming the file when it is
-    damaged (see :func:`check_results`; ``required``: entries of ``KEPT_ENTRIES`` the caller indexes)."""
-    path = Path(run_dir) / RESULTS_FILE
-    if not path.is_file():
-        return None
-    try:
-        results = json.loads(path.read_text(encoding="utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError) as err:
-        raise ValueError(f"{path} is not valid JSON ({err}): the file is damaged; {RESULTS_ADVICE}") from None
-    check_results(results, path, required)
-    return results
-
-
-def is_complete(run_dir: str | Path) -> bool:
-    """True when ``results.json`` exists and says the run finished."""
-    results = read_results(run_dir)
-    return bool(results and results.get("complete"))
-
-
-def write_results(run_dir: str | Path, results: dict) -> Path:
-    """Write ``results.json`` atomically."""
-    return atomic_write_json(Path(run_dir) / RESULTS_FILE, results)
-
-
 def load_run(run_dir: str | Path) -> dict:
     """Everything about one run for a notebook: ``{"name", "run_dir", "config": ExperimentConfig,
-    "results": dict or None, "metrics": list of row dicts, "complete": bool}``.
+    "results": RunResults or None, "metrics": list of row dicts, "complete": bool}``.
 
     Raises ``RunLocked`` while another process is still training the run.
     """
     run_dir = Path(run_dir)
     results = read_results(run_dir)
-    check_not_training(run_dir, bool(results and results.get("complete")))
+    complete = results is not None and results.complete
+    check_not_training(run_dir, complete)
     config = read_config(run_dir)
     return {
         "name": run_dir.name,
@@ -216,40 +189,18 @@ def load_run(run_dir: str | Path) -> dict:
         "config": config,
         "results": results,
         "metrics": read_metrics(run_dir),
-        "complete": bool(results and results.get("complete")),
+        "complete": complete,
     }
 
 
-def find_runs(runs_dir: str | Path = "runs", complete_only: bool = True, required: Sequence[str] = ()) -> list[dict]:
-    """``results.json`` dicts of the runs under ``runs_dir`` (finished ones only unless told), by name
-    (``required``: as for :func:`read_results`)."""
+def find_runs(runs_dir: str | Path = "runs") -> list[RunResults]:
+    """The :class:`RunResults` of the finished runs under ``runs_dir``, by folder name (ValueError naming a
+    damaged ``results.json``)."""
     runs_dir = Path(runs_dir)
     if not runs_dir.is_dir():
         return []
-    found = []
-    for sub in sorted(p for p in runs_dir.iterdir() if p.is_dir()):
-        results = read_results(sub, required)
-        if results is None:
-            if complete_only or not (sub / CONFIG_FILE).is_file():
-                continue
-            results = {"name": sub.name, "run_dir": str(sub), "complete": False,
-                       "config": _config_entries(sub)}
-        elif complete_only and not results.get("complete"):
-            continue
-        found.append(results)
-    return found
-
-
-def _config_entries(run_dir: Path) -> dict:
-    """The run's config.json as written (a JSON object), or ValueError naming the file."""
-    path = run_dir / CONFIG_FILE
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError) as err:
-        raise ValueError(f"config file {path} is not valid JSON: {err}") from None
-    if not isinstance(data, dict):
-        raise ValueError(f"config file {path} must hold a JSON object, not {type(data).__name__}")
-    return data
+    found = (read_results(sub) for sub in sorted(p for p in runs_dir.iterdir() if p.is_dir()))
+    return [results for results in found if results is not None and results.complete]
 
 
 def model_from_checkpoint(path: str | Path) -> tuple[Any, ExperimentConfig, dict]:
@@ -268,13 +219,15 @@ def model_from_checkpoint(path: str | Path) -> tuple[Any, ExperimentConfig, dict
 
 
 def load_model_from_run(run_dir: str | Path, which: str = "best", device: Any = "cpu"):
-    """The trained ``SAGNet`` of a run, weights from ``checkpoint_<which>.pt``, in eval mode on ``device``.
+    """The trained ``SAGNet`` of a run, weights from ``checkpoint_<which>.pt``, in eval mode on ``device`` (in the
+    run's memory layout, :func:`~sagkit.engine.device.place_model`).
 
     ``which``: "best" or "last". A checkpoint of another experiment than the run's ``config.json`` (copied
     from another run folder) raises ValueError instead of returning a model the run did not train.
     Raises ``RunLocked`` while another process is still training the run.
     """
-    return run_model(run_dir, which)[0].to(device).eval()
+    model, config = run_model(run_dir, which)
+    return place_model(model, config, device).eval()
 
 
 def checkpoint_path(run_dir: str | Path, which: str = "best") -> Path:

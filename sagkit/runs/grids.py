@@ -16,8 +16,9 @@ from sagkit.data import build_transforms, load_dataset, read_image
 from sagkit.evaluation.grid_stats import grid_statistics, summarise_grid_statistics
 
 from sagkit.engine.checkpoint import atomic_write_json
-from sagkit.engine.device import resolve_device
-from sagkit.runs.folder import RESULTS_FILE, read_results, run_model
+from sagkit.engine.device import place_model, run_device
+from sagkit.runs.folder import run_model
+from sagkit.runs.record import RESULTS_FILE, is_complete, read_results
 
 __all__ = ["GRID_STATS_FILE", "compute_grid_stats", "ensure_grid_stats", "read_grid_stats"]
 
@@ -31,11 +32,12 @@ def compute_grid_stats(run_dir: str | Path, device: str = "cpu") -> dict:
     once), from the best checkpoint; ``{}`` under "depths" for a baseline."""
     run_dir = Path(run_dir)
     name = run_dir.name
-    if not (read_results(run_dir) or {}).get("depths", True):  # a baseline: no grid, no model to load
+    results = read_results(run_dir)
+    if results is not None and not results.depths:  # a baseline: no grid, no model to load
         return {"format": FORMAT_VERSION, "run": name, "depths": {}}
     model, config = run_model(run_dir)
-    target = resolve_device(device, quiet=True)
-    model = model.to(target).eval()
+    target = run_device(config, device, quiet=True)
+    model = place_model(model, config, target).eval()
     dataset = load_dataset(config.dataset, config.data_root, **config.dataset_options)
     paths = list(dict.fromkeys(r.path for r in list(dataset.query) + list(dataset.gallery)))
     transform = build_transforms(config.height, config.width, train=False, mean=model.input_mean,
@@ -79,8 +81,7 @@ def ensure_grid_stats(run_dir: str | Path, device: str = "cpu") -> dict:
     found = read_grid_stats(run_dir)
     if found is not None:
         return found
-    results = read_results(run_dir)
-    if not results or not results.get("complete"):
+    if not is_complete(run_dir):
         raise FileNotFoundError(f"{run_dir} holds no finished run: train it before asking for its grids")
     data = compute_grid_stats(run_dir, device)
     atomic_write_json(Path(run_dir) / GRID_STATS_FILE, data)

@@ -24,16 +24,14 @@ from typing import Callable
 import numpy as np
 
 from sagkit.atomic import atomic_write
-from sagkit.data import load_dataset
 from sagkit.evaluation.bootstrap import SUMMARY_PREFIXES
 from sagkit.evaluation.query_scores import QueryScores
 
-from sagkit.engine.device import resolve_device
-from sagkit.engine.feature_cache import FeatureCache
-from sagkit.engine.retrieval import Retrieval, retrieve_dataset
-from sagkit.runs.folder import CHECKPOINT_BEST, CONFIG_FILE, PER_QUERY_FILE, load_model_from_run, read_config, read_results
+from sagkit.engine.retrieval import Retrieval
+from sagkit.runs.folder import CONFIG_FILE, PER_QUERY_FILE, read_config
+from sagkit.runs.record import RESULTS_FILE, read_results
 
-__all__ = ["FORMAT_VERSION", "PER_QUERY_FILE", "RunQueries", "ensure_per_query", "evaluate_run", "read_per_query",
+__all__ = ["FORMAT_VERSION", "PER_QUERY_FILE", "RunQueries", "ensure_per_query", "read_per_query",
            "retrieval_queries", "write_per_query"]
 
 FORMAT_VERSION = 2
@@ -122,8 +120,8 @@ def read_per_query(run_dir: str | Path) -> RunQueries:
 def _folder_identity(folder: Path) -> tuple[str | None, str | None]:
     """(run key, run name) of a run folder: from its results.json, else its config.json; (None, None) if neither."""
     results = read_results(folder)
-    if results is not None and results.get("run_key"):
-        return str(results["run_key"]), str(results.get("name") or folder.name)
+    if results is not None and results.run_key:
+        return results.run_key, results.name or folder.name
     if (folder / CONFIG_FILE).is_file():
         config = read_config(folder)
         return config.run_key(), config.run_name()
@@ -145,32 +143,23 @@ def _check_owner(path: Path, queries: RunQueries) -> None:
         raise ValueError(f"{path} does not say which run it belongs to (an old file) and {folder} has no "
                          "results.json to check it against: delete it and it is computed again")
     # the single-query metrics results.json has (older ones lack mINP; re-ranking was recomputed since)
-    expected = {k: v for k, v in queries.scores["single"].metrics().items() if k in results}
-    differ = sorted(k for k, v in expected.items() if not isinstance(results[k], (int, float))
-                    or not math.isclose(v, float(results[k]), rel_tol=0.0, abs_tol=_OLD_TOLERANCE))
-    if differ or int(results.get("num_query", len(queries.query_pids))) != len(queries.query_pids):
+    kept = results.metrics
+    expected = {k: v for k, v in queries.scores["single"].metrics().items() if k in kept}
+    differ = sorted(k for k, v in expected.items()
+                    if not math.isclose(v, float(kept[k]), rel_tol=0.0, abs_tol=_OLD_TOLERANCE))
+    if differ or results.num_query != len(queries.query_pids):
         raise ValueError(f"{path} does not say which run it belongs to (an old file) and its metrics differ from "
-                         f"{folder / 'results.json'} ({', '.join(differ) or 'num_query'}): it belongs to another "
+                         f"{folder / RESULTS_FILE} ({', '.join(differ) or 'num_query'}): it belongs to another "
                          "run; copy this run's own file, or delete it and it is computed again")
 
 
 def ensure_per_query(run_dir: str | Path, evaluate: Callable[[], Retrieval]) -> RunQueries:
     """The run's per-query results: read from its file, or (a run that predates it) computed once with
-    ``evaluate()`` (the retrieval pipeline on the run's kept test features) and written."""
+    ``evaluate()`` (the run's test again, ``sagkit.runs.evaluate.evaluate_run``, from its kept features) and
+    written."""
     if (Path(run_dir) / PER_QUERY_FILE).is_file():
         return read_per_query(run_dir)
     queries = retrieval_queries(evaluate())
     queries.run_key, queries.run_name = _folder_identity(Path(run_dir))
     write_per_query(run_dir, queries)
     return queries
-
-
-
-def evaluate_run(run_dir: str | Path, device: str = "cpu") -> Retrieval:
-    """The final test of a finished run again, as the trainer ran it (its dataset, protocol, re-ranking
-    setting, multi-query), from the features kept in the run folder (the model is loaded only if they are not)."""
-    config = read_config(run_dir)
-    dataset = load_dataset(config.dataset, config.data_root, **config.dataset_options)
-    target = resolve_device(device, quiet=True)
-    return retrieve_dataset(lambda: load_model_from_run(run_dir, device=target), dataset, config, device=target,
-                            cache=FeatureCache(Path(run_dir) / CHECKPOINT_BEST), multi_query=True)

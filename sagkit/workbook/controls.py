@@ -9,7 +9,7 @@ import pandas as pd
 
 from sagkit.config import ExperimentConfig
 from sagkit.report.controls import CONTROLS, SHALLOW_CONTROLS, Control, control_by_label, controls_frame, controls_title
-from sagkit.engine import train
+from sagkit.runs import train
 from sagkit.engine.builders import model_cost
 from sagkit.runs.grids import ensure_grid_stats
 from sagkit.report.results_folder import read_runs
@@ -48,10 +48,10 @@ def _workbook_runs(wb) -> list:
 def controls_table(wb, controls: Sequence[Control] = CONTROLS) -> tuple[pd.DataFrame, str]:
     """(the controls frame of :func:`sagkit.report.controls.controls_frame` for the workbook's seeds, its title); grid
     statistics are computed once per SAG run and kept in its folder."""
-    runs = [(r, q) for r, q in _workbook_runs(wb) if int(r["config"].get("seed", 0)) in wb.seeds]
+    runs = [(r, q) for r, q in _workbook_runs(wb) if r.seed in wb.seeds]
     device = str(wb.device())
     frame = controls_frame(runs, wb.params.profile, controls, wb.params.overrides, cost=model_cost,
-                           grid_stats=lambda results: ensure_grid_stats(wb.params.runs_dir / results["name"], device))
+                           grid_stats=lambda results: ensure_grid_stats(wb.params.runs_dir / results.name, device))
     title = controls_title(wb.params.dataset, wb.params.profile, ",".join(map(str, wb.seeds)))
     return frame, title
 

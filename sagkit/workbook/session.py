@@ -5,7 +5,7 @@ the explorer). :func:`open_workbook` checks the notebook's parameters first."""
 from __future__ import annotations
 
 import random
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -17,14 +17,14 @@ from sagkit.choices import VALID_DEPTHS
 from sagkit.config import ExperimentConfig
 from sagkit.data import load_dataset
 from sagkit.data.synthetic import read_synthetic_metadata
-from sagkit.engine import resolve_device, train
+from sagkit.engine.device import run_device
+from sagkit.engine.retrieval import Retrieval
+from sagkit.runs import train
 from sagkit.runs.config import run_config
-from sagkit.runs.folder import find_runs
-from sagkit.engine.device import retain_freed_memory
-from sagkit.engine.feature_cache import FeatureCache
+from sagkit.runs.evaluate import evaluate_run
+from sagkit.runs.folder import METRICS_FILE, find_runs, is_complete, load_model_from_run, read_metrics, read_results
 from sagkit.runs.per_query import RunQueries, ensure_per_query
-from sagkit.engine.retrieval import Retrieval, retrieve_dataset
-from sagkit.runs.folder import CHECKPOINT_BEST, METRICS_FILE, is_complete, load_model_from_run, read_metrics, read_results
+from sagkit.runs.record import RunResults
 from sagkit.runs.lock import check_not_training
 from sagkit.evaluation.bootstrap import run_intervals
 from sagkit.viz import is_headless, save_figure
@@ -82,9 +82,9 @@ class Workbook:
     def run_dir(self, depths: Iterable[int] = (), seed: int | None = None) -> Path:
         return Path(self.config(depths, seed).run_dir())
 
-    def train(self, depths: Iterable[int] = (), retrain: bool | None = None, seed: int | None = None) -> dict:
+    def train(self, depths: Iterable[int] = (), retrain: bool | None = None, seed: int | None = None) -> RunResults:
         """Train configuration ``depths`` (``()`` = baseline) with ``seed`` or reuse its finished run; its
-        results dict."""
+        results record."""
         retrain = self.params.retrain if retrain is None else retrain
         # progress bars in a live notebook; none in executed (papermill) notebooks, which keep every line
         config = self.config(tuple(depths), seed)
@@ -92,20 +92,21 @@ class Workbook:
         self._retrievals.pop((tuple(depths), config.seed), None)
         return results
 
-    def train_seeds(self, depths: Iterable[int] = (), retrain: bool | None = None) -> list[dict]:
-        """:meth:`train` once per seed of :attr:`seeds`; the results dicts in that order."""
+    def train_seeds(self, depths: Iterable[int] = (), retrain: bool | None = None) -> list[RunResults]:
+        """:meth:`train` once per seed of :attr:`seeds`; the results records in that order."""
         return [self.train(depths, retrain, seed) for seed in self.seeds]
 
     def is_finished(self, depths: Iterable[int] = (), seed: int | None = None) -> bool:
         return is_complete(self.run_dir(depths, seed))
 
-    def results(self, depths: Iterable[int] = (), seed: int | None = None) -> dict:
-        """results.json of a finished configuration (FileNotFoundError naming the run otherwise; RunLocked
-        while another process trains it)."""
+    def results(self, depths: Iterable[int] = (), seed: int | None = None) -> RunResults:
+        """The results record of a finished configuration (FileNotFoundError naming the run otherwise;
+        RunLocked while another process trains it)."""
         run_dir = self.run_dir(depths, seed)
         results = read_results(run_dir)
-        check_not_training(run_dir, bool(results and results.get("complete")))
-        if not results or not results.get("complete"):
+        complete = results is not None and results.complete
+        check_not_training(run_dir, complete)
+        if not complete:
             raise FileNotFoundError(
                 f"no finished run in {run_dir}: train it first (wb.train({tuple(depths)}) or notebook 03)"
             )
@@ -118,14 +119,14 @@ class Workbook:
             raise FileNotFoundError(f"{run_dir / METRICS_FILE} does not exist: has the run started?")
         return pd.DataFrame(read_metrics(run_dir))
 
-    def finished_runs(self, seeds: Iterable[int] | None = None) -> list[dict]:
-        """results.json of every finished run in runs_dir made with this dataset and profile (any depths) and
+    def finished_runs(self, seeds: Iterable[int] | None = None) -> list[RunResults]:
+        """The results records of every finished run in runs_dir made with this dataset and profile (any depths) and
         one of ``seeds`` (default :attr:`seeds`), oldest first."""
         seeds = set(self.seeds if seeds is None else seeds)
         found = []
         for results in find_runs(self.params.runs_dir):
             try:
-                config = ExperimentConfig.from_run(dict(results["config"]))
+                config = ExperimentConfig.from_run(dict(results.config))
                 if config.seed not in seeds:
                     continue
                 wanted = self.config(config.depths, config.seed)
@@ -134,20 +135,20 @@ class Workbook:
             # Exactly the run this workbook would train for these depths (a run predating a new field is not).
             if config.result_fields() == wanted.result_fields():
                 found.append(results)
-        return sorted(found, key=lambda r: str(r.get("finished_at", "")))
+        return sorted(found, key=lambda r: r.finished_at)
 
-    def summary(self, results: Mapping) -> pd.Series:
-        """The headline numbers of one run's results.json as a pandas Series."""
-        keys = ("name", "dataset", "backbone", "depths", "rank1", "rank5", "rank10", "mAP", "rerank_rank1",
-                "rerank_mAP", "best_epoch", "epochs", "device", "finished_at")
-        row = {k: results[k] for k in keys if k in results}
-        row["seed"] = (results.get("config") or {}).get("seed", 0)
-        if "timings" in results:
-            row["train_time_s"] = results["timings"].get("total_s")
+    def summary(self, results: RunResults) -> pd.Series:
+        """The headline numbers of one run's results record as a pandas Series."""
+        row = {"name": results.name, "dataset": results.dataset, "backbone": results.backbone,
+               "depths": list(results.depths)}
+        row.update({k: results.metrics[k] for k in ("rank1", "rank5", "rank10", "mAP", "rerank_rank1", "rerank_mAP")
+                    if k in results.metrics})
+        row.update(best_epoch=results.best_epoch, epochs=results.epochs, device=results.device,
+                   finished_at=results.finished_at, seed=results.seed, train_time_s=results.timings.get("total_s"))
         return pd.Series(row, dtype=object)
 
-    def summaries(self, runs: Iterable[Mapping]) -> pd.DataFrame:
-        """:meth:`summary` of several results dicts (e.g. one per seed), one row each."""
+    def summaries(self, runs: Iterable[RunResults]) -> pd.DataFrame:
+        """:meth:`summary` of several results records (e.g. one per seed), one row each."""
         return pd.DataFrame([self.summary(r) for r in runs])
 
     # ------------------------------------------------------------------ tables
@@ -161,14 +162,13 @@ class Workbook:
     def intervals(self, depths: Iterable[int] = (), seed: int | None = None) -> dict:
         """The run's bootstrap intervals as results.json names them (computed from per-query results for a run
         that predates them)."""
-        return self.results(depths, seed).get("intervals") or run_intervals(self.per_query(depths, seed).scores)
+        return self.results(depths, seed).intervals or run_intervals(self.per_query(depths, seed).scores)
 
     def table1(self, paper_dataset: str | None = None) -> pd.DataFrame:
         """Table 1 from every finished configuration in runs_dir trained with one of :attr:`seeds`, paper
         order, beside the paper's numbers: means over seeds, their spread and interval, and the paired
         comparison with the baseline (``sagkit.report.seed_stats``)."""
-        runs = [(results, self.per_query(tuple(results.get("depths") or ()), int(results["config"].get("seed", 0))))
-                for results in self.finished_runs()]
+        runs = [(results, self.per_query(results.depths, results.seed)) for results in self.finished_runs()]
         return measured.table1(runs, self.params.dataset, paper_dataset=paper_dataset)
 
     def table2(self, dataset=None) -> pd.DataFrame:
@@ -218,21 +218,16 @@ class Workbook:
 
     # ------------------------------------------------------------------ models and retrieval
     def device(self) -> torch.device:
-        """The workbook's torch device; on the CPU, glibc malloc is set to retain freed memory as in training."""
-        device = resolve_device(self.params.device, quiet=True)
-        if device.type == "cpu" and self.config(()).retain_memory:
-            retain_freed_memory()
-        return device
+        """The workbook's torch device, with the memory settings of its configs (as in training)."""
+        return run_device(self.config(()), self.params.device, quiet=True)
 
     def load_model(self, depths: Iterable[int] = (), seed: int | None = None):
         """The trained model of a finished run (best checkpoint), eval mode, on the workbook's device."""
         depths = tuple(depths)
         config = self.config(depths, seed)
-        stamp = self.results(depths, seed).get("finished_at")
+        stamp = self.results(depths, seed).finished_at
         if self._model is None or self._model[:3] != (depths, config.seed, stamp):
             model = load_model_from_run(config.run_dir(), device=self.device())
-            if config.channels_last:
-                model = model.to(memory_format=torch.channels_last)
             self._model = (depths, config.seed, stamp, model)
         return self._model[3]
 
@@ -242,12 +237,11 @@ class Workbook:
         depths = tuple(depths)
         config = self.config(depths, seed)
         key = (depths, config.seed)
-        stamp = str(self.results(depths, seed).get("finished_at"))
+        stamp = self.results(depths, seed).finished_at
         if key in self._retrievals and self._retrievals[key][0] == stamp:
             return self._retrievals[key][1]
-        cache = FeatureCache(config.run_dir() / CHECKPOINT_BEST)
-        result = retrieve_dataset(lambda: self.load_model(depths, seed), self.load_dataset(), config,
-                                  device=self.device(), cache=cache, multi_query=True)
+        result, _ = evaluate_run(config.run_dir(), device=self.device(), data_root=config.data_root or "",
+                                 options=config.dataset_options, model=lambda: self.load_model(depths, seed))
         self._retrievals[key] = (stamp, result)
         return result
 

@@ -22,7 +22,7 @@ from torch.nn.parallel import DistributedDataParallel
 from sagkit.atomic import atomic_write_text
 
 from sagkit.engine.builders import build_model, per_rank_batch_size
-from sagkit.engine.device import make_grad_scaler, resolve_device, resolve_precision, seed_everything
+from sagkit.engine.device import make_grad_scaler, place_model, resolve_device, resolve_precision, seed_everything
 from sagkit.engine.distributed import (DistInfo, broadcast_buffers, cleanup_distributed, env_dist_info, gather_in_order,
                            init_distributed, shard_range)
 from sagkit.engine.optim import build_criterion, build_optimizer
@@ -55,9 +55,7 @@ def _rank_step(args: argparse.Namespace) -> dict:
     try:
         config = check_config(plan)
         seed_everything(config.seed)
-        model = build_model(config, DDP_CLASSES, pretrained=False).to(device)
-        if config.channels_last:
-            model = model.to(memory_format=torch.channels_last)
+        model = place_model(build_model(config, DDP_CLASSES, pretrained=False), config, device)
         ddp = DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None)
         precision = resolve_precision(config.amp, device)
         optimizer, criterion = build_optimizer(model, config), build_criterion(config)

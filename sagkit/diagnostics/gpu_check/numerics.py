@@ -17,7 +17,7 @@ from sagkit.evaluation.protocol import MARKET
 from sagkit.evaluation.rerank.k_reciprocal import TOLERANCE
 
 from sagkit.engine.builders import build_model
-from sagkit.engine.device import configure_determinism, resolve_precision, seed_everything
+from sagkit.engine.device import configure_determinism, place_model, resolve_precision, seed_everything
 from sagkit.engine.optim import build_criterion, build_optimizer
 from sagkit.engine.trainer import train_one_epoch
 from sagkit.diagnostics.gpu_check.data import CheckData, CycledBatches, check_config
@@ -152,9 +152,7 @@ def _feature_case(plan: CheckPlan, data: CheckData, device: torch.device, depths
     config = check_config(plan, depths=depths, amp="off")
     configure_determinism(config.deterministic)
     seed_everything(config.seed)
-    model = build_model(config, data.num_classes, pretrained=False).to(device)
-    if config.channels_last:
-        model = model.to(memory_format=torch.channels_last)
+    model = place_model(build_model(config, data.num_classes, pretrained=False), config, device)
     if plan.feature_warmup_steps:
         train_one_epoch(model, build_criterion(config), build_optimizer(model, config),
                         CycledBatches(data.batches, 0, plan.feature_warmup_steps), device, 1,

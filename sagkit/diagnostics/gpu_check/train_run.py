@@ -20,7 +20,7 @@ import torch
 from sagkit.config import ExperimentConfig
 
 from sagkit.runs import folder as rd
-from sagkit.engine.trainer import FAULT_ENV
+from sagkit.engine.fault import FAULT_ENV
 from sagkit.diagnostics.gpu_check.data import check_config
 from sagkit.diagnostics.gpu_check.ddp import _run_group
 from sagkit.diagnostics.gpu_check.plan import CheckPlan
@@ -75,19 +75,19 @@ def train_run_section(plan: CheckPlan, device_type: str, data_root: str | Path) 
         launches["resumed"] = _launch(cmd, env, plan.run_timeout_s)
         if "resuming" not in launches["resumed"]["_stderr"]:
             problems.append("the second launch did not resume from checkpoint_last.pt")
-        results = rd.read_results(run) or {}
-        if launches["resumed"]["returncode"] != 0 or not results.get("complete"):
+        results = rd.read_results(run)
+        if launches["resumed"]["returncode"] != 0 or results is None or not results.complete:
             problems.append(f"the resumed launch exited with {launches['resumed']['returncode']} and no finished "
                             "results.json")
-        if results and results.get("world_size") != procs:
-            problems.append(f"results.json records world_size={results.get('world_size')}, {procs} processes ran")
+        if results is not None and results.world_size != procs:
+            problems.append(f"results.json records world_size={results.world_size}, {procs} processes ran")
         epochs = [int(r["epoch"]) for r in rd.read_metrics(run)] if (run / rd.METRICS_FILE).is_file() else []
         if epochs != [1, 2]:
             problems.append(f"metrics.csv has epochs {epochs}, expected [1, 2]")
         launches["reused"] = _launch(cmd, env, plan.run_timeout_s)
         if launches["reused"]["returncode"] != 0 or "reusing the finished run" not in launches["reused"]["_stderr"]:
             problems.append("the third launch did not reuse the finished run")
-        if results and rd.read_results(run).get("finished_at") != results.get("finished_at"):
+        if results is not None and rd.read_results(run).finished_at != results.finished_at:
             problems.append("the third launch rewrote results.json")
     for entry in launches.values():
         del entry["_stderr"]
@@ -96,5 +96,7 @@ def train_run_section(plan: CheckPlan, device_type: str, data_root: str | Path) 
                         "resuming, results.json complete with the world size, metrics for epochs 1-2), then "
                         "reused (log says reusing, results.json unchanged)",
             "ok": not problems, "problems": problems, "processes": procs, "config": config.to_dict(),
-            "results": {k: results.get(k) for k in ("rank1", "mAP", "world_size", "precision", "device")},
+            "results": {} if results is None else {"rank1": results.metrics["rank1"], "mAP": results.metrics["mAP"],
+                                                   "world_size": results.world_size, "precision": results.precision,
+                                                   "device": results.device},
             "launches": launches}

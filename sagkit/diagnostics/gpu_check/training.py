@@ -12,7 +12,7 @@ from typing import Callable
 import torch
 
 from sagkit.engine.builders import build_model
-from sagkit.engine.device import configure_determinism, make_grad_scaler, resolve_precision, seed_everything
+from sagkit.engine.device import configure_determinism, make_grad_scaler, place_model, resolve_precision, seed_everything
 from sagkit.engine.optim import build_criterion, build_optimizer
 from sagkit.engine.trainer import train_one_epoch
 from sagkit.diagnostics.gpu_check.data import CheckData, CycledBatches, check_config
@@ -59,9 +59,7 @@ def run_case(plan: CheckPlan, data: CheckData, device: torch.device, depths: tup
         torch.cuda.reset_peak_memory_stats(device)
     configure_determinism(config.deterministic)
     seed_everything(config.seed)
-    model = build_model(config, data.num_classes, pretrained=False).to(device)
-    if config.channels_last:
-        model = model.to(memory_format=torch.channels_last)
+    model = place_model(build_model(config, data.num_classes, pretrained=False), config, device)
     optimizer, criterion, scaler = build_optimizer(model, config), build_criterion(config), make_grad_scaler(precision)
     train_model = torch.compile(model) if config.compile else model
     losses, walls, images = [], [], []
