@@ -6,7 +6,7 @@ from pathlib import Path
 PACKAGE = Path(__file__).resolve().parents[1] / "sagkit"
 MAX_LINES = 300
 # Longer modules, each saying why in its docstring.
-LONG_MODULES = {"sagkit/evaluation/metrics.py", "sagkit/evaluation/rerank/k_reciprocal.py"}
+LONG_MODULES = {"sagkit/evaluation/metrics.py"}
 
 
 def _module_name(path: Path) -> str:
@@ -93,7 +93,7 @@ def test_modules_stay_small_or_say_why():
         if rel in LONG_MODULES:
             assert "longer than" in (ast.get_docstring(ast.parse(path.read_text())) or ""), rel
         else:
-            assert lines <= MAX_LINES + 20, f"{rel} has {lines} lines"
+            assert lines <= MAX_LINES, f"{rel} has {lines} lines"
 
 
 # Which package may import which (docs/layout.md says the same): a package imports only packages of earlier

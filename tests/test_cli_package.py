@@ -3,6 +3,7 @@ nothing else, the library's errors are one line; and ``run_config``, the one rul
 dataset, depths and seed mean, gives the configs of the three rules it replaced (CLI, workbook, results folder)."""
 
 import argparse
+import dataclasses
 import json
 import os
 import subprocess
@@ -18,6 +19,9 @@ from sagkit.engine.device import DeviceUnavailableError
 from sagkit.report.results_folder import profile_runs
 from sagkit.report.controls import CONTROLS, SHALLOW_CONTROLS
 from sagkit.runs.config import run_config
+from sagkit.runs.record import RunResults, read_results
+
+from record_fixtures import results_entries
 
 ROOT = Path(__file__).resolve().parents[1]
 ENV = {**os.environ, "PYTHONPATH": str(ROOT)}
@@ -178,7 +182,7 @@ def test_results_folder_finds_what_train_trains_with_a_dict_field(capsys):
     argv = ["train", "--profile", "tiny", "--depths", "4", "--set", "dataset_options.num_test_ids=9", "--print-config"]
     assert main(argv) == 0
     trained = ExperimentConfig.from_json(capsys.readouterr().out)
-    kept = [({"config": trained.to_dict(), "finished_at": "1"}, None)]
+    kept = [(RunResults.from_json(results_entries(config=trained.to_dict(), finished_at="1")), None)]
     assert profile_runs(kept, "tiny", {"dataset_options": {"num_test_ids": 9}}) == kept
     assert profile_runs(kept, "tiny") == []
 
@@ -186,17 +190,17 @@ def test_results_folder_finds_what_train_trains_with_a_dict_field(capsys):
 def test_every_kept_run_is_found_as_before():
     """For each profile and --set of the Makefile's figures lines (and the controls'), the runs kept in results/
     that the results folder selects are those the old rule selected."""
-    kept = [({"config": json.loads(path.read_text())["config"], "finished_at": str(path)}, None)
+    kept = [(dataclasses.replace(read_results(path.parent), finished_at=str(path)), None)
             for path in sorted((ROOT / "results").glob("*/*/results.json"))]
     assert kept
     def old_rule_selects(results, overrides):
-        config = ExperimentConfig.from_run(dict(results["config"]))
+        config = ExperimentConfig.from_run(dict(results.config))
         wanted = old_results_config("cpu", config.dataset, config.depths, config.seed, overrides)
         return wanted.result_fields() == config.result_fields()
 
     found = set()
     for overrides in OVERRIDES:
-        chosen = [results["finished_at"] for results, _ in profile_runs(kept, "cpu", overrides)]
-        assert chosen == sorted(results["finished_at"] for results, _ in kept if old_rule_selects(results, overrides))
+        chosen = [results.finished_at for results, _ in profile_runs(kept, "cpu", overrides)]
+        assert chosen == sorted(results.finished_at for results, _ in kept if old_rule_selects(results, overrides))
         found.update(chosen)
     assert len(found) > len(kept) / 2

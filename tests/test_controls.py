@@ -4,7 +4,6 @@ controls table and Figure 4's colour scale."""
 import math
 
 import numpy as np
-import pandas as pd
 import pytest
 import torch
 from torch import nn

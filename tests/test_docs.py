@@ -74,7 +74,6 @@ def problems(text: str, page: Path | None = None) -> list[str]:
         if not path or re.match(r"[a-z]+:", path):
             continue
         file = ((page.parent if page else ROOT) / path).resolve()
-        relative = file.relative_to(ROOT).as_posix() if file.is_relative_to(ROOT) else str(file)
         if not file.exists():
             found.append(f"link to {path}")
     return found

@@ -12,9 +12,8 @@ import numpy as np
 import pytest
 import torch
 
-from sagkit.cli import main
+from sagkit.cli import bench as bench_handler, main
 from sagkit.config import TINY_SYNTHETIC
-from sagkit.diagnostics import gpu_check
 from sagkit.diagnostics.gpu_check import CheckPlan, full_plan, quick_plan, run_gpu_check
 from sagkit.diagnostics.gpu_check import runner
 from sagkit.diagnostics.gpu_check.data import check_config, load_check_data, make_check_data
@@ -270,8 +269,8 @@ def test_bench_gpu_without_cuda_exits_2_with_one_line():
 @pytest.mark.parametrize("ok, status", [(True, 0), (False, 1)])
 def test_bench_gpu_prints_the_report_and_exits_by_it(monkeypatch, capsys, ok, status):
     plans = []
-    monkeypatch.setattr(gpu_check, "require_cuda", lambda: None)
-    monkeypatch.setattr(gpu_check, "run_gpu_check", lambda plan: plans.append(plan) or {"ok": ok, "sections": {}})
+    monkeypatch.setattr(bench_handler, "require_cuda", lambda: None)
+    monkeypatch.setattr(bench_handler, "run_gpu_check", lambda plan: plans.append(plan) or {"ok": ok, "sections": {}})
     assert main(["bench", "gpu", "--quick"]) == status
     assert json.loads(capsys.readouterr().out) == {"ok": ok, "sections": {}}
     assert plans == [quick_plan()]

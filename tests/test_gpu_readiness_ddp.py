@@ -93,7 +93,8 @@ import datetime, json, os, sys, time, types, torch
 import torch.distributed as dist
 from sagkit.config import get_profile
 from sagkit.data import ImageRecord, build_transforms
-from sagkit.engine import retrieval, trainer
+from sagkit.engine import retrieval
+from sagkit.engine.session import Session
 from sagkit.engine.distributed import cleanup_distributed, init_distributed
 from sagkit.evaluation.protocol import MARKET
 
@@ -150,7 +151,7 @@ session = types.SimpleNamespace(model=model, info=info, device=torch.device("cpu
                                 data=types.SimpleNamespace(val_query=query, val_gallery=gallery, test_transform=tf,
                                                            dataset=types.SimpleNamespace(protocol=MARKET)))
 t0 = time.perf_counter()
-seen["validation"] = trainer._Session.validate(session)
+seen["validation"] = Session.validate(session)
 seen["validation_s"] = time.perf_counter() - t0
 seen["validation_scores"] = len(seen["score_threads"])
 settings = retrieval.EvalSettings(batch_size=2, rerank=True, rerank_k1=3, rerank_k2=2, multi_query=True)

@@ -25,9 +25,6 @@ g x g matrix: on the CPU it computes each pair once, over the upper block triang
 Tolerance: against the usual float32 implementation the result agrees to about 1e-7 (float32
 rounding of sums taken in another order; neighbour sets are identical unless distances tie); the
 tests and the GPU check assert ``TOLERANCE`` = 1e-5. The original 2017 script kept V in float16: against that, differences up to ~1e-3.
-
-This module is longer than ~300 lines: the five steps above share their sparse structures and chunking,
-and are easiest to check against the reference read top to bottom in one file.
 """
 
 from __future__ import annotations
