@@ -67,8 +67,10 @@ def test_the_workbook_runs_notebook_07_on_a_folder_copy_of_the_test_split(tmp_pa
     done = nbformat.read(executed, as_version=4)
     text = "\n".join(o.get("text", "") for c in done.cells if c.cell_type == "code" for o in c.outputs)
     folder = tmp_path / "runs" / "your_images" / "synthetic"
-    assert f"{len(list(folder.rglob('*.jpg')))} images, 512-d" in text
+    assert f"{len(list((folder / 'gallery').rglob('*.jpg')))} images, 512-d" in text  # the gallery split alone
     assert all(f"query {q}\n" in text for q in copy_queries(folder))
+    ranked = [line.split()[-1] for line in text.splitlines() if line[:5].strip().isdigit()]
+    assert ranked and all(f"{folder}/gallery/" in path for path in ranked)  # no query ranks itself first
     assert "GPU-sized" not in text  # device "auto" on a CPU says nothing for a model made for the CPU
     (line,) = [line for line in text.splitlines() if line.startswith("{'rank1'")]
     scores = ast.literal_eval(line)

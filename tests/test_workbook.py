@@ -150,7 +150,8 @@ def test_run_workbook_runs_the_plan_in_order_with_progress_lines(tmp_path, monke
     book = workbook.open_workbook(profile="tiny", data_root="data", runs_dir="r")
     folder = tmp_path / "r" / "your_images" / "synthetic"
     assert params[7] == {"run": str(book.run_dir((4,), 0)), "folder": str(folder), "device": "auto",
-                         "query": params[7]["query"], "figures_dir": str(tmp_path / "f")}
+                         "query": params[7]["query"], "gallery_folder": str(folder / "gallery"),
+                         "figures_dir": str(tmp_path / "f")}
     assert len(params[7]["query"]) == 2 and all(folder / "query" in Path(q).parents for q in params[7]["query"])
     assert all(c[3] == "python3" and c[4] == "1" for c in calls)
     lines = [r.getMessage() for r in caplog.records]

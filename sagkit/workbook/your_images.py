@@ -1,6 +1,7 @@
 """Notebook 07 under the workbook: it searches a folder copy of the dataset's test split
 (``<runs_dir>/your_images/<dataset>/``, links to the images) with the D4 run that notebook 04 trains and 05
-draws, for a couple of the copy's query images, and writes its ranked lists into the figures folder."""
+draws, for a couple of the copy's query images against its gallery split, and writes its ranked lists into the
+figures folder."""
 
 from __future__ import annotations
 
@@ -32,5 +33,7 @@ def your_images_folder(params: WorkbookParameters) -> Path:
 def your_images_parameters(params: WorkbookParameters) -> dict:
     """Notebook 07's papermill parameters; builds the folder copy first (reused when already complete)."""
     folder = write_folder_copy(Workbook(params).load_dataset(), your_images_folder(params))
+    gallery = folder / "gallery"  # ranked without the query split, so a query is not its own first match
     return {"run": str(search_run_dir(params)), "folder": str(folder), "query": copy_queries(folder, QUERY_IMAGES),
-            "device": params.device, "figures_dir": str(params.figures_dir)}
+            "gallery_folder": str(gallery) if gallery.is_dir() else None, "device": params.device,
+            "figures_dir": str(params.figures_dir)}
