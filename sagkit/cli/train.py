@@ -1,4 +1,4 @@
-"""``sagkit train``: the config that the flags describe (:func:`config_from_args`), then ``sagkit.engine.train``."""
+"""``sagkit train``: the config that the flags describe (:func:`config_from_args`), then ``sagkit.runs.train``."""
 
 from __future__ import annotations
 
