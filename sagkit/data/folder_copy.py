@@ -23,7 +23,7 @@ from pathlib import Path
 
 from sagkit.atomic import make_folder, publish_dir
 
-from sagkit.data.folder import MANIFEST_NAME
+from sagkit.data.folder import MANIFEST_COLUMNS, MANIFEST_NAME
 from sagkit.data.records import JUNK_PID, ImageRecord, ReIDDataset
 
 __all__ = ["COPY_RECORD", "copy_queries", "write_folder_copy"]
@@ -60,7 +60,7 @@ def _is_copy_of(dest: Path, fingerprint: str) -> bool:
 def _build(tmp: Path, dataset: ReIDDataset, rows: list[tuple[str, ImageRecord]], fingerprint: str) -> None:
     """Links and ``manifest.csv`` in ``tmp``; ``copy.json`` last."""
     with_split = rows[0][0] != TEST_DIR
-    lines = [["path", "identity", "camera"] + (["split"] if with_split else [])]
+    lines = [list(MANIFEST_COLUMNS if with_split else MANIFEST_COLUMNS[:3])]  # path, identity, camera[, split]
     taken: set[str] = set()
     for i, (split, r) in enumerate(rows):
         rel = f"{split}/{r.pid}/{Path(r.path).name}"

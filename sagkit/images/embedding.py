@@ -26,6 +26,7 @@ from sagkit.data import ImageRecord
 from sagkit.data.records import IMAGE_EXTENSIONS
 from sagkit.engine.device import place_model, resolve_device, run_device
 from sagkit.engine.retrieval import EvalSettings, eval_transform, extract_split_features
+from sagkit.evaluation.threads import torch_threads
 from sagkit.runs.folder import run_model
 
 __all__ = ["Embeddings", "collect_images", "embed", "load_source"]
@@ -192,16 +193,12 @@ def embed(source, images: ImagesArg, *, which: str = "best", flip: bool | None =
     dev = resolve_device(device, quiet=True)  # load_source gave the notice, once
     step = settings.batch_size * CHUNK_BATCHES
     parts = []
-    previous = torch.get_num_threads()
-    torch.set_num_threads(threads or description.get("threads") or previous)
     start = time.perf_counter()
-    try:
+    with torch_threads(threads or description.get("threads") or torch.get_num_threads()):
         with tqdm(total=len(records), unit="img", disable=not progress, dynamic_ncols=True, desc="embed") as bar:
             for a in range(0, len(records), step):
                 chunk = records[a:a + step]
                 parts.append(extract_split_features(model, chunk, transform, device=dev, settings=settings))
                 bar.update(len(chunk))
-    finally:
-        torch.set_num_threads(previous)
     rate = len(records) / max(time.perf_counter() - start, 1e-9)
     return Embeddings(paths, torch.cat(parts).numpy(), description["model"], description, rate)

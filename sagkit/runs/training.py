@@ -20,6 +20,7 @@ import torch
 from sagkit.atomic import check_folder, remove_stale_temporaries
 from sagkit.config import ExperimentConfig, sized_for_gpu
 from sagkit.evaluation.bootstrap import interval_method, run_intervals
+from sagkit.evaluation.threads import torch_threads
 
 from sagkit.engine.checkpoint import MODEL_ENTRIES, load_checkpoint
 from sagkit.engine.device import run_device
@@ -76,19 +77,17 @@ def train(
             return finished
         device = run_device(config, local_rank=pre.local_rank, world_size=pre.world_size,
                             quiet=not (pre.is_main and sized_for_gpu(config)))
-        threads = torch.get_num_threads()
-        if config.num_threads:
-            torch.set_num_threads(config.num_threads)
-        info = init_distributed(device)
-        try:
-            barrier(info)  # under DDP the other ranks go on once rank 0 holds the lock
-            finished = _finished_run(config, retrain, info, any_world_size) if info.is_distributed else None
-            if finished is not None:
-                return finished
-            return _train(config, device, info, resume=resume and not retrain, retrain=retrain, progress=progress)
-        finally:
-            cleanup_distributed(info)
-            torch.set_num_threads(threads)
+        with torch_threads(config.num_threads or torch.get_num_threads()):
+            info = init_distributed(device)
+            try:
+                barrier(info)  # under DDP the other ranks go on once rank 0 holds the lock
+                finished = _finished_run(config, retrain, info, any_world_size) if info.is_distributed else None
+                if finished is not None:
+                    return finished
+                return _train(config, device, info, resume=resume and not retrain, retrain=retrain,
+                              progress=progress)
+            finally:
+                cleanup_distributed(info)
 
 
 def _finished_run(config: ExperimentConfig, retrain: bool, info: DistInfo,

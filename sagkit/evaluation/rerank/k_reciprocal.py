@@ -35,7 +35,7 @@ import torch
 from sagkit.evaluation.distance import as_tensor, check_metric, distance_block, paired_distance, prepare_right
 from sagkit.evaluation.rerank.sparse import build_v, jaccard_into, query_expand
 from sagkit.evaluation.rerank.symmetric_pass import nearest_ordered, upper_pass
-from sagkit.evaluation.threads import workers_for
+from sagkit.evaluation.threads import torch_threads, workers_for
 
 TOLERANCE = 1e-5  # max abs difference against the usual float32 implementation, or between devices
 
@@ -199,17 +199,13 @@ def _k_reciprocal(src, k1: int, k2: int, lambda_value: float, chunk: int | None)
     k_need = min(max(k1 + 1, k2), n)
     nn, nn_div, colmax, out = src.scan(k_need, chunk)
     workers = workers_for(src.device)
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)  # many small operations: parts side by side, rather than each one shared out
-    try:
+    with torch_threads(1):  # many small operations: parts side by side, rather than each one shared out
         ptr, col, val = build_v(src, nn, nn_div, colmax, k1, sparse_chunk, workers)
         del nn_div
         if k2 != 1:
             ptr, col, val = query_expand(ptr, col, val, nn, k2, sparse_chunk, workers)
         del nn
         jaccard_into(out, colmax, ptr, col, val, float(lambda_value), sparse_chunk, workers)
-    finally:
-        torch.set_num_threads(threads)
     return out.cpu().numpy()
 
 
